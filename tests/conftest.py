@@ -1,0 +1,42 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SCUT5500_LABELS = FIXTURES / "scut-fbp5500-labels" / "train_test_files"
+SCUT_FBP_WORKBOOK = FIXTURES / "scut-fbp-labels" / "SCUT-FBP.xlsx"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """Tests never write into the user's cache."""
+    os.environ["FBP_CACHE_DIR"] = str(tmp_path_factory.mktemp("fbp-cache"))
+
+
+def write_stand_in_images(folder: Path, names, side: int = 8) -> None:
+    """Tiny real JPEGs, each a flat colour derived from its index, for loader and cache tests."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.new("RGB", (side, side), (i % 256, (i // 256) % 256, 128)).save(folder / name, quality=95)
+
+
+@pytest.fixture(scope="session")
+def scut5500_root(tmp_path_factory) -> Path:
+    """The real SCUT-FBP5500 label files beside 5500 generated stand-in images (read-only use)."""
+    root = tmp_path_factory.mktemp("scut-fbp5500")
+    shutil.copytree(SCUT5500_LABELS, root / "train_test_files")
+    names = [line.split()[0] for line in (SCUT5500_LABELS / "All_labels.txt").read_text().splitlines() if line.strip()]
+    write_stand_in_images(root / "Images", names)
+    return root
+
+
+@pytest.fixture
+def scut5500_copy(scut5500_root, tmp_path) -> Path:
+    """A private copy that a test may damage (images are hard links: cheap)."""
+    root = tmp_path / "scut-fbp5500"
+    shutil.copytree(scut5500_root, root, copy_function=os.link)
+    return root
