@@ -8,3 +8,7 @@ CLI prints that line and exits with code 2; it never shows a traceback for these
 
 class InputError(ValueError):
     """Bad user input: the message is a single line meant for the user."""
+
+
+class TrainingError(RuntimeError):
+    """Training itself failed (a non-finite loss, say): the trial is recorded as failed."""

@@ -12,10 +12,11 @@ import sys
 from rich.console import Console
 
 from fbp.errors import InputError
-from search import data_commands
+from search import data_commands, train_command
 
 COMMANDS = {
     "data": data_commands.register,
+    "train": train_command.register,
 }
 
 

@@ -1,0 +1,282 @@
+"""`TrialConfig`: everything one trial needs, one schema, validated at load.
+
+Every field is reachable by a dotted path (`loss.alpha`, `train.schedule.name`), which is how
+studies search over it and how `--set path=value` overrides it. Defaults are the ComboLoss
+paper's: SEResNeXt50, SGD lr 0.01 momentum 0.9 weight decay 1e-3, batch 64, 200 epochs, LR / 10
+every 50 epochs, 224x224 crops, alpha=2, beta=1, gamma=1, discretization `paper`.
+Errors name the dotted path and the value: `loss.alpha: must be >= 0, got -1`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fbp.errors import InputError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    dataset: str = "scut-fbp5500"
+    """Registered dataset name (`fbp.data.DATASETS`)."""
+    root: str | None = None
+    """Dataset root in its published layout; `synthetic` needs none."""
+    protocol: str = "5fold"
+    """Named split protocol of the dataset (`5fold`, `60-40`, `5split`)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """The loader's own options, e.g. synthetic `{n: 2000, size: 96, seed: 0}`."""
+    folds: list[int] | None = None
+    """1-based folds to run; all of the protocol's when unset."""
+    image_size: int = Field(224, ge=16, le=1024)
+    """Side of the square crop the network sees, px."""
+    resize: int | None = Field(None, ge=16, le=2048)
+    """Side of the decoded, cached image the crop is taken from; default image_size * 8/7."""
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        from fbp.data import DATASETS
+
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; valid: {', '.join(DATASETS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _resize_holds_the_crop(self) -> "DataConfig":
+        if self.resize is not None and self.resize < self.image_size:
+            raise ValueError(f"resize ({self.resize}) must be >= image_size ({self.image_size})")
+        return self
+
+    @property
+    def cached_side(self) -> int:
+        return self.resize or round(self.image_size * 8 / 7)
+
+
+class ModelConfig(Section):
+    backbone: str = "seresnext50_32x4d"
+    """Any timm model name; used with num_classes=0 and global pooling."""
+    pretrained: bool | str = False
+    """false, true (timm's weights, already on disk) or a path to a state dict."""
+    drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout before the two heads."""
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, v: str) -> str:
+        import timm
+
+        if not timm.is_model(v):
+            close = timm.list_models(f"*{v.split('.')[0][:6]}*")[:8]
+            hint = f"; similar: {', '.join(close)}" if close else ""
+            raise ValueError(f"unknown timm backbone {v!r}{hint}")
+        return v
+
+
+class DiscretizationConfig(Section):
+    rule: str = "paper"
+    """paper | round_half_even | uniform | quantile | intervals (see fbp.discretize)."""
+    num_classes: int | None = Field(None, ge=2, le=100)
+    """K, for uniform and quantile; paper and round_half_even have 5."""
+    edges: list[float] | None = None
+    """Inner class edges, for intervals."""
+    values: Literal["mean", "centre"] = "mean"
+    """Class values of binned rules: mean training score in the bin, or its centre."""
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, v: str) -> str:
+        from fbp.discretize import RULES
+
+        if v not in RULES:
+            raise ValueError(f"unknown discretization rule {v!r}; valid: {', '.join(RULES)}")
+        return v
+
+
+class LossConfig(Section):
+    name: str = "combo"
+    """combo | l1 | mse | smooth_l1 | smooth_huber (see fbp.losses)."""
+    alpha: float = Field(2.0, ge=0)
+    """combo: weight of L1(regression, score)."""
+    beta: float = Field(1.0, ge=0)
+    """combo: weight of L1(expectation over classes, score)."""
+    gamma: float = Field(1.0, ge=0)
+    """combo: weight of the class-weighted cross-entropy."""
+    ce_input: Literal["logits", "probs"] = "logits"
+    """combo: `probs` feeds softmax outputs to the cross-entropy, as the published code does."""
+    smooth_l1_beta: float = Field(1.0, gt=0)
+    """smooth_l1: where the quadratic part ends."""
+    huber_delta: float = Field(0.8, gt=0)
+    """smooth_huber: log cosh below delta, |error| above."""
+    discretization: DiscretizationConfig = DiscretizationConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _known_loss(cls, v: str) -> str:
+        from fbp.losses import LOSSES
+
+        if v not in LOSSES:
+            raise ValueError(f"unknown loss {v!r}; valid: {', '.join(LOSSES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _some_term(self) -> "LossConfig":
+        if self.name == "combo" and self.alpha == self.beta == self.gamma == 0:
+            raise ValueError("combo needs at least one of alpha, beta, gamma > 0")
+        return self
+
+
+class ScheduleConfig(Section):
+    name: Literal["step", "cosine", "onecycle", "constant"] = "step"
+    step_size: int = Field(50, ge=1)
+    """step: epochs between LR drops."""
+    step_gamma: float = Field(0.1, gt=0, le=1)
+    """step: LR factor at each drop."""
+    warmup_epochs: float = Field(0.0, ge=0)
+    """cosine: linear warmup from 0, in epochs (fractions allowed)."""
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    """cosine: final LR as a fraction of train.lr."""
+    pct_start: float = Field(0.3, gt=0, lt=1)
+    """onecycle: share of the steps spent rising."""
+
+
+class AugmentConfig(Section):
+    rotation: float = Field(30.0, ge=0, le=180)
+    """Random rotation, +- degrees."""
+    hflip: bool = True
+    brightness: float = Field(0.2, ge=0, le=1)
+    contrast: float = Field(0.2, ge=0, le=1)
+    saturation: float = Field(0.2, ge=0, le=1)
+    scale: tuple[float, float] = (1.0, 1.0)
+    """Random zoom range of the crop (1.0 = the plain random crop)."""
+
+
+class TrainConfig(Section):
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.01, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-3, ge=0)
+    schedule: ScheduleConfig = ScheduleConfig()
+    augment: AugmentConfig = AugmentConfig()
+    seed: int = 0
+    device: str = "auto"
+    """auto (CUDA when present), cpu, cuda, cuda:N."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """auto: bf16 autocast on CUDA, fp32 on the CPU."""
+    channels_last: bool | None = None
+    """None: on CUDA only."""
+    compile: bool = False
+    """torch.compile the model once per trial."""
+    eval_every: int = Field(1, ge=1)
+    """Evaluate (curves, selection) every N epochs; the last epoch always."""
+
+
+class EvalConfig(Section):
+    select: Literal["last", "inner_val", "test_oracle"] = "last"
+    """last: weights after the last epoch. inner_val: the epoch with the best PC on a held-out
+    part of the training fold. test_oracle: the epoch with the best test PC (optimistic; what
+    the published code does; flagged wherever it is used)."""
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    """inner_val: share of the training fold held out, stratified by class."""
+    predict: Literal["reg", "exp", "fused"] = "reg"
+    """The prediction: regression head, expectation over classes, or a weighted mean."""
+    fused_weight: float = Field(0.5, ge=0, le=1)
+    """fused: weight of the regression head (1 - it for the expectation)."""
+    batch_size: int = Field(256, ge=1)
+
+
+class TrialConfig(Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _heads_need_classes(self) -> "TrialConfig":
+        if self.eval.predict != "reg" and self.loss.name != "combo":
+            raise ValueError(f"eval.predict={self.eval.predict!r} needs the classification head, which loss.name={self.loss.name!r} does not train")
+        return self
+
+
+# --- loading, overrides and error messages --------------------------------------------------
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """`loss.alpha: Input should be greater than or equal to 0, got -1` for each problem."""
+    lines = []
+    for e in error.errors():
+        path = ".".join(str(p) for p in e["loc"] if p != "__root__")
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown key"
+        where = prefix + path if path else prefix.rstrip(".") or "config"
+        value = f", got {e['input']!r}" if e["type"] not in ("missing",) and not isinstance(e["input"], dict) else ""
+        lines.append(f"{where}: {message}{value}")
+    return "; ".join(lines)
+
+
+def validate_config(raw: dict, source: str = "config") -> TrialConfig:
+    try:
+        return TrialConfig.model_validate(raw)
+    except ValidationError as e:
+        raise InputError(f"{source}: {format_validation_error(e)}") from None
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A YAML mapping, safely loaded; syntax errors give the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise InputError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a mapping of sections at the top, got {type(raw).__name__}")
+    return raw
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`--set loss.alpha=1.5 train.schedule.name=cosine`: values are parsed as YAML."""
+    out = _deep_copy(raw)
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        if not sep or not path:
+            raise InputError(f"--set {item!r}: expected path=value, e.g. loss.alpha=1.5")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise InputError(f"--set {item!r}: the value is not valid YAML") from None
+        set_path(out, path.strip(), value)
+    return out
+
+
+def set_path(raw: dict, dotted: str, value: Any) -> None:
+    node = raw
+    keys = dotted.split(".")
+    for i, key in enumerate(keys[:-1]):
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise InputError(f"{'.'.join(keys[: i + 1])} is a value, not a section; cannot set {dotted}")
+        node = child
+    node[keys[-1]] = value
+
+
+def _deep_copy(raw: dict) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in raw.items()}
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrialConfig:
+    return validate_config(apply_overrides(read_yaml(path), list(overrides)), source=str(path))

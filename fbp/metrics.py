@@ -1,0 +1,46 @@
+"""FBP metrics: MAE, RMSE and Pearson's correlation (PC), per fold and aggregated.
+
+The k-fold figure is the mean of the per-fold values (the literature's convention), shown with
+its sample std; pooled figures are `scores` over all out-of-fold predictions; `by_subset` over
+each subset (AF/AM/CF/CM on SCUT-FBP5500). A constant prediction has no correlation: PC is
+NaN, recorded, not an error.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def mae(y_true, y_pred) -> float:
+    return float(np.mean(np.abs(np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64))))
+
+
+def rmse(y_true, y_pred) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64)) ** 2)))
+
+
+def pearson(y_true, y_pred) -> float:
+    a = np.asarray(y_true, np.float64) - np.mean(y_true)
+    b = np.asarray(y_pred, np.float64) - np.mean(y_pred)
+    denominator = np.sqrt(np.sum(a * a) * np.sum(b * b))
+    return float(np.sum(a * b) / denominator) if denominator > 0 else float("nan")
+
+
+def scores(y_true, y_pred) -> dict[str, float]:
+    return {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "pc": pearson(y_true, y_pred)}
+
+
+def mean_std(per_fold: Sequence[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Mean and sample std over folds of each metric (std is NaN for one fold)."""
+    out = {}
+    for key in ("mae", "rmse", "pc"):
+        values = np.array([f[key] for f in per_fold], np.float64)
+        out[key] = (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"))
+    return out
+
+
+def by_subset(y_true, y_pred, subsets) -> dict[str, dict[str, float]]:
+    y_true, y_pred, subsets = np.asarray(y_true), np.asarray(y_pred), np.asarray(subsets)
+    return {s: scores(y_true[subsets == s], y_pred[subsets == s]) for s in sorted(set(subsets.tolist()))}

@@ -1,0 +1,92 @@
+"""The results directory: Parquet tables written as atomic part files, read back deduplicated.
+
+    results/<study>/
+      study.yaml              the resolved study and its spec_hash
+      folds.parquet/          one row per (trial_id, fold)
+      epochs.parquet/         one row per (trial_id, fold, epoch)
+      predictions.parquet/    one row per (trial_id, fold, image)
+
+Each write is one part file, written under a temporary name in the same folder and renamed
+into place, so a reader never sees half a file and a killed writer leaves at most a hidden
+temporary file. Part names are deterministic per (trial, fold): writing the same fold again
+replaces its part instead of adding a second copy; readers still dedupe on the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fbp.train import FoldResult
+
+TABLES = {
+    "folds": ["trial_id", "fold"],
+    "epochs": ["trial_id", "fold", "epoch"],
+    "predictions": ["trial_id", "fold", "image"],
+}
+
+
+def spec_hash(resolved: dict) -> str:
+    """A short hash of a resolved study or config (its canonical JSON)."""
+    import json
+
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_part(results: Path, table: str, part: str, frame: pd.DataFrame) -> Path:
+    folder = results / f"{table}.parquet"
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{part}.parquet"
+    tmp = folder / f".{part}.tmp-{os.getpid()}"
+    try:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def read_table(results: Path, table: str) -> pd.DataFrame:
+    """All parts of a table, the last written copy of each key kept."""
+    folder = results / f"{table}.parquet"
+    parts = sorted((p for p in folder.glob("*.parquet") if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
+    if not parts:
+        return pd.DataFrame(columns=TABLES[table])
+    frame = pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+    return frame.drop_duplicates(subset=TABLES[table], keep="last").reset_index(drop=True)
+
+
+def fold_frames(result: FoldResult, trial: dict) -> dict[str, pd.DataFrame]:
+    """The rows one finished fold adds to each table. `trial` holds study, spec_hash,
+    trial_id, seed, status, error and the `param.<path>` values."""
+    key = {"trial_id": trial["trial_id"], "fold": result.fold}
+    folds = pd.DataFrame([{
+        **{k: trial[k] for k in ("study", "spec_hash", "trial_id")},
+        "fold": result.fold,
+        "seed": trial["seed"],
+        "status": trial.get("status", "COMPLETE"),
+        "error": trial.get("error"),
+        "mae": result.mae, "rmse": result.rmse, "pc": result.pc,
+        "n_train": result.n_train, "n_test": result.n_test,
+        "epochs_run": result.epochs_run, "selected_epoch": result.selected_epoch, "select": result.select,
+        "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
+        "device": result.device,
+        **{k: v for k, v in trial.items() if k.startswith("param.")},
+    }])
+    epochs = pd.DataFrame([{**key, **row} for row in result.curves])
+    predictions = pd.DataFrame({**{k: [v] * result.n_test for k, v in key.items()}, **result.predictions})
+    return {"folds": folds, "epochs": epochs, "predictions": predictions}
+
+
+def write_fold(results: Path, result: FoldResult, trial: dict) -> None:
+    """Write one fold's rows; the folds row last, so a fold counts as done only when its
+    curves and predictions are already on disk."""
+    part = f"{trial['trial_id']}-fold{result.fold}"
+    frames = fold_frames(result, trial)
+    for table in ("epochs", "predictions", "folds"):
+        write_part(results, table, part, frames[table])

@@ -1,0 +1,69 @@
+import pytest
+
+from fbp.config import TrialConfig, apply_overrides, load_config, read_yaml, validate_config
+from fbp.errors import InputError
+
+
+def test_defaults_are_the_papers():
+    c = TrialConfig()
+    assert c.model.backbone == "seresnext50_32x4d"
+    assert (c.train.optimizer, c.train.lr, c.train.momentum, c.train.weight_decay) == ("sgd", 0.01, 0.9, 1e-3)
+    assert (c.train.batch_size, c.train.epochs) == (64, 200)
+    assert (c.train.schedule.name, c.train.schedule.step_size, c.train.schedule.step_gamma) == ("step", 50, 0.1)
+    assert c.data.image_size == 224
+    assert (c.loss.name, c.loss.alpha, c.loss.beta, c.loss.gamma) == ("combo", 2.0, 1.0, 1.0)
+    assert c.loss.discretization.rule == "paper"
+
+
+@pytest.mark.parametrize(
+    "path",
+    "data.dataset data.root data.protocol data.image_size model.backbone model.pretrained loss.name loss.alpha "
+    "loss.beta loss.gamma loss.discretization.rule loss.discretization.num_classes train.epochs "
+    "train.batch_size train.lr train.schedule.name train.seed eval.select eval.predict".split(),
+)
+def test_the_named_dotted_paths_exist(path):
+    node = TrialConfig()
+    for key in path.split("."):
+        assert key in type(node).model_fields, path
+        node = getattr(node, key)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["loss.alpha=-1"], "loss.alpha: Input should be greater than or equal to 0, got -1"),
+        (["loss.alphaa=1"], "loss.alphaa: unknown key, got 1"),
+        (["train.epochs=many"], "train.epochs: Input should be a valid integer, unable to parse string as an integer, got 'many'"),
+        (["model.backbone=resnet_nope"], "model.backbone: unknown timm backbone 'resnet_nope'"),
+        (["loss.name=huber"], "loss.name: unknown loss 'huber'; valid: combo, l1, mse, smooth_l1, smooth_huber"),
+        (["data.dataset=celeba"], "data.dataset: unknown dataset 'celeba'"),
+        (["loss.discretization.rule=bins"], "loss.discretization.rule: unknown discretization rule 'bins'"),
+        (["train.schedule.name=poly"], "train.schedule.name: Input should be 'step', 'cosine', 'onecycle' or 'constant', got 'poly'"),
+        (["loss.alpha=0", "loss.beta=0", "loss.gamma=0"], "loss: combo needs at least one of alpha, beta, gamma > 0"),
+        (["loss.name=l1", "eval.predict=exp"], "eval.predict='exp' needs the classification head"),
+        (["data.image_size=64", "data.resize=32"], "data: resize (32) must be >= image_size (64)"),
+        (["loss"], "--set 'loss': expected path=value"),
+        (["loss.alpha.x=1"], "loss.alpha is a value, not a section"),
+    ],
+)
+def test_bad_values_name_the_path_and_value(tmp_path, overrides, message):
+    path = tmp_path / "c.yaml"
+    path.write_text("loss: {alpha: 2.0}\n")
+    with pytest.raises(InputError) as e:
+        load_config(path, overrides)
+    assert message in str(e.value)
+
+
+def test_broken_yaml_gives_line_and_column(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("data:\n  dataset: synthetic\n  root: [unclosed\nloss: {}\n")
+    with pytest.raises(InputError, match=r"broken.yaml:4:\d+: invalid YAML"):
+        read_yaml(path)
+
+
+def test_overrides_parse_yaml_values_and_leave_the_input_alone():
+    raw = {"loss": {"alpha": 2.0}}
+    out = apply_overrides(raw, ["loss.alpha=0.5", "data.folds=[1, 2]", "model.pretrained=false", "train.schedule.name=cosine"])
+    assert raw == {"loss": {"alpha": 2.0}}
+    c = validate_config(out)
+    assert (c.loss.alpha, c.data.folds, c.model.pretrained, c.train.schedule.name) == (0.5, [1, 2], False, "cosine")

@@ -1,0 +1,94 @@
+import math
+
+import numpy as np
+import pytest
+
+from fbp import metrics
+from fbp.config import validate_config
+from fbp.errors import TrainingError
+from fbp.train import prepare, run_kfold, stratified_holdout
+
+TINY = {
+    "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1]},
+    "model": {"backbone": "test_resnet"},
+    "train": {"epochs": 3, "batch_size": 16, "lr": 0.01},
+    "eval": {"batch_size": 64},
+}
+
+
+def _config(**sections):
+    raw = {k: dict(v) for k, v in TINY.items()}
+    for section, values in sections.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    return validate_config(raw)
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics():
+    a, b = run_kfold(_config()), run_kfold(_config())
+    assert (a[0].mae, a[0].rmse, a[0].pc) == (b[0].mae, b[0].rmse, b[0].pc)
+    assert a[0].predictions == b[0].predictions
+    assert [r["train_loss"] for r in a[0].curves] == [r["train_loss"] for r in b[0].curves]
+    c = run_kfold(_config(train={"seed": 1}))
+    assert c[0].predictions["y_pred"] != a[0].predictions["y_pred"]
+
+
+def test_fold_result_agrees_with_its_predictions_and_curves():
+    (r,) = run_kfold(_config())
+    p = r.predictions
+    assert r.fold == 1 and r.n_test == len(p["image"]) == 12 and r.n_train == 48
+    assert set(p) == {"image", "subset", "y_true", "y_pred", "y_reg", "y_exp"}
+    assert r.mae == pytest.approx(metrics.mae(p["y_true"], p["y_pred"]))
+    assert r.pc == pytest.approx(metrics.pearson(p["y_true"], p["y_pred"]))
+    assert p["y_pred"] == p["y_reg"]  # eval.predict: reg
+    assert [row["epoch"] for row in r.curves] == [1, 2, 3]
+    assert {"lr", "train_loss", "train_l1_reg", "train_l1_exp", "train_ce", "test_pc"} <= set(r.curves[0])
+    # the last epoch's curve row is what `last` reports
+    assert r.selected_epoch == 3 and r.curves[-1]["test_mae"] == pytest.approx(r.mae)
+
+
+def _pc_or_low(value):
+    return -math.inf if math.isnan(value) else value
+
+
+def test_test_oracle_picks_the_best_test_epoch():
+    (r,) = run_kfold(_config(train={"epochs": 4}, eval={"select": "test_oracle"}))
+    test_pcs = [_pc_or_low(row["test_pc"]) for row in r.curves]
+    assert r.select == "test_oracle" and r.selected_epoch == int(np.argmax(test_pcs)) + 1
+    assert r.pc == pytest.approx(max(test_pcs))
+
+
+def test_inner_val_holds_out_part_of_the_training_fold_and_picks_by_it():
+    (r,) = run_kfold(_config(train={"epochs": 4}, eval={"select": "inner_val", "val_fraction": 0.25}))
+    assert r.n_train < 48 and r.n_test == 12
+    val_pcs = [_pc_or_low(row["val_pc"]) for row in r.curves]
+    assert r.selected_epoch == int(np.argmax(val_pcs)) + 1
+    chosen = r.curves[r.selected_epoch - 1]
+    assert r.mae == pytest.approx(chosen["test_mae"])
+
+
+def test_prediction_modes():
+    (exp,) = run_kfold(_config(eval={"predict": "exp"}))
+    assert exp.predictions["y_pred"] == exp.predictions["y_exp"]
+    (fused,) = run_kfold(_config(eval={"predict": "fused", "fused_weight": 0.25}))
+    p = fused.predictions
+    assert np.allclose(p["y_pred"], 0.25 * np.array(p["y_reg"]) + 0.75 * np.array(p["y_exp"]))
+
+
+def test_non_finite_loss_names_the_epoch_and_term():
+    with pytest.raises(TrainingError, match=r"fold 1, epoch 1: loss term '\w+' is not finite"):
+        run_kfold(_config(train={"lr": 1e30, "epochs": 2}))
+
+
+def test_stratified_holdout_takes_the_share_of_each_class():
+    classes = np.array([0] * 10 + [1] * 40 + [2] * 1)
+    held = stratified_holdout(classes, 0.2, np.random.default_rng(0))
+    assert [int(held[classes == c].sum()) for c in (0, 1, 2)] == [2, 8, 0]
+
+
+def test_folds_subset_and_bad_fold():
+    data = prepare(_config(data={"folds": [2, 5]}))
+    assert [f.index for f in data.folds] == [1, 4]
+    from fbp.errors import InputError
+
+    with pytest.raises(InputError, match="data.folds: fold 6 does not exist; protocol '5fold' has folds 1..5"):
+        prepare(_config(data={"folds": [6]}))
