@@ -1,0 +1,183 @@
+"""`fbp-search run`: a study through Optuna (what to try) and Ray Tune (where and when).
+
+    spec -> results dir claimed (study.yaml + spec_hash) -> Ray (local or --address)
+         -> OptunaSearch (define-by-run over the spec's space, journal in the results dir)
+         -> ASHA over folds -> trials (search.trial.train_trial) -> Parquet (driver callback)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from fbp.data import load_dataset
+from fbp.errors import InputError
+from search.results import spec_hash
+from search.space import flatten, grid_space, suggest
+from search.spec import StudySpec, resolved
+
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our Parquet is the record
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+SMOKE = {
+    "data": {"dataset": "synthetic", "root": None, "protocol": "5fold", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "resize": None, "folds": [1, 2]},
+    "model": {"backbone": "test_resnet", "pretrained": False},
+    "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+    "eval": {"batch_size": 64},
+    "search": {"num_trials": 2},
+    "resources": {"cpu": 1, "gpu": 0, "max_concurrent": 2},
+}
+
+
+def smoke(raw: dict) -> dict:
+    """--smoke: a small synthetic dataset, a tiny backbone, 1 epoch, 2 folds, 2 trials."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, values in SMOKE.items():
+        out[section] = {**(out.get(section) or {}), **values}
+    return out
+
+
+def _sampler(spec: StudySpec):
+    import optuna
+
+    s = spec.search
+    samplers = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=min(10, max(1, s.num_trials // 3))),
+        "random": lambda: optuna.samplers.RandomSampler(seed=s.seed),
+        "grid": lambda: optuna.samplers.GridSampler(grid_space(s.space), seed=s.seed),
+        "gp": lambda: optuna.samplers.GPSampler(seed=s.seed),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=s.seed),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=s.seed),
+    }
+    return samplers[s.sampler]()
+
+
+def check_data(spec: StudySpec, source: str) -> int:
+    """Read the dataset's labels before anything runs; returns the number of folds a trial trains."""
+    d = spec.data
+    try:
+        dataset = load_dataset(d.dataset, d.root, **d.options)
+    except InputError as e:
+        if d.dataset != "synthetic" and d.root and not Path(d.root).exists():
+            raise InputError(
+                f"{source}: data.root {d.root} does not exist. Put the {d.dataset} release there "
+                f"(or pass --set data.root=PATH), or try the synthetic quickstart: fbp-search run studies/quickstart.yaml"
+            ) from None
+        raise InputError(f"{source}: {e}") from None
+    folds = dataset.folds(d.protocol)
+    return len(d.folds) if d.folds else len(folds)
+
+
+def claim(results: Path, study: dict, resume: bool) -> None:
+    """Write study.yaml, or accept an existing one of the same study when resuming."""
+    marker = results / "study.yaml"
+    if marker.exists():
+        previous = yaml.safe_load(marker.read_text()) or {}
+        if previous.get("spec_hash") != study["spec_hash"]:
+            raise InputError(f"{results} holds another study's results (spec_hash {previous.get('spec_hash')}, this one {study['spec_hash']}); choose another --results")
+        if not resume:
+            raise InputError(f"{results} already holds this study; continue it with: fbp-search resume {results}")
+        return
+    if results.exists() and any(results.iterdir()):
+        raise InputError(f"{results} exists and is not a results directory of this study; choose another --results")
+    results.mkdir(parents=True, exist_ok=True)
+    tmp = results / ".study.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(study, sort_keys=False))
+    tmp.replace(marker)
+
+
+def _start_ray(address: str | None, spec: StudySpec) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(address="local", **common)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if spec.resources.gpu > max(gpus, 0) and spec.resources.gpu > 0:
+        raise InputError(f"resources.gpu: {spec.resources.gpu} per trial, but the cluster has {gpus:g} GPUs")
+
+
+def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0, console: Console | None = None) -> dict:
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search.callbacks import ParquetWriter, Progress
+    from search.trial import train_trial
+
+    console = console or Console(highlight=False)
+    num_folds = check_data(spec, source)
+    study = resolved(spec)
+    study["spec_hash"] = spec_hash(study)
+    claim(results, study, resume)
+
+    objectives = spec.objectives
+    metrics = [o.metric for o in objectives]
+    modes = [o.direction for o in objectives]
+    base_flat = flatten(spec.base.model_dump(mode="json"))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    searcher = OptunaSearch(
+        space=partial(suggest, space=dict(spec.search.space), base=base_flat),
+        metric=metrics if len(metrics) > 1 else metrics[0],
+        mode=modes if len(modes) > 1 else modes[0],
+        points_to_evaluate=[dict(p) for p in spec.search.baseline] or None,
+        sampler=_sampler(spec),
+        study_name=spec.name,
+        storage=storage,
+    )
+    if spec.scheduler.name == "asha" and num_folds > 1:
+        # folds are the rungs; with several objectives ASHA ranks by the first
+        multi = {"metric": metrics[0], "mode": modes[0]} if len(metrics) > 1 else {}
+        scheduler = ASHAScheduler(
+            time_attr="folds_done",
+            max_t=num_folds,
+            grace_period=min(spec.scheduler.grace_folds, num_folds),
+            reduction_factor=spec.scheduler.reduction_factor,
+            **multi,
+        )
+    else:
+        scheduler = FIFOScheduler()
+
+    _start_ray(address, spec)
+    fold_numbers = spec.data.folds or list(range(1, num_folds + 1))
+    meta = {"study": spec.name, "spec_hash": study["spec_hash"]}
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    trainable = tune.with_resources(partial(train_trial, spec_json=spec.model_dump(mode="json", by_alias=True), meta=meta), resources)
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            metric=metrics[0] if len(metrics) == 1 else None,
+            mode=modes[0] if len(modes) == 1 else None,
+            num_samples=spec.search.num_trials,
+            max_concurrent_trials=spec.resources.max_concurrent or None,
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str(results.resolve()),
+            callbacks=[
+                ParquetWriter(results, meta, fold_numbers, list(spec.search.space)),
+                Progress(console, spec.search.num_trials, metrics[0], modes[0], num_folds),
+            ],
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    grid = tuner.fit()
+    errors = sum(1 for r in grid if r.error is not None)
+    return {"trials": len(grid), "errors": errors}

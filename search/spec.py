@@ -1,0 +1,260 @@
+"""A study file: a base `TrialConfig`, a search space over its dotted paths, and how to run it.
+
+    name: loss_weights
+    data: {dataset: scut-fbp5500, root: data/SCUT-FBP5500_v2}     # TrialConfig sections
+    loss: {name: combo, alpha: 2.0, beta: 1.0, gamma: 1.0}
+    search:
+      sampler: tpe                    # tpe | random | grid | gp | cmaes | nsga2
+      num_trials: 40
+      space:
+        loss.alpha: {float: [0.0, 4.0]}
+        train.lr: {float: [0.001, 0.1], log: true}
+        train.schedule.name: {choice: [step, cosine]}
+        train.schedule.step_size: {int: [10, 100], step: 10, when: {train.schedule.name: step}}
+      baseline: [{loss.alpha: 2.0}]   # evaluated first
+    objective: {metric: pc, mode: max}
+    scheduler: {name: asha, grace_folds: 1}
+    resources: {gpu: 0.5, cpu: 4, max_concurrent: 8}
+
+Everything is checked at load, before anything runs: every space path exists in TrialConfig,
+every bound, choice and baseline value passes that field's validation, conditions name paths
+that exist. Errors name the YAML key and the value.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fbp.config import (
+    DataConfig,
+    EvalConfig,
+    LossConfig,
+    ModelConfig,
+    TrainConfig,
+    TrialConfig,
+    apply_overrides,
+    format_validation_error,
+    read_yaml,
+    set_path,
+)
+from fbp.errors import InputError
+
+Scalar = float | int | str | bool | None
+METRICS = {"pc": "max", "mae": "min", "rmse": "min"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dimension(Strict):
+    """One searched knob: exactly one of `float`, `int` (as [low, high]) or `choice`."""
+
+    float_: tuple[float, float] | None = Field(None, alias="float")
+    int_: tuple[int, int] | None = Field(None, alias="int")
+    choice: list[Scalar] | None = None
+    log: bool = False
+    """Sample the range on a log scale."""
+    step: float | None = Field(None, gt=0)
+    """Quantize the range (a grid sampler needs it for float and int ranges)."""
+    when: dict[str, Scalar | list[Scalar]] | None = None
+    """Search this knob only when these paths have these values (a list: any of them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Dimension":
+        kinds = [k for k, v in (("float", self.float_), ("int", self.int_), ("choice", self.choice)) if v is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"give exactly one of float, int, choice; got {kinds or 'none'}")
+        bounds = self.float_ or self.int_
+        if bounds is not None and not bounds[0] <= bounds[1]:
+            raise ValueError(f"low <= high must hold, but got (low={bounds[0]}, high={bounds[1]})")
+        if self.log and (bounds is None or bounds[0] <= 0):
+            raise ValueError("log needs a float or int range with low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        if self.choice is not None and not self.choice:
+            raise ValueError("choice needs at least one value")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "float" if self.float_ is not None else "int" if self.int_ is not None else "choice"
+
+    @property
+    def values_to_check(self) -> list[Scalar]:
+        return list(self.choice) if self.choice is not None else list(self.float_ or self.int_)
+
+    def grid(self) -> list[Scalar] | None:
+        """Every value of the dimension, or None when it is continuous."""
+        if self.choice is not None:
+            return list(self.choice)
+        low, high = self.float_ or self.int_
+        step = self.step if self.step is not None else (1 if self.int_ is not None else None)
+        if step is None:
+            return None
+        count = int(round((high - low) / step)) + 1
+        values = [low + i * step for i in range(count)]
+        return [int(v) for v in values] if self.int_ is not None else [round(v, 12) for v in values]
+
+
+class SearchSpec(Strict):
+    sampler: Literal["tpe", "random", "grid", "gp", "cmaes", "nsga2"] = "tpe"
+    num_trials: int = Field(8, ge=1)
+    """How many trials to run (a grid ends earlier when it is used up)."""
+    seed: int = 0
+    """Sampler seed."""
+    space: dict[str, Dimension] = Field(default_factory=dict)
+    baseline: list[dict[str, Scalar]] = Field(default_factory=list)
+    """Points evaluated first, e.g. the paper's setting; each is a {path: value} mapping."""
+
+
+class Objective(Strict):
+    metric: Literal["pc", "mae", "rmse"] = "pc"
+    mode: Literal["max", "min"] | None = None
+    """Default: max for pc, min for mae and rmse."""
+
+    @property
+    def direction(self) -> str:
+        return self.mode or METRICS[self.metric]
+
+    @model_validator(mode="after")
+    def _sensible(self) -> "Objective":
+        if self.mode is not None and self.mode != METRICS[self.metric]:
+            raise ValueError(f"metric {self.metric} is better when {'higher' if METRICS[self.metric] == 'max' else 'lower'}; mode {self.mode!r} would optimize it the wrong way")
+        return self
+
+
+class SchedulerSpec(Strict):
+    name: Literal["asha", "none"] = "asha"
+    grace_folds: int = Field(1, ge=1)
+    """ASHA: folds every trial completes before it can be stopped."""
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class Resources(Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+    """GPUs per trial; a fraction shares a GPU (0.5: two trials per GPU)."""
+    max_concurrent: int = Field(0, ge=0)
+    """Trials at once; 0 lets the resources decide."""
+
+
+class StudySpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    search: SearchSpec = SearchSpec()
+    objective: Objective | list[Objective] = Objective()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    resources: Resources = Resources()
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return self.objective if isinstance(self.objective, list) else [self.objective]
+
+    @property
+    def base(self) -> TrialConfig:
+        return TrialConfig(data=self.data, model=self.model, loss=self.loss, train=self.train, eval=self.eval)
+
+    def trial_config(self, params: dict[str, Any]) -> TrialConfig:
+        """The base config with a trial's params set at their dotted paths."""
+        raw = self.base.model_dump(mode="json")
+        for path, value in params.items():
+            set_path(raw, path, value)
+        return TrialConfig.model_validate(raw)
+
+    @field_validator("objective")
+    @classmethod
+    def _objectives(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one objective")
+        return v
+
+
+# --- checks that need the whole spec ----------------------------------------------------------
+
+
+def _field_exists(path: str) -> bool:
+    node: type[BaseModel] = TrialConfig
+    keys = path.split(".")
+    for i, key in enumerate(keys):
+        field = node.model_fields.get(key)
+        if field is None:
+            return False
+        if i < len(keys) - 1:
+            annotation = field.annotation
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                return key == "options" and keys[0] == "data"  # free-form loader options
+            node = annotation
+    return True
+
+
+def _check_value(spec: StudySpec, path: str, value: Any, where: str) -> None:
+    raw = spec.base.model_dump(mode="json")
+    set_path(raw, path, value)
+    try:
+        TrialConfig.model_validate(raw)
+    except ValidationError as e:
+        raise InputError(f"{where}: {value!r} is not a valid {path} ({format_validation_error(e)})") from None
+
+
+def check_spec(spec: StudySpec, source: str) -> None:
+    s = spec.search
+    for path, dim in s.space.items():
+        where = f"{source}: search.space.{path}"
+        if not _field_exists(path):
+            raise InputError(f"{where}: no such path in the trial config (sections: data, model, loss, train, eval)")
+        for value in dim.values_to_check:
+            _check_value(spec, path, value, where)
+        for condition, wanted in (dim.when or {}).items():
+            if not _field_exists(condition):
+                raise InputError(f"{where}.when: condition on {condition!r}, which is no path in the trial config")
+            if condition in s.space and list(s.space).index(condition) > list(s.space).index(path):
+                raise InputError(f"{where}.when: {condition} must come before {path} in the space")
+    if s.sampler == "grid":
+        continuous = [p for p, d in s.space.items() if d.grid() is None]
+        if not s.space or continuous:
+            raise InputError(f"{source}: search.sampler grid needs a space of choices or stepped ranges; continuous: {continuous or 'the space is empty'}")
+        if any(d.when for d in s.space.values()):
+            raise InputError(f"{source}: search.sampler grid cannot take conditional dimensions (when)")
+    if s.sampler in ("tpe", "gp", "cmaes", "nsga2", "grid") and not s.space:
+        raise InputError(f"{source}: search.sampler {s.sampler} needs a non-empty search.space")
+    if s.sampler == "cmaes" and any(d.kind == "choice" for d in s.space.values()):
+        raise InputError(f"{source}: search.sampler cmaes handles no choice dimensions; use tpe")
+    if len(spec.objectives) > 1 and s.sampler not in ("nsga2", "random", "tpe", "grid"):
+        raise InputError(f"{source}: {len(spec.objectives)} objectives need sampler nsga2, tpe, random or grid, got {s.sampler}")
+    for i, point in enumerate(s.baseline):
+        for path, value in point.items():
+            where = f"{source}: search.baseline[{i}].{path}"
+            if path not in s.space:
+                raise InputError(f"{where}: not a searched path (space: {', '.join(s.space) or 'empty'})")
+            _check_value(spec, path, value, where)
+
+
+def validate_spec(raw: dict, source: str) -> StudySpec:
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as e:
+        raise InputError(f"{source}: {format_validation_error(e)}") from None
+    check_spec(spec, source)
+    return spec
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> StudySpec:
+    raw = apply_overrides(read_yaml(path), list(overrides))
+    return validate_spec(raw, str(path))
+
+
+def resolved(spec: StudySpec) -> dict:
+    """The study with every default filled in, as plain data (what study.yaml stores)."""
+    return copy.deepcopy(spec.model_dump(mode="json", by_alias=True, exclude_none=False))

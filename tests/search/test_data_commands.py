@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from search.cli import main
+
+
+def test_synth_then_check_prints_the_summary(tmp_path, capsys):
+    out = tmp_path / "faces"
+    assert main(["data", "synth", "--out", str(out), "--n", "60", "--size", "48", "--seed", "3"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert 0.5 < manifest["noise_ceiling"] <= 1.0
+    assert "noise ceiling" in capsys.readouterr().out
+
+    assert main(["data", "check", "scut-fbp5500", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "60 images, all present" in text
+    assert "protocol 5fold" in text and "protocol 60-40" in text
+    assert "test parts partition all 60 images: yes" in text
+
+
+def test_check_on_the_real_label_files(scut5500_root, capsys):
+    assert main(["data", "check", "scut-fbp5500", str(scut5500_root), "--protocol", "5fold", "--rule", "round_half_even"]) == 0
+    text = capsys.readouterr().out
+    assert "5500 images" in text and "AF 2000, AM 2000, CF 750, CM 750" in text
+    # fold 1's class vector and weights from shared/datasets/README.md
+    assert "[23, 1085, 2146, 1125, 21]" in text and "[93.30, 1.98, 1.00, 1.91, 102.19]" in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["data", "check", "scut-fbp5500", "{root}/nowhere"], "dataset root not found: {root}/nowhere"),
+        (["data", "check", "celeba", "{root}"], "unknown dataset 'celeba'; valid: scut-fbp5500, scut-fbp, hotornot, synthetic"),
+        (["data", "check", "scut-fbp5500", "{root}", "--protocol", "10fold"], "unknown protocol '10fold'"),
+        (["data", "check", "scut-fbp5500", "{root}", "--rule", "bins"], "unknown discretization rule 'bins'"),
+        (["data", "check", "scut-fbp5500", "{root}", "--rule", "uniform"], "needs num_classes >= 2"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(scut5500_root, capsys, argv, message):
+    argv = [a.replace("{root}", str(scut5500_root)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message.replace("{root}", str(scut5500_root)) in err.replace("\n", "")
+    assert "Traceback" not in err
+
+
+def test_synth_refuses_a_non_empty_directory(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    assert main(["data", "synth", "--out", str(tmp_path / "x"), "--n", "40"]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
