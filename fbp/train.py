@@ -45,6 +45,8 @@ class FoldResult:
     train_seconds: float  # wall time of the fold, evaluation included
     images_per_second: float  # training images per second of training steps
     device: str
+    started_at: float = 0.0  # unix time the fold began
+    finished_at: float = 0.0
     curves: list[dict] = field(default_factory=list)  # one row per epoch
     predictions: dict[str, list] = field(default_factory=dict)  # image, subset, y_true, y_pred, y_reg, y_exp
 
@@ -126,7 +128,7 @@ def _better(pc: float, best: float) -> bool:
 
 def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> FoldResult:
     """Train on `fold.train`, evaluate on `fold.test`, with the weights `eval.select` names."""
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     data = data or prepare(config)
     t, device = config.train, data.device
     seed = t.seed * 1000 + fold.index  # each fold its own stream, reproducible alone
@@ -243,6 +245,8 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
         train_seconds=elapsed,
         images_per_second=images_seen / step_seconds if step_seconds else float("nan"),
         device=str(device),
+        started_at=started_at,
+        finished_at=time.time(),
         curves=curves,
         predictions={
             "image": list(fold.test),

@@ -76,6 +76,7 @@ class Progress(tune.Callback):
         self.console, self.num_trials, self.metric, self.mode, self.num_folds = console, num_trials, metric, mode, num_folds
         self.started = time.monotonic()
         self.live: Live | None = None
+        self.max_running = 0  # most trials Ray ran at once
 
     def __getstate__(self):
         # Tune pickles its callbacks with the experiment state; a console holds locks.
@@ -107,6 +108,7 @@ class Progress(tune.Callback):
         )
 
     def on_step_end(self, iteration, trials, **info):
+        self.max_running = max(self.max_running, sum(t.status == "RUNNING" for t in trials))
         if self.live is None:
             self.live = Live(self._line(trials), console=self.console, refresh_per_second=2, transient=False)
             self.live.start()

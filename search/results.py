@@ -75,7 +75,7 @@ def fold_frames(result: FoldResult, trial: dict) -> dict[str, pd.DataFrame]:
         "n_train": result.n_train, "n_test": result.n_test,
         "epochs_run": result.epochs_run, "selected_epoch": result.selected_epoch, "select": result.select,
         "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
-        "device": result.device,
+        "device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,
         **{k: v for k, v in trial.items() if k.startswith("param.")},
     }])
     epochs = pd.DataFrame([{**key, **row} for row in result.curves])

@@ -96,13 +96,9 @@ def claim(results: Path, study: dict, resume: bool) -> None:
 def _start_ray(address: str | None, spec: StudySpec) -> None:
     import ray
 
-    if ray.is_initialized():
-        return
-    common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
-    if address:
-        ray.init(address=address, **common)
-    else:
-        ray.init(address="local", **common)
+    if not ray.is_initialized():
+        # address="local" starts a fresh Ray and never joins a stale one by accident
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     gpus = ray.cluster_resources().get("GPU", 0)
     if spec.resources.gpu > max(gpus, 0) and spec.resources.gpu > 0:
         raise InputError(f"resources.gpu: {spec.resources.gpu} per trial, but the cluster has {gpus:g} GPUs")
@@ -122,6 +118,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     num_folds = check_data(spec, source)
     study = resolved(spec)
     study["spec_hash"] = spec_hash(study)
+    _start_ray(address, spec)  # before the claim: a study the cluster cannot run writes nothing
     claim(results, study, resume)
 
     objectives = spec.objectives
@@ -151,11 +148,11 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     else:
         scheduler = FIFOScheduler()
 
-    _start_ray(address, spec)
     fold_numbers = spec.data.folds or list(range(1, num_folds + 1))
     meta = {"study": spec.name, "spec_hash": study["spec_hash"]}
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     trainable = tune.with_resources(partial(train_trial, spec_json=spec.model_dump(mode="json", by_alias=True), meta=meta), resources)
+    progress = Progress(console, spec.search.num_trials, metrics[0], modes[0], num_folds)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -169,10 +166,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
         run_config=tune.RunConfig(
             name="tune",
             storage_path=str(results.resolve()),
-            callbacks=[
-                ParquetWriter(results, meta, fold_numbers, list(spec.search.space)),
-                Progress(console, spec.search.num_trials, metrics[0], modes[0], num_folds),
-            ],
+            callbacks=[ParquetWriter(results, meta, fold_numbers, list(spec.search.space)), progress],
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -180,4 +174,4 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     )
     grid = tuner.fit()
     errors = sum(1 for r in grid if r.error is not None)
-    return {"trials": len(grid), "errors": errors}
+    return {"trials": len(grid), "errors": errors, "max_running": progress.max_running}

@@ -65,3 +65,12 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + key] = value
     return out
+
+
+def describe(d: BaseDistribution) -> str:
+    """`float [0.0, 4.0] log`, `int [10, 100] step 10`, `choice ['step', 'cosine']`."""
+    if isinstance(d, CategoricalDistribution):
+        return f"choice {list(d.choices)}"
+    kind = "int" if isinstance(d, IntDistribution) else "float"
+    extra = " log" if d.log else f" step {d.step}" if d.step not in (None, 1) or (kind == "float" and d.step) else ""
+    return f"{kind} [{d.low}, {d.high}]{extra}"

@@ -154,13 +154,14 @@ class StudySpec(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     search: SearchSpec = SearchSpec()
-    objective: Objective | list[Objective] = Objective()
+    objective: list[Objective] = Field(default_factory=lambda: [Objective()])
+    """One objective ({metric: pc}) or several (a list) for a multi-objective study."""
     scheduler: SchedulerSpec = SchedulerSpec()
     resources: Resources = Resources()
 
     @property
     def objectives(self) -> list[Objective]:
-        return self.objective if isinstance(self.objective, list) else [self.objective]
+        return self.objective
 
     @property
     def base(self) -> TrialConfig:
@@ -173,9 +174,10 @@ class StudySpec(Strict):
             set_path(raw, path, value)
         return TrialConfig.model_validate(raw)
 
-    @field_validator("objective")
+    @field_validator("objective", mode="before")
     @classmethod
     def _objectives(cls, v):
+        v = [v] if isinstance(v, dict) else v
         if isinstance(v, list) and not v:
             raise ValueError("give at least one objective")
         return v

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fbp.config import apply_overrides, read_yaml
-from search.space import to_distributions
+from search.space import describe, to_distributions
 from search.spec import StudySpec, resolved, validate_spec
 
 
@@ -51,7 +51,7 @@ def validate_command(args: argparse.Namespace) -> int:
         table.add_column(column)
     for path, distribution in to_distributions(dict(spec.search.space)).items():
         when = spec.search.space[path].when
-        table.add_row(path, repr(distribution), ", ".join(f"{k} in {v}" for k, v in when.items()) if when else "")
+        table.add_row(path, describe(distribution), ", ".join(f"{k} in {v}" for k, v in when.items()) if when else "")
     console.print(table)
     console.print(f"objective: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; baseline points: {len(spec.search.baseline)}")
     return 0

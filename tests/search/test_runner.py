@@ -1,0 +1,106 @@
+"""Studies through real Ray Tune and Optuna on a loopback-only local Ray."""
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from search.results import read_table
+from search.runner import run_study
+from search.spec import validate_spec
+
+TINY = {
+    "name": "tiny",
+    "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1, 2]},
+    "model": {"backbone": "test_resnet"},
+    "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+    "eval": {"batch_size": 64},
+    "search": {
+        "sampler": "tpe",
+        "num_trials": 3,
+        "seed": 0,
+        "space": {"loss.alpha": {"float": [0.0, 4.0]}, "loss.discretization.rule": {"choice": ["paper", "round_half_even"]}},
+        "baseline": [{"loss.alpha": 2.0, "loss.discretization.rule": "paper"}],
+    },
+    "scheduler": {"name": "none"},
+    "resources": {"cpu": 1, "gpu": 0, "max_concurrent": 2},
+}
+
+
+def _spec(**changes):
+    raw = yaml.safe_load(yaml.safe_dump(TINY))
+    for section, values in changes.items():
+        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+    return validate_spec(raw, "tiny.yaml")
+
+
+def test_a_study_fills_the_results_contract(local_ray, tmp_path):
+    results = tmp_path / "tiny"
+    outcome = run_study(_spec(), "tiny.yaml", results)
+    assert (outcome["trials"], outcome["errors"]) == (3, 0)
+
+    folds = read_table(results, "folds")
+    assert len(folds) == 3 * 2 and set(folds["fold"]) == {1, 2}
+    assert not folds.duplicated(["trial_id", "fold"]).any()
+    assert (folds["status"] == "COMPLETE").all() and folds["error"].isna().all()
+    assert {"param.loss.alpha", "param.loss.discretization.rule"} <= set(folds.columns)
+    for column in ("study", "spec_hash", "trial_id", "fold", "seed", "status", "error", "mae", "rmse", "pc", "n_train", "n_test",
+                   "epochs_run", "selected_epoch", "train_seconds", "images_per_second", "device"):
+        assert column in folds.columns, column
+    # the baseline is evaluated first
+    first = folds.sort_values("started_at").iloc[0]
+    assert first["param.loss.alpha"] == 2.0 and first["param.loss.discretization.rule"] == "paper"
+
+    predictions = read_table(results, "predictions")
+    assert len(predictions) == 3 * 2 * 12 and not predictions.duplicated(["trial_id", "fold", "image"]).any()
+    for (trial, fold), p in predictions.groupby(["trial_id", "fold"]):
+        row = folds[(folds["trial_id"] == trial) & (folds["fold"] == fold)].iloc[0]
+        assert row["mae"] == pytest.approx((p["y_pred"] - p["y_true"]).abs().mean())
+    assert len(read_table(results, "epochs")) == 3 * 2
+
+    study = yaml.safe_load((results / "study.yaml").read_text())
+    assert study["name"] == "tiny" and len(study["spec_hash"]) == 16 and study["train"]["lr"] == 0.01
+    assert (folds["spec_hash"] == study["spec_hash"]).all()
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert trials[0].params == {"loss.alpha": 2.0, "loss.discretization.rule": "paper"}
+
+
+def test_two_trials_share_one_gpu_at_half_each(local_ray, tmp_path):
+    spec = _spec(
+        search={**TINY["search"], "num_trials": 2, "baseline": []},
+        train={**TINY["train"], "epochs": 3},
+        data={**TINY["data"], "folds": [1]},
+        resources={"cpu": 1, "gpu": 0.5, "max_concurrent": 2},
+    )
+    assert local_ray.cluster_resources()["GPU"] == 1
+    outcome = run_study(spec, "tiny.yaml", tmp_path / "shared")
+    assert outcome["max_running"] == 2, "Ray did not place both trials on the one GPU at once"
+    folds = read_table(tmp_path / "shared", "folds").sort_values("started_at")
+    assert len(folds) == 2 and (folds["status"] == "COMPLETE").all()
+
+
+def test_a_whole_gpu_per_trial_runs_them_one_at_a_time(local_ray, tmp_path):
+    spec = _spec(search={**TINY["search"], "num_trials": 2, "baseline": []}, data={**TINY["data"], "folds": [1]},
+                 resources={"cpu": 1, "gpu": 1.0, "max_concurrent": 2})
+    assert run_study(spec, "tiny.yaml", tmp_path / "whole")["max_running"] == 1
+
+
+def test_more_gpu_per_trial_than_the_cluster_has_is_refused(local_ray, tmp_path):
+    from fbp.errors import InputError
+
+    with pytest.raises(InputError, match="resources.gpu: 2.0 per trial, but the cluster has 1 GPUs"):
+        run_study(_spec(resources={"cpu": 1, "gpu": 2.0}), "tiny.yaml", tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_results_directory_of_another_study_is_refused(local_ray, tmp_path):
+    from fbp.errors import InputError
+
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "study.yaml").write_text(yaml.safe_dump({"name": "other", "spec_hash": "0" * 16}))
+    with pytest.raises(InputError, match="holds another study's results"):
+        run_study(_spec(), "tiny.yaml", results)

@@ -1,0 +1,95 @@
+"""`fbp-search validate`: every bad study is exit code 2, the YAML path and value, no traceback."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from search.cli import main
+
+STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
+
+GOOD = {
+    "name": "t",
+    "data": {"dataset": "synthetic", "options": {"n": 40, "size": 48}},
+    "model": {"backbone": "test_resnet"},
+    "search": {
+        "sampler": "tpe",
+        "num_trials": 3,
+        "space": {"loss.alpha": {"float": [0.0, 4.0]}, "train.schedule.name": {"choice": ["step", "cosine"]}},
+        "baseline": [{"loss.alpha": 2.0}],
+    },
+}
+
+
+def _with(path: str, value):
+    raw = yaml.safe_load(yaml.safe_dump(GOOD))
+    node = raw
+    keys = path.split("/")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return raw
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=[p.stem for p in STUDIES])
+def test_every_shipped_study_validates(study, capsys):
+    assert main(["validate", str(study)]) == 0
+    assert "search space of" in capsys.readouterr().out
+
+
+def test_validate_prints_the_resolved_study_and_space(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "float [0.0, 4.0]" in out and "choice ['step', 'cosine']" in out
+    assert "lr: 0.01" in out  # a default filled in
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("loss/alphaa", 1.0, "loss.alphaa: unknown key, got 1.0"),
+        ("train/epochs", "many", "train.epochs: Input should be a valid integer"),
+        ("loss/alpha", -1, "loss.alpha: Input should be greater than or equal to 0, got -1"),
+        ("search/space/loss.alpah", {"float": [0, 1]}, "search.space.loss.alpah: no such path in the trial config"),
+        ("model/backbone", "resnet_nope", "model.backbone: unknown timm backbone 'resnet_nope'"),
+        ("search/sampler", "bayes", "search.sampler: Input should be 'tpe', 'random', 'grid', 'gp', 'cmaes' or 'nsga2', got 'bayes'"),
+        ("search/num_trials", 0, "search.num_trials: Input should be greater than or equal to 1, got 0"),
+        ("search/space/loss.alpha", {"float": [-1.0, 4.0]}, "search.space.loss.alpha: -1.0 is not a valid loss.alpha"),
+        ("search/space/model.backbone", {"choice": ["resnet18", "nonet"]}, "search.space.model.backbone: 'nonet' is not a valid model.backbone"),
+        ("search/space/train.lr", {"float": [0.0, 0.1], "log": True}, "search.space.train.lr: log needs a float or int range with low > 0"),
+        ("search/space/train.schedule.step_size", {"int": [10, 50], "when": {"train.shedule.name": "step"}}, "condition on 'train.shedule.name', which is no path"),
+        ("search/baseline", [{"loss.beta": 1.0}], "search.baseline[0].loss.beta: not a searched path"),
+        ("search/sampler", "grid", "grid needs a space of choices or stepped ranges; continuous: ['loss.alpha']"),
+        ("objective", {"metric": "pc", "mode": "min"}, "mode 'min' would optimize it the wrong way"),
+        ("objective", {"metric": "accuracy"}, "objective.0.metric: Input should be 'pc', 'mae' or 'rmse', got 'accuracy'"),
+        ("scheduler/name", "hyperband", "scheduler.name: Input should be 'asha' or 'none', got 'hyperband'"),
+        ("data/dataset", "celeba", "data.dataset: unknown dataset 'celeba'"),
+        ("loss/name", "huber", "loss.name: unknown loss 'huber'"),
+        ("resources/gpu", -0.5, "resources.gpu: Input should be greater than or equal to 0, got -0.5"),
+        ("name", "has space", "name: String should match pattern"),
+        ("name", DELETE, "name: Field required"),
+    ],
+)
+def test_bad_studies_exit_2_naming_the_key_and_value(tmp_path, capsys, path, value, message):
+    study = tmp_path / "bad.yaml"
+    study.write_text(yaml.safe_dump(_with(path, value)))
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert message in err and "Traceback" not in err
+    assert str(study) in err
+
+
+def test_broken_yaml_gives_line_and_column(tmp_path, capsys):
+    study = tmp_path / "broken.yaml"
+    study.write_text("name: t\nsearch:\n  space: {loss.alpha: {float: [0, 1]}\nobjective: {}\n")
+    assert main(["validate", str(study)]) == 2
+    assert f"{study}:4:1: invalid YAML" in capsys.readouterr().err.replace("\n", "")
