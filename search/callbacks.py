@@ -119,3 +119,4 @@ class Progress(tune.Callback):
         if self.live is not None:
             self.live.update(self._line(trials))
             self.live.stop()
+            self.console.print()

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from fbp.data import load_dataset
+from fbp.data import LAYOUTS, load_dataset
 from fbp.errors import InputError
 from search.results import spec_hash
 from search.space import flatten, grid_space, suggest
@@ -24,6 +24,7 @@ from search.spec import StudySpec, resolved
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our Parquet is the record
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # a checkpoint per fold is by design
 
 
 SMOKE = {
@@ -67,8 +68,8 @@ def check_data(spec: StudySpec, source: str) -> int:
     except InputError as e:
         if d.dataset != "synthetic" and d.root and not Path(d.root).exists():
             raise InputError(
-                f"{source}: data.root {d.root} does not exist. Put the {d.dataset} release there "
-                f"(or pass --set data.root=PATH), or try the synthetic quickstart: fbp-search run studies/quickstart.yaml"
+                f"{source}: data.root {d.root} does not exist. Put {d.dataset} there ({LAYOUTS[d.dataset]}), "
+                f"or pass --set data.root=PATH; or try the synthetic quickstart: fbp-search run studies/quickstart.yaml"
             ) from None
         raise InputError(f"{source}: {e}") from None
     folds = dataset.folds(d.protocol)
@@ -115,6 +116,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     from search.trial import train_trial
 
     console = console or Console(highlight=False)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     num_folds = check_data(spec, source)
     study = resolved(spec)
     study["spec_hash"] = spec_hash(study)

@@ -1,0 +1,522 @@
+"""From a results directory to the report's tables, as numbers (rendering is `_render`).
+
+    load study.yaml + folds -> leaderboard (one row per trial, ranked) -> best and baseline
+      -> paper-format table (best per level of --by, published rows beside)
+      -> ablation (best per level of each categorical knob vs the baseline; paired tests on
+         folds, bootstrap CI on out-of-fold predictions)
+      -> pooled and per-subset metrics -> importance (journal) and edge-of-space check
+
+Everything per trial is a pandas groupby over the folds table; predictions and epochs are read
+only for the few trials that are compared. What cannot be computed becomes a note, not an error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fbp import paper
+from fbp.errors import InputError
+from search.report import _io
+from search.report._stats import METRICS, bootstrap_pc_difference, fold_summary, paired_tests, pooled
+
+STATUS_ORDER = {"COMPLETE": 0, "INCOMPLETE": 1, "PRUNED": 2, "FAIL": 3}
+ORACLE = "test_oracle"
+MAX_LEVELS = 12  # a numeric --by knob with more distinct values is cut into quantile bins
+EDGE = 0.05  # the best value within 5% of a bound sits on the edge of the space
+
+
+@dataclass
+class Report:
+    study: _io.Study
+    k: int  # folds a complete trial trains
+    leaderboard: pd.DataFrame  # one row per trial, ranked (see LEADERBOARD_COLUMNS)
+    best: str | None
+    baseline: str | None
+    by: str | None
+    paper: pd.DataFrame
+    ablation: pd.DataFrame
+    pooled: pd.DataFrame
+    importance: pd.DataFrame
+    status: pd.DataFrame
+    history: pd.DataFrame  # trials in the order they were written: order, trial_id, status, objective, best_so_far
+    best_predictions: pd.DataFrame
+    best_epochs: pd.DataFrame
+    best_folds: pd.DataFrame
+    importance_method: str | None = None
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def objective(self) -> str:
+        return f"{self.study.metric}_mean"
+
+    @property
+    def knob_columns(self) -> list[str]:
+        return [k.column for k in self.study.knobs.values() if k.column in self.leaderboard.columns]
+
+    def is_oracle(self, trial_id: str | None) -> bool:
+        if trial_id is None or trial_id not in self.leaderboard.index:
+            return False
+        return self.leaderboard.at[trial_id, "select"] == ORACLE
+
+
+def _note(notes: list[str], text: str) -> None:
+    if text not in notes:
+        notes.append(text)
+
+
+# --- leaderboard ------------------------------------------------------------------------------
+
+
+def _expected_folds(study: _io.Study, complete_counts: pd.Series) -> int:
+    folds = (study.config.get("data") or {}).get("folds")
+    if isinstance(folds, list) and folds:
+        return len(folds)
+    return int(complete_counts.max()) if len(complete_counts) else 0
+
+
+def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFrame, int]:
+    """-> (one row per trial indexed by trial_id, ranked best first; k folds expected)."""
+    status = folds["status"].astype(str).str.upper() if "status" in folds.columns else pd.Series("COMPLETE", index=folds.index)
+    complete = folds[status.eq("COMPLETE").to_numpy()]
+    summary = fold_summary(complete) if len(complete) else pd.DataFrame(columns=["folds", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std"))])
+    select = folds["select"].astype(str) if "select" in folds.columns else pd.Series("", index=folds.index)
+    flags = pd.DataFrame({
+        "fail": status.eq("FAIL").to_numpy(),
+        "pruned": status.eq("PRUNED").to_numpy(),
+        "oracle": select.eq(ORACLE).to_numpy(),
+        "written": folds[_io.WRITTEN].to_numpy(),
+    }, index=folds.index).groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), oracle=("oracle", "any"), written=("written", "min"))
+    board = flags.join(summary, how="left")
+    board["folds"] = board["folds"].fillna(0).astype(int)
+    k = _expected_folds(study, board["folds"])
+    board["status"] = np.select(
+        [board["fail"], board["pruned"], board["folds"] >= max(k, 1)],
+        ["FAIL", "PRUNED", "COMPLETE"],
+        "INCOMPLETE",
+    )
+    first_select = select.where(select.ne("None") & select.ne("nan") & select.ne("")).groupby(folds["trial_id"], sort=False).first()
+    board["select"] = np.where(board["oracle"], ORACLE, first_select.reindex(board.index).fillna("").to_numpy())
+    params = [k.column for k in study.knobs.values() if k.column in folds.columns]
+    params += [c for c in folds.columns if c.startswith("param.") and c not in params]
+    if params:
+        board = board.join(folds.groupby("trial_id", sort=False)[params].first())
+    if "error" in folds.columns:
+        errors = folds.loc[status.eq("FAIL").to_numpy() & folds["error"].notna().to_numpy()].groupby("trial_id", sort=False)["error"].first()
+        board["error"] = errors.reindex(board.index)
+    for m in METRICS:
+        for s in ("mean", "std"):
+            if f"{m}_{s}" not in board.columns:
+                board[f"{m}_{s}"] = np.nan
+    objective = f"{study.metric}_mean"
+    board["_rank_status"] = board["status"].map(STATUS_ORDER)
+    board = board.sort_values(
+        ["_rank_status", objective, "written"],
+        ascending=[True, study.direction == "min", True],
+        na_position="last",
+        kind="stable",
+    ).drop(columns=["_rank_status", "fail", "pruned", "oracle"])
+    board.index = board.index.astype(str)
+    board.index.name = "trial_id"
+    return board, k
+
+
+LEADERBOARD_COLUMNS = ["trial_id", "status", "folds", "mae_mean", "mae_std", "rmse_mean", "rmse_std", "pc_mean", "pc_std"]
+
+
+def leaderboard_csv(report: Report) -> pd.DataFrame:
+    """The CSV contract: fixed columns, one param.<path> column per knob, then select."""
+    board = report.leaderboard.reset_index()
+    params = [c for c in board.columns if c.startswith("param.")]
+    return board[[*LEADERBOARD_COLUMNS, *params, "select"]]
+
+
+# --- best, baseline ---------------------------------------------------------------------------
+
+
+def _same(values: pd.Series, wanted: Any) -> pd.Series:
+    """values == wanted, numbers compared with a tolerance, text case-sensitively."""
+    if isinstance(wanted, bool) or wanted is None:
+        return values.map(lambda v: v is wanted or (isinstance(v, (bool, np.bool_)) and bool(v) == wanted) or str(v) == str(wanted)).astype(bool)
+    if isinstance(wanted, (int, float)):
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+        return pd.Series(np.isclose(numbers, float(wanted), rtol=1e-9, atol=1e-12), index=values.index)
+    return values.astype(str).eq(str(wanted))
+
+
+def find_baseline(board: pd.DataFrame, folds: pd.DataFrame, study: _io.Study, notes: list[str]) -> str | None:
+    candidates: pd.Index | None = None
+    if "baseline" in folds.columns:
+        flagged = folds.loc[folds["baseline"].fillna(False).astype(bool).to_numpy(), "trial_id"].astype(str).unique()
+        candidates = board.index[board.index.isin(flagged)]
+    elif study.baseline:
+        mask = pd.Series(True, index=board.index)
+        for path, value in study.baseline.items():
+            column = f"param.{path}"
+            if column not in board.columns:
+                _note(notes, f"baseline point {study.baseline}: no column {column} in folds.parquet, so no trial is the baseline")
+                return None
+            mask &= _same(board[column], value)
+        candidates = board.index[mask.to_numpy()]
+    else:
+        _note(notes, "the study names no baseline point (search.baseline): ablation differences are against the best trial")
+        return None
+    if not len(candidates):
+        _note(notes, f"no trial matches the baseline point {study.baseline}: ablation differences are against the best trial")
+        return None
+    complete = [t for t in candidates if board.at[t, "status"] == "COMPLETE"]
+    return complete[0] if complete else candidates[0]
+
+
+def best_trial(board: pd.DataFrame, objective: str) -> str | None:
+    ok = board[(board["status"] == "COMPLETE") & board[objective].notna()]
+    return ok.index[0] if len(ok) else None
+
+
+# --- paper format -----------------------------------------------------------------------------
+
+
+def _by_column(by: str | None, study: _io.Study, board: pd.DataFrame) -> tuple[str | None, str | None]:
+    """-> (dotted path, param column or None when the path is fixed in the config)."""
+    if by is None:
+        choice = [k for k in study.knobs.values() if k.kind == "choice" and k.column in board.columns]
+        return (choice[0].path, choice[0].column) if choice else (None, None)
+    path = by.removeprefix("param.")
+    if f"param.{path}" in board.columns:
+        return path, f"param.{path}"
+    try:
+        study.fixed(path)
+    except KeyError:
+        searched = ", ".join(k.path for k in study.knobs.values()) or "none"
+        raise InputError(f"--by {by}: neither a searched knob of {study.results} (searched: {searched}) nor a path of its config") from None
+    return path, None
+
+
+def _levels(column: pd.Series, knob: _io.Knob | None, notes: list[str], path: str) -> pd.Series:
+    """Level of each trial; a numeric knob with many distinct values is cut into 5 quantile bins."""
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if numeric and column.nunique() > MAX_LEVELS:
+        _note(notes, f"--by {path}: {column.nunique()} distinct values, grouped into 5 quantile bins")
+        return pd.qcut(column, 5, duplicates="drop").astype(str)
+    return column
+
+
+def _level_order(levels: list[Any], knob: _io.Knob | None) -> list[Any]:
+    if knob is not None and knob.choices:
+        order = {str(c): i for i, c in enumerate(knob.choices)}
+        return sorted(levels, key=lambda v: (order.get(str(v), len(order)), str(v)))
+    try:
+        return sorted(levels)
+    except TypeError:
+        return sorted(levels, key=str)
+
+
+def paper_table(report: Report, by: str | None) -> pd.DataFrame:
+    study, board, notes = report.study, report.leaderboard, report.notes
+    path, column = _by_column(by, study, board)
+    report.by = path
+    ok = board[(board["status"] == "COMPLETE") & board[report.objective].notna()]
+    rows: list[dict] = []
+
+    def ours(level: Any, trial: str, n: int) -> dict:
+        r = board.loc[trial]
+        return {
+            "source": "ours", "level": "" if level is None else str(level), "method": f"{path} = {level}" if path else "best trial",
+            "trial_id": trial, "trials": n, "select": r["select"],
+            **{f"{m}_{s}": r[f"{m}_{s}"] for m in METRICS for s in ("mean", "std")},
+        }
+
+    if column is not None:
+        levels = _levels(ok[column], study.knobs.get(path), notes, path)
+        best_per = ok.assign(_level=levels.to_numpy()).drop_duplicates("_level")  # ranked: first is best
+        counts = levels.value_counts()
+        for level in _level_order(best_per["_level"].tolist(), study.knobs.get(path)):
+            trial = best_per.index[best_per["_level"].astype(object).eq(level).to_numpy() if not isinstance(level, float) else np.isclose(best_per["_level"].astype(float), level)][0]
+            rows.append(ours(level, trial, int(counts.get(level, 0))))
+    elif len(ok):
+        if path:
+            _note(notes, f"--by {path}: not searched in this study (fixed at {study.fixed(path)!r}): one row")
+        level = study.fixed(path) if path else None
+        rows.append(ours(level, ok.index[0], len(ok)))
+
+    published = paper.published(study.dataset or "", study.protocol or "")
+    if study.dataset and not published:
+        _note(notes, f"no published ComboLoss figures for dataset {study.dataset}, protocol {study.protocol}: the paper reports scut-fbp5500 (5fold, 60-40), scut-fbp (5fold) and hotornot (5split)")
+    placed: set[int] = set()
+    out: list[dict] = []
+    for row in rows:
+        out.append(row)
+        if path is None:
+            continue
+        for i, p in enumerate(published):
+            if i not in placed and path in p.config and _same(pd.Series([p.config[path]]), _parse(row["level"])).iloc[0]:
+                out.append(_published_row(p, row["level"]))
+                placed.add(i)
+    out += [_published_row(p, "") for i, p in enumerate(published) if i not in placed]
+    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")), "select", "reference"]
+    return pd.DataFrame(out, columns=columns)
+
+
+def _parse(text: str) -> Any:
+    try:
+        return float(text) if text not in ("True", "False") else text == "True"
+    except ValueError:
+        return text
+
+
+def _published_row(p: paper.PublishedRow, level: str) -> dict:
+    return {
+        "source": "published", "level": level, "method": p.method, "trial_id": "", "trials": np.nan,
+        "mae_mean": p.mae, "mae_std": np.nan, "rmse_mean": p.rmse, "rmse_std": np.nan, "pc_mean": p.pc, "pc_std": np.nan,
+        "select": paper.EPOCH_SELECTION, "reference": f"{p.table}; {p.source}",
+    }
+
+
+# --- ablation, pooled -------------------------------------------------------------------------
+
+
+def _comparisons(report: Report) -> list[tuple[str, str, str]]:
+    """(knob, level, trial) to compare with the reference: the best trial, then the best
+    trial of each level of each categorical knob."""
+    board = report.leaderboard
+    ok = board[(board["status"] == "COMPLETE") & board[report.objective].notna()]
+    out = [("best trial", "", report.best)] if report.best else []
+    for knob in report.study.knobs.values():
+        if knob.kind != "choice" or knob.column not in ok.columns:
+            continue
+        best_per = ok.dropna(subset=[knob.column]).drop_duplicates(knob.column)
+        for level in _level_order(best_per[knob.column].tolist(), knob):
+            trial = best_per.index[best_per[knob.column].astype(str).eq(str(level)).to_numpy()][0]
+            out.append((knob.path, str(level), trial))
+    return out
+
+
+def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataFrame, draws: int, seed: int) -> pd.DataFrame:
+    reference = report.baseline or report.best
+    columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{m}" for m in METRICS), *(f"{t}_p_{m}" for m in METRICS for t in ("t", "wilcoxon")), "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
+    if reference is None:
+        _note(report.notes, "ablation: no completed trial to compare against")
+        return pd.DataFrame(columns=columns)
+    if report.baseline is None:
+        pass  # find_baseline has said why
+    per_fold = complete.assign(trial_id=complete["trial_id"].astype(str)).set_index(["trial_id", "fold"])[list(METRICS)].astype(np.float64).sort_index()
+    preds = {t: g for t, g in predictions.groupby("trial_id", sort=False)} if len(predictions) else {}
+    rows = []
+    comparisons = _comparisons(report)
+    if len(comparisons) <= 1 and report.best == reference:
+        _note(report.notes, "ablation: only one completed trial, nothing to compare")
+    for knob, level, trial in comparisons:
+        row: dict[str, Any] = {"knob": knob, "level": level, "trial_id": trial, "reference": reference, "select": report.leaderboard.at[trial, "select"]}
+        a, b = per_fold.loc[trial], per_fold.loc[reference]
+        shared = a.index.intersection(b.index)
+        for m in METRICS:
+            t = paired_tests(a.loc[shared, m].to_numpy(), b.loc[shared, m].to_numpy())
+            row.update({"k": t["k"], f"d_{m}": t["diff"], f"t_p_{m}": t["t_p"], f"wilcoxon_p_{m}": t["wilcoxon_p"]})
+        row.update(_bootstrap(preds.get(trial), preds.get(reference), draws, seed, trial == reference))
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=columns)
+    if len(frame) and frame["oof_n"].isna().all() and (frame["trial_id"] != reference).any():
+        _note(report.notes, "ablation: no out-of-fold predictions for the compared trials, so no bootstrap CI")
+    return frame
+
+
+def _bootstrap(a: pd.DataFrame | None, b: pd.DataFrame | None, draws: int, seed: int, same: bool) -> dict[str, float]:
+    empty = {"oof_n": np.nan, "oof_d_pc": np.nan, "oof_ci_low": np.nan, "oof_ci_high": np.nan}
+    if a is None or b is None:
+        return empty
+    if same:
+        return {"oof_n": len(a), "oof_d_pc": 0.0, "oof_ci_low": 0.0, "oof_ci_high": 0.0}
+    pairs = a[["fold", "image", "y_true", "y_pred"]].merge(b[["fold", "image", "y_pred"]], on=["fold", "image"], suffixes=("_a", "_b"))
+    if not len(pairs):
+        return empty
+    r = bootstrap_pc_difference(pairs["y_true"].to_numpy(), pairs["y_pred_a"].to_numpy(), pairs["y_pred_b"].to_numpy(), draws=draws, seed=seed)
+    return {"oof_n": r["n"], "oof_d_pc": r["pc_diff"], "oof_ci_low": r["ci_low"], "oof_ci_high": r["ci_high"]}
+
+
+def pooled_table(report: Report, predictions: pd.DataFrame) -> pd.DataFrame:
+    columns = ["role", "trial_id", "subset", "n", "mae", "rmse", "pc", "select"]
+    roles = [("best", report.best), ("baseline", report.baseline)]
+    frames = []
+    for role, trial in roles:
+        if trial is None:
+            continue
+        if role == "baseline" and trial == report.best:
+            role = "best = baseline"
+            frames = [f.assign(role=role) for f in frames]
+            continue
+        p = predictions[predictions["trial_id"].astype(str) == trial] if len(predictions) else predictions
+        if not len(p):
+            _note(report.notes, f"pooled metrics: no out-of-fold predictions for trial {trial} ({role})")
+            continue
+        frames.append(pooled(p).assign(role=role, trial_id=trial, select=report.leaderboard.at[trial, "select"]))
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+# --- importance and the edge of the space -----------------------------------------------------
+
+
+def _evaluator():
+    import optuna
+
+    try:
+        import sklearn  # noqa: F401  (fANOVA's random forest)
+
+        return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA (optuna)"
+    except ImportError:
+        return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA (optuna; fANOVA needs scikit-learn, not installed)"
+
+
+def journal_importance(report: Report) -> dict[str, float]:
+    study, notes = report.study, report.notes
+    jstudy, note = _io.load_journal_study(study.results, study.name)
+    if jstudy is None:
+        _note(notes, note)
+        return {}
+    import optuna
+
+    trials = jstudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    for t in trials[:1] + trials[-1:]:  # ranges the yaml did not give
+        for name, d in t.distributions.items():
+            knob = study.knobs.get(name)
+            if knob is not None and knob.numeric and knob.low is None and hasattr(d, "low"):
+                knob.low, knob.high, knob.log = float(d.low), float(d.high), bool(getattr(d, "log", False))
+    if len(trials) < 2:
+        _note(notes, f"importance needs at least 2 completed trials (the journal has {len(trials)})")
+        return {}
+    if not study.knobs and not trials[0].params:
+        _note(notes, "importance: the study searches no knobs")
+        return {}
+    evaluator, report.importance_method = _evaluator()
+    multi = len(jstudy.directions) > 1
+    try:
+        return dict(optuna.importance.get_param_importances(jstudy, evaluator=evaluator, target=(lambda t: t.values[0]) if multi else None))
+    except Exception as e:  # e.g. every trial has the same params, or conditional knobs only
+        _note(notes, f"importance could not be computed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        report.importance_method = None
+        return {}
+
+
+def importance_table(report: Report, importances: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    best = report.leaderboard.loc[report.best] if report.best else None
+    for knob in report.study.knobs.values():
+        value = best.get(knob.column) if best is not None else None
+        position, edge = np.nan, ""
+        if knob.numeric and knob.low is not None and value is not None and pd.notna(value):
+            low, high, v = knob.low, knob.high, float(value)
+            if knob.log and low > 0 and v > 0:
+                low, high, v = np.log(low), np.log(high), np.log(v)
+            if high > low:
+                position = (v - low) / (high - low)
+                edge = "lower edge" if position <= EDGE else "upper edge" if position >= 1 - EDGE else "inside"
+                if edge != "inside":
+                    _note(report.notes, f"the best {knob.path} = {value:.6g} sits at the {edge} of [{knob.low:g}, {knob.high:g}]: the optimum may lie outside the space; widen it")
+        rows.append({
+            "knob": knob.path, "kind": knob.kind, "low": knob.low, "high": knob.high, "log": knob.log,
+            "choices": "|".join(map(str, knob.choices)) if knob.choices else "",
+            "importance": importances.get(knob.path, np.nan), "best_value": value, "position": position, "edge": edge,
+        })
+    frame = pd.DataFrame(rows, columns=["knob", "kind", "low", "high", "log", "choices", "importance", "best_value", "position", "edge"])
+    if importances:
+        missing = [k for k in report.study.knobs if k not in importances]
+        if missing:
+            _note(report.notes, f"importance: optuna leaves out knobs not set in every completed trial (conditional ones): {', '.join(missing)}")
+        frame = frame.sort_values("importance", ascending=False, na_position="last", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+# --- status, history --------------------------------------------------------------------------
+
+
+def status_table(board: pd.DataFrame, folds: pd.DataFrame, report: Report) -> pd.DataFrame:
+    trials = board["status"].value_counts()
+    rows_status = folds["status"].astype(str).str.upper().value_counts() if len(folds) else pd.Series(dtype=int)
+    out = pd.DataFrame({"status": list(STATUS_ORDER)})
+    out["trials"] = out["status"].map(trials).fillna(0).astype(int)
+    out["fold_rows"] = out["status"].map(rows_status).fillna(0).astype(int)
+    counts = dict(zip(out["status"], out["trials"]))
+    if counts["PRUNED"]:
+        _note(report.notes, f"{counts['PRUNED']} trial(s) PRUNED: stopped by ASHA after some folds; their means cover only the folds they finished and they rank below complete trials")
+    if counts["INCOMPLETE"]:
+        _note(report.notes, f"{counts['INCOMPLETE']} trial(s) with fewer than {report.k} folds and no PRUNED or FAIL mark (still running, or killed)")
+    if counts["FAIL"]:
+        errors = board.loc[board["status"] == "FAIL", "error"].fillna("(no error message)") if "error" in board.columns else pd.Series(["(no error message)"] * counts["FAIL"])
+        top = errors.value_counts().head(3)
+        _note(report.notes, f"{counts['FAIL']} trial(s) FAILED; most common errors: " + "; ".join(f"{n}x {e}" for e, n in top.items()))
+    return out
+
+
+def history_table(board: pd.DataFrame, objective: str, direction: str) -> pd.DataFrame:
+    h = board[["status", objective, "written"]].sort_values("written", kind="stable").reset_index()
+    h.insert(0, "order", np.arange(1, len(h) + 1))
+    values = h[objective].where(h["status"] == "COMPLETE")
+    h["best_so_far"] = values.cummax() if direction == "max" else values.cummin()
+    return h.rename(columns={objective: "objective"}).drop(columns=["written"])
+
+
+# --- the whole report -------------------------------------------------------------------------
+
+
+def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: int = 0, cache: bool = True, out: Path | None = None) -> Report:
+    """All tables of the report, as numbers. `out` (default RESULTS/report) holds the snapshot
+    of the folds table that makes a second run fast."""
+    results = Path(results)
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
+    study = _io.load_study(results)
+    snapshot = ((out or results / "report") / ".cache") if cache else None
+    folds = _io.read_table(results, "folds", cache=snapshot)
+    lap("read folds")
+    notes = list(study.notes)
+    if "trial_id" in folds.columns:
+        folds["trial_id"] = folds["trial_id"].astype(str)
+    _io.add_column_knobs(study, folds)
+    board, k = build_leaderboard(folds, study)
+    report = Report(study, k, board, None, None, None, *(pd.DataFrame() for _ in range(9)), notes=notes, timings=timings)
+    if not len(board):
+        _note(notes, f"no trials recorded yet in {results / 'folds.parquet'}")
+    report.best = best_trial(board, report.objective)
+    if report.best is None and len(board):
+        _note(notes, f"no trial completed all {k} folds with a finite {study.metric}: no best trial")
+    report.baseline = find_baseline(board, folds, study, notes) if len(board) else None
+    report.status = status_table(board, folds, report)
+    report.history = history_table(board, report.objective, study.direction)
+    lap("leaderboard")
+
+    report.paper = paper_table(report, by)
+    compared = {t for _, _, t in _comparisons(report)} | {report.baseline, report.best}
+    compared.discard(None)
+    predictions = _io.read_table(results, "predictions", trials=compared) if compared else pd.DataFrame()
+    if len(predictions):
+        predictions["trial_id"] = predictions["trial_id"].astype(str)
+    lap("read predictions")
+    status = folds["status"].astype(str).str.upper() if len(folds) else pd.Series(dtype=str)
+    complete = folds[status.eq("COMPLETE").to_numpy()]
+    report.ablation = ablation_table(report, complete, predictions, draws, seed)
+    report.pooled = pooled_table(report, predictions)
+    lap("ablation, pooled")
+    report.importance = importance_table(report, journal_importance(report) if len(board) else {})
+    lap("importance")
+    if report.best is not None:
+        report.best_predictions = predictions[predictions["trial_id"] == report.best] if len(predictions) else predictions
+        report.best_epochs = _io.read_table(results, "epochs", trials={report.best})
+        report.best_folds = complete[complete["trial_id"] == report.best]
+        if not len(report.best_epochs):
+            _note(notes, f"no epochs.parquet rows for the best trial {report.best}: no learning curves")
+    if any(board["select"] == ORACLE) if len(board) else False:
+        _note(notes, "† marks trials whose epoch was chosen on the test fold (eval.select: test_oracle): their figures are optimistic")
+    lap("epochs")
+    return report
