@@ -28,7 +28,6 @@ class ParquetWriter(tune.Callback):
 
     def __init__(self, results: Path, meta: dict, folds: list[int], param_paths: list[str]):
         self.results, self.meta, self.folds, self.param_paths = results, meta, folds, param_paths
-        self.done: dict[str, set[int]] = {}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         rows = result.get("fbp_rows")
@@ -41,10 +40,13 @@ class ParquetWriter(tune.Callback):
                 for path in self.param_paths:
                     frame[f"param.{path}"] = frame.get(f"param.{path}", None)
             write_part(self.results, table, part, frame)
-        self.done.setdefault(trial.trial_id, set()).add(int(result["fold"]))
+
+    def _completed(self, trial_id: str) -> set[int]:
+        """Folds of a trial already on disk: the part names say (this survives restarts)."""
+        return {int(p.stem.rsplit("-fold", 1)[1]) for p in (self.results / "folds.parquet").glob(f"{trial_id}-fold*.parquet")}
 
     def _close(self, trial, status: str, error: str | None) -> None:
-        done = self.done.get(trial.trial_id, set()) | set(_restored_folds(trial))
+        done = self._completed(trial.trial_id)
         missing = [f for f in self.folds if f not in done]
         if not missing:
             return
@@ -60,13 +62,6 @@ class ParquetWriter(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._close(trial, "FAIL", _error_line(trial))
-
-
-def _restored_folds(trial) -> list[int]:
-    """Folds a trial finished before the driver restarted (from its last result)."""
-    last = trial.last_result or {}
-    rows = last.get("fbp_rows") or {}
-    return [int(f) for f in rows.get("folds", {}).get("fold", [])]
 
 
 class Progress(tune.Callback):

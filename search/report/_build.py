@@ -23,7 +23,7 @@ import pandas as pd
 from fbp import paper
 from fbp.errors import InputError
 from search.report import _io
-from search.report._stats import METRICS, bootstrap_pc_difference, fold_summary, paired_tests, pooled
+from search.report._stats import METRICS, bootstrap_pc_differences, fold_summary, paired_tests, pooled
 
 STATUS_ORDER = {"COMPLETE": 0, "INCOMPLETE": 1, "PRUNED": 2, "FAIL": 3}
 ORACLE = "test_oracle"
@@ -207,14 +207,20 @@ def _levels(column: pd.Series, knob: _io.Knob | None, notes: list[str], path: st
     return column
 
 
-def _level_order(levels: list[Any], knob: _io.Knob | None) -> list[Any]:
+def _by_level(ok: pd.DataFrame, levels: pd.Series, knob: _io.Knob | None) -> list[tuple[Any, str, int]]:
+    """(level, its best trial, trials at that level), levels in the space's order. `ok` is
+    ranked best first, so the first trial of each level is its best."""
+    levels = levels.astype(object).where(levels.notna(), "(not set)")
+    first = ~levels.duplicated()
+    counts = levels.value_counts()
+    pairs = [(level, trial, int(counts[level])) for level, trial in zip(levels[first.to_numpy()], ok.index[first.to_numpy()])]
     if knob is not None and knob.choices:
         order = {str(c): i for i, c in enumerate(knob.choices)}
-        return sorted(levels, key=lambda v: (order.get(str(v), len(order)), str(v)))
+        return sorted(pairs, key=lambda p: (order.get(str(p[0]), len(order)), str(p[0])))
     try:
-        return sorted(levels)
+        return sorted(pairs, key=lambda p: p[0])
     except TypeError:
-        return sorted(levels, key=str)
+        return sorted(pairs, key=lambda p: str(p[0]))
 
 
 def paper_table(report: Report, by: str | None) -> pd.DataFrame:
@@ -234,11 +240,8 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
 
     if column is not None:
         levels = _levels(ok[column], study.knobs.get(path), notes, path)
-        best_per = ok.assign(_level=levels.to_numpy()).drop_duplicates("_level")  # ranked: first is best
-        counts = levels.value_counts()
-        for level in _level_order(best_per["_level"].tolist(), study.knobs.get(path)):
-            trial = best_per.index[best_per["_level"].astype(object).eq(level).to_numpy() if not isinstance(level, float) else np.isclose(best_per["_level"].astype(float), level)][0]
-            rows.append(ours(level, trial, int(counts.get(level, 0))))
+        for level, trial, n in _by_level(ok, levels, study.knobs.get(path)):
+            rows.append(ours(level, trial, n))
     elif len(ok):
         if path:
             _note(notes, f"--by {path}: not searched in this study (fixed at {study.fixed(path)!r}): one row")
@@ -290,9 +293,7 @@ def _comparisons(report: Report) -> list[tuple[str, str, str]]:
     for knob in report.study.knobs.values():
         if knob.kind != "choice" or knob.column not in ok.columns:
             continue
-        best_per = ok.dropna(subset=[knob.column]).drop_duplicates(knob.column)
-        for level in _level_order(best_per[knob.column].tolist(), knob):
-            trial = best_per.index[best_per[knob.column].astype(str).eq(str(level)).to_numpy()][0]
+        for level, trial, _ in _by_level(ok, ok[knob.column], knob):
             out.append((knob.path, str(level), trial))
     return out
 
@@ -303,8 +304,6 @@ def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataF
     if reference is None:
         _note(report.notes, "ablation: no completed trial to compare against")
         return pd.DataFrame(columns=columns)
-    if report.baseline is None:
-        pass  # find_baseline has said why
     per_fold = complete.assign(trial_id=complete["trial_id"].astype(str)).set_index(["trial_id", "fold"])[list(METRICS)].astype(np.float64).sort_index()
     preds = {t: g for t, g in predictions.groupby("trial_id", sort=False)} if len(predictions) else {}
     rows = []
@@ -318,25 +317,39 @@ def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataF
         for m in METRICS:
             t = paired_tests(a.loc[shared, m].to_numpy(), b.loc[shared, m].to_numpy())
             row.update({"k": t["k"], f"d_{m}": t["diff"], f"t_p_{m}": t["t_p"], f"wilcoxon_p_{m}": t["wilcoxon_p"]})
-        row.update(_bootstrap(preds.get(trial), preds.get(reference), draws, seed, trial == reference))
         rows.append(row)
+    for row, boot in zip(rows, _bootstraps([r["trial_id"] for r in rows], reference, preds, draws, seed)):
+        row.update(boot)
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame) and frame["oof_n"].isna().all() and (frame["trial_id"] != reference).any():
         _note(report.notes, "ablation: no out-of-fold predictions for the compared trials, so no bootstrap CI")
     return frame
 
 
-def _bootstrap(a: pd.DataFrame | None, b: pd.DataFrame | None, draws: int, seed: int, same: bool) -> dict[str, float]:
+def _bootstraps(trials: list[str], reference: str, preds: dict[str, pd.DataFrame], draws: int, seed: int) -> list[dict[str, float]]:
+    """Bootstrap of PC(trial) - PC(reference) for each trial, over the images both predicted."""
     empty = {"oof_n": np.nan, "oof_d_pc": np.nan, "oof_ci_low": np.nan, "oof_ci_high": np.nan}
-    if a is None or b is None:
-        return empty
-    if same:
-        return {"oof_n": len(a), "oof_d_pc": 0.0, "oof_ci_low": 0.0, "oof_ci_high": 0.0}
-    pairs = a[["fold", "image", "y_true", "y_pred"]].merge(b[["fold", "image", "y_pred"]], on=["fold", "image"], suffixes=("_a", "_b"))
-    if not len(pairs):
-        return empty
-    r = bootstrap_pc_difference(pairs["y_true"].to_numpy(), pairs["y_pred_a"].to_numpy(), pairs["y_pred_b"].to_numpy(), draws=draws, seed=seed)
-    return {"oof_n": r["n"], "oof_d_pc": r["pc_diff"], "oof_ci_low": r["ci_low"], "oof_ci_high": r["ci_high"]}
+    b = preds.get(reference)
+    pairs, where = [], {}
+    for trial in dict.fromkeys(trials):  # each distinct trial once
+        a = preds.get(trial)
+        if a is None or b is None or trial == reference:
+            continue
+        merged = a[["fold", "image", "y_true", "y_pred"]].merge(b[["fold", "image", "y_pred"]], on=["fold", "image"], suffixes=("_a", "_b"))
+        if len(merged):
+            where[trial] = len(pairs)
+            pairs.append((merged["y_true"].to_numpy(), merged["y_pred_a"].to_numpy(), merged["y_pred_b"].to_numpy()))
+    results = bootstrap_pc_differences(pairs, draws=draws, seed=seed)
+    out = []
+    for trial in trials:
+        if trial == reference and b is not None:
+            out.append({"oof_n": len(b), "oof_d_pc": 0.0, "oof_ci_low": 0.0, "oof_ci_high": 0.0})
+        elif trial in where:
+            r = results[where[trial]]
+            out.append({"oof_n": r["n"], "oof_d_pc": r["pc_diff"], "oof_ci_low": r["ci_low"], "oof_ci_high": r["ci_high"]})
+        else:
+            out.append(dict(empty))
+    return out
 
 
 def pooled_table(report: Report, predictions: pd.DataFrame) -> pd.DataFrame:
@@ -456,7 +469,7 @@ def history_table(board: pd.DataFrame, objective: str, direction: str) -> pd.Dat
     h = board[["status", objective, "written"]].sort_values("written", kind="stable").reset_index()
     h.insert(0, "order", np.arange(1, len(h) + 1))
     values = h[objective].where(h["status"] == "COMPLETE")
-    h["best_so_far"] = values.cummax() if direction == "max" else values.cummin()
+    h["best_so_far"] = (values.cummax() if direction == "max" else values.cummin()).ffill()
     return h.rename(columns={objective: "objective"}).drop(columns=["written"])
 
 

@@ -14,7 +14,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 METRICS = ("mae", "rmse", "pc")
 
@@ -78,6 +77,8 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     out = {"k": int(len(d)), "diff": float(d.mean()) if len(d) else float("nan"), "t_p": float("nan"), "wilcoxon_p": float("nan")}
     if len(d) < 2:
         return out
+    from scipy import stats  # here: importing scipy.stats costs about a second
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         if np.std(d) > 0:
@@ -90,30 +91,48 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return out
 
 
-def bootstrap_pc_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, draws: int = 2000, seed: int = 0, level: float = 0.95, chunk: int = 128) -> dict[str, float]:
-    """PC(y, pred_a) - PC(y, pred_b) on paired out-of-fold predictions, and its percentile bootstrap CI."""
-    y, pred_a, pred_b = (np.asarray(v, np.float64) for v in (y, pred_a, pred_b))
-    n = len(y)
-    point = _pearson(y, pred_a) - _pearson(y, pred_b)
-    if n < 3 or draws < 1:
-        return {"n": n, "pc_diff": point, "ci_low": float("nan"), "ci_high": float("nan")}
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(draws)
-    for start in range(0, draws, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, draws - start), n))  # (B, n) resampled images
-        ys = y[idx]
-        yc = ys - ys.mean(axis=1, keepdims=True)
-        syy = np.einsum("ij,ij->i", yc, yc)
-        r = []
-        for p in (pred_a, pred_b):
-            ps = p[idx]
-            pc = ps - ps.mean(axis=1, keepdims=True)
-            with np.errstate(all="ignore"):
-                r.append(np.einsum("ij,ij->i", yc, pc) / np.sqrt(syy * np.einsum("ij,ij->i", pc, pc)))
-        diffs[start : start + len(idx)] = r[0] - r[1]
-    diffs = diffs[np.isfinite(diffs)]
-    if not len(diffs):
-        return {"n": n, "pc_diff": point, "ci_low": float("nan"), "ci_high": float("nan")}
+def bootstrap_pc_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, draws: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """PC(y, pred_a) - PC(y, pred_b) on paired out-of-fold predictions, and its percentile
+    bootstrap CI: each draw resamples the n images with replacement (pairs stay together)."""
+    return bootstrap_pc_differences([(y, pred_a, pred_b)], draws, seed, level)[0]
+
+
+def bootstrap_pc_differences(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], draws: int = 2000, seed: int = 0, level: float = 0.95, chunk: int = 256) -> list[dict[str, float]]:
+    """`bootstrap_pc_difference` for many (y, pred_a, pred_b) at once. A draw is a row of
+    counts W (B, n); every pair's weighted sums for all draws come out of one matrix product
+    W @ columns (n, 8 per pair). Pairs of equal n share the draws (each alone would draw the
+    same ones: same seed), so comparing five trials costs about what one does."""
+    out: list[dict[str, float] | None] = [None] * len(pairs)
+    by_n: dict[int, list[int]] = {}
+    for i, (y, pred_a, pred_b) in enumerate(pairs):
+        n = len(y)
+        point = _pearson(np.asarray(y, np.float64), np.asarray(pred_a, np.float64)) - _pearson(np.asarray(y, np.float64), np.asarray(pred_b, np.float64))
+        out[i] = {"n": n, "pc_diff": point, "ci_low": float("nan"), "ci_high": float("nan")}
+        if n >= 3 and draws >= 1:
+            by_n.setdefault(n, []).append(i)
     tail = (1 - level) / 2
-    low, high = np.quantile(diffs, [tail, 1 - tail])
-    return {"n": n, "pc_diff": point, "ci_low": float(low), "ci_high": float(high)}
+    for n, members in by_n.items():
+        columns = []
+        for i in members:
+            y, pred_a, pred_b = (np.asarray(v, np.float64) for v in pairs[i])
+            y, pred_a, pred_b = y - y.mean(), pred_a - pred_a.mean(), pred_b - pred_b.mean()  # centred: no cancellation
+            columns.append(np.stack([y, y * y, pred_a, pred_a * pred_a, y * pred_a, pred_b, pred_b * pred_b, y * pred_b], axis=1))
+        columns = np.concatenate(columns, axis=1)  # (n, 8 P)
+        rng = np.random.default_rng(seed)
+        diffs = np.empty((draws, len(members)))
+        for start in range(0, draws, chunk):
+            b = min(chunk, draws - start)
+            idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+            counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)  # (b, n)
+            s = (counts @ columns / n).reshape(b, len(members), 8)  # weighted means per draw and pair
+            var_y = s[..., 1] - s[..., 0] ** 2
+            with np.errstate(all="ignore"):
+                pc_a = (s[..., 4] - s[..., 0] * s[..., 2]) / np.sqrt(var_y * (s[..., 3] - s[..., 2] ** 2))
+                pc_b = (s[..., 7] - s[..., 0] * s[..., 5]) / np.sqrt(var_y * (s[..., 6] - s[..., 5] ** 2))
+            diffs[start : start + b] = pc_a - pc_b
+        for j, i in enumerate(members):
+            d = diffs[:, j][np.isfinite(diffs[:, j])]
+            if len(d):
+                low, high = np.quantile(d, [tail, 1 - tail])
+                out[i].update(ci_low=float(low), ci_high=float(high))
+    return out

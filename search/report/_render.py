@@ -1,0 +1,339 @@
+"""The report's tables as text: Markdown, booktabs LaTeX and CSV, and the terminal summary.
+
+Every table is built once as a `Section` of display strings (marks included) and written to
+each format from there, so the Markdown, the LaTeX and the terminal always agree.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from fbp import paper
+from search.report._build import ORACLE, Report, leaderboard_csv
+
+DAGGER, DDAGGER = "†", "‡"
+DASH = "–"
+
+
+@dataclass
+class Section:
+    key: str  # CSV name
+    title: str
+    frame: pd.DataFrame  # display strings
+    csv: pd.DataFrame  # numbers
+    intro: str = ""
+    footnotes: list[str] = field(default_factory=list)
+
+
+def _num(x, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)) or (not isinstance(x, str) and pd.isna(x)):
+        return DASH
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return f"{float(x):.{digits}f}"
+
+
+def _p(x) -> str:
+    if x is None or pd.isna(x):
+        return DASH
+    return f"{x:.2g}" if x < 0.01 else f"{x:.3f}"
+
+
+def _signed(x, digits: int = 4) -> str:
+    return DASH if x is None or pd.isna(x) else f"{x:+.{digits}f}"
+
+
+def _mean_std(mean, std) -> str:
+    if pd.isna(mean):
+        return DASH
+    return f"{mean:.4f} ± {std:.4f}" if pd.notna(std) else f"{mean:.4f}"
+
+
+def _value(v) -> str:
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return DASH
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _trial(report: Report, trial: str) -> str:
+    return f"{trial}{DAGGER}" if report.is_oracle(trial) else str(trial)
+
+
+def _oracle_footnote(report: Report, trials) -> list[str]:
+    if any(report.is_oracle(t) for t in trials):
+        return [f"{DAGGER} eval.select = {ORACLE}: each fold's epoch was chosen on its test fold, as the upstream code does; optimistic."]
+    return []
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def leaderboard_section(report: Report, top: int) -> Section:
+    board = report.leaderboard
+    shown = board.head(top)
+    extra = [t for t in (report.best, report.baseline) if t is not None and t not in shown.index]
+    if extra:
+        shown = pd.concat([shown, board.loc[extra]])
+    rank = {t: i + 1 for i, t in enumerate(board.index)}
+    knobs = report.knob_columns
+    rows = []
+    for trial, r in shown.iterrows():
+        role = "best" if trial == report.best else ""
+        if trial == report.baseline:
+            role = "best, baseline" if role else "baseline"
+        rows.append({
+            "#": str(rank[trial]), "trial": _trial(report, trial), "role": role, "status": r["status"], "folds": f"{r['folds']}/{report.k}",
+            "MAE": _mean_std(r["mae_mean"], r["mae_std"]), "RMSE": _mean_std(r["rmse_mean"], r["rmse_std"]), "PC": _mean_std(r["pc_mean"], r["pc_std"]),
+            **{c.removeprefix("param."): _value(r.get(c)) for c in knobs},
+        })
+    intro = f"{len(board)} trials ranked by mean {report.study.metric} over folds ({'higher' if report.study.direction == 'max' else 'lower'} is better); complete trials first, then incomplete, pruned and failed ones."
+    if len(board) > len(shown):
+        intro += f" Top {top} shown; all in leaderboard.csv."
+    notes = [f"Mean ± sample std over each trial's completed folds (the paper's convention)."]
+    return Section("leaderboard", "Leaderboard", pd.DataFrame(rows), leaderboard_csv(report), intro, notes + _oracle_footnote(report, shown.index))
+
+
+def paper_section(report: Report) -> Section:
+    t = report.paper
+    rows = []
+    for _, r in t.iterrows():
+        published = r["source"] == "published"
+        rows.append({
+            "": "published" + DDAGGER if published else "ours",
+            "method": r["method"],
+            "trial": "" if published else _trial(report, r["trial_id"]),
+            "trials": "" if published or pd.isna(r["trials"]) else str(int(r["trials"])),
+            "MAE": _mean_std(r["mae_mean"], r["mae_std"]),
+            "RMSE": _mean_std(r["rmse_mean"], r["rmse_std"]),
+            "PC": _mean_std(r["pc_mean"], r["pc_std"]),
+        })
+    by = report.by
+    intro = f"Best trial per level of {by}, in the paper's MAE | RMSE | PC format." if by else "The best trial, in the paper's MAE | RMSE | PC format (the study searches no categorical knob; choose one with --by)."
+    intro += f" Dataset {report.study.dataset}, protocol {report.study.protocol}."
+    notes = []
+    if (t["source"] == "published").any():
+        notes.append(f"{DDAGGER} Published figures, not ours: {paper.SOURCE}. They were obtained with the upstream code, which chooses the epoch on the test fold.")
+    return Section("paper", "Paper format", pd.DataFrame(rows), t, intro, notes + _oracle_footnote(report, t.loc[t["source"] == "ours", "trial_id"]))
+
+
+def ablation_section(report: Report, draws: int, seed: int) -> Section:
+    t = report.ablation
+    m = report.study.metric
+    reference = report.baseline or report.best
+    rows = []
+    for _, r in t.iterrows():
+        ci = f"{_signed(r['oof_d_pc'])} [{_signed(r['oof_ci_low'])}, {_signed(r['oof_ci_high'])}]" if pd.notna(r["oof_d_pc"]) else DASH
+        rows.append({
+            "comparison": r["knob"] if r["knob"] == "best trial" else f"{r['knob']} = {r['level']}",
+            "trial": _trial(report, r["trial_id"]),
+            "k": _num(r["k"]),
+            "ΔPC": _signed(r["d_pc"]), "ΔMAE": _signed(r["d_mae"]), "ΔRMSE": _signed(r["d_rmse"]),
+            f"p t ({m})": _p(r[f"t_p_{m}"]), f"p Wilcoxon ({m})": _p(r[f"wilcoxon_p_{m}"]),
+            "ΔPC pooled [95% CI]": ci,
+        })
+    against = "the baseline" if report.baseline else "the best trial (no baseline trial)"
+    intro = f"Each row: a trial minus {against}, {_trial(report, reference) if reference else DASH}. For every level of each categorical knob the row is that level's best trial."
+    notes = [
+        f"Δ = trial − reference, as mean over the k folds both finished; ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
+        f"p: paired t test and Wilcoxon signed-rank test on the per-fold {m} over those k folds. k is small (with 5 folds the smallest two-sided Wilcoxon p is 0.0625) and folds share training data: read the p-values as indicative only.",
+        f"ΔPC pooled: PC difference on the pooled out-of-fold predictions (images paired across the two trials), with a {draws}-draw percentile bootstrap 95% CI resampling images (seed {seed}).",
+    ]
+    return Section("ablation", "Ablation", pd.DataFrame(rows), t, intro, notes + _oracle_footnote(report, [*t["trial_id"], *t["reference"]]))
+
+
+def pooled_section(report: Report) -> Section:
+    t = report.pooled
+    rows = [{
+        "role": r["role"], "trial": _trial(report, r["trial_id"]), "subset": r["subset"], "n": _num(r["n"]),
+        "MAE": _num(r["mae"]), "RMSE": _num(r["rmse"]), "PC": _num(r["pc"]),
+    } for _, r in t.iterrows()]
+    intro = "Out-of-fold predictions pooled over all folds (subset 'all') and per subset; not the fold mean of the tables above."
+    return Section("pooled", "Pooled and per-subset out-of-fold metrics", pd.DataFrame(rows), t, intro, _oracle_footnote(report, t["trial_id"]))
+
+
+def importance_section(report: Report) -> Section:
+    t = report.importance
+    rows = []
+    for _, r in t.iterrows():
+        if r["kind"] == "choice":
+            space = "{" + ", ".join(str(c) for c in str(r["choices"]).split("|")) + "}" if r["choices"] else DASH
+        elif pd.notna(r["low"]):
+            space = f"[{r['low']:g}, {r['high']:g}]" + (" log" if r["log"] else "")
+        else:
+            space = DASH
+        rows.append({
+            "knob": r["knob"], "kind": r["kind"], "space": space, "importance": _num(r["importance"], 3),
+            "best value": _value(r["best_value"]), "position": _num(r["position"], 2), "edge": r["edge"] or DASH,
+        })
+    intro = "How much each searched knob mattered (Optuna's importance on the study's journal), and where the best trial's value lies in its range (0 = low bound, 1 = high; log scale for log knobs)."
+    notes = []
+    if report.importance_method:
+        notes.append(f"Importance: {report.importance_method}; importances sum to 1 over the knobs optuna evaluates.")
+    notes.append("Edge: the best value lies within 5% of the range's width from a bound; the optimum may lie outside the space.")
+    return Section("importance", "Knob importance and the edge of the space", pd.DataFrame(rows), t, intro, notes)
+
+
+def status_section(report: Report) -> Section:
+    t = report.status
+    rows = [{"status": r["status"], "trials": str(r["trials"]), "fold rows": str(r["fold_rows"])} for _, r in t.iterrows()]
+    intro = "PRUNED: stopped by the scheduler (ASHA) after some folds. FAIL: raised an error. INCOMPLETE: fewer folds than the others and no mark (running or killed)."
+    return Section("status", "Trials by status", pd.DataFrame(rows), t, intro)
+
+
+def sections(report: Report, top: int = 20, draws: int = 2000, seed: int = 0) -> list[Section]:
+    return [
+        leaderboard_section(report, top),
+        paper_section(report),
+        ablation_section(report, draws, seed),
+        pooled_section(report),
+        importance_section(report),
+        status_section(report),
+    ]
+
+
+def header_lines(report: Report) -> list[str]:
+    s = report.study
+    counts = dict(zip(report.status["status"], report.status["trials"])) if len(report.status) else {}
+    n = sum(counts.values())
+    return [
+        f"Results: `{s.results}`" + (f", spec_hash `{s.spec_hash}`" if s.spec_hash else ""),
+        f"Dataset {s.dataset or DASH}, protocol {s.protocol or DASH}, {report.k} folds per trial, eval.select {s.select or DASH}; objective: {s.direction} {s.metric}.",
+        f"{n} trials: {counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} failed, {counts.get('INCOMPLETE', 0)} incomplete.",
+    ]
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_(nothing to show)_"
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def markdown(report: Report, secs: list[Section], figures: list[Path]) -> str:
+    out = [f"# Report: {report.study.name}", "", *header_lines(report), ""]
+    for s in secs:
+        out += [f"## {s.title}", ""]
+        if s.intro:
+            out += [s.intro, ""]
+        out += [markdown_table(s.frame), ""]
+        out += [f"- {n}" for n in s.footnotes]
+        out += [""] if s.footnotes else []
+    if figures:
+        out += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
+    if report.notes:
+        out += ["## Notes: what this report could not compute or wants you to know", ""] + [f"- {n}" for n in report.notes] + [""]
+    return "\n".join(out)
+
+
+# --- LaTeX (booktabs) -------------------------------------------------------------------------
+
+_TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX_SYMBOLS = {"±": r"$\pm$", DAGGER: r"$^\dagger$", DDAGGER: r"$^\ddagger$", "Δ": r"$\Delta$", "−": "$-$", DASH: "--", "…": r"\ldots{}", "×": r"$\times$"}
+
+
+def tex_escape(text: str) -> str:
+    out = "".join(_TEX_ESCAPE.get(ch, ch) for ch in str(text))
+    for symbol, macro in _TEX_SYMBOLS.items():
+        out = out.replace(symbol, macro)
+    return out
+
+
+def tex_table(s: Section) -> str:
+    cols = list(s.frame.columns)
+    align = "".join("l" if not len(s.frame) or not _numeric_column(s.frame[c]) else "r" for c in cols) or "l"
+    lines = [r"\begin{table}[htbp]", r"\centering", r"\small", f"\\caption{{{tex_escape(s.title)}}}", f"\\label{{tab:fbp-{s.key}}}"]
+    lines += [f"\\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(tex_escape(c) for c in cols) + r" \\", r"\midrule"]
+    if s.frame.empty:
+        lines.append(f"\\multicolumn{{{max(len(cols), 1)}}}{{l}}{{(nothing to show)}} \\\\")
+    lines += [" & ".join(tex_escape(v) for v in row) + r" \\" for row in s.frame.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if s.footnotes:
+        lines += [r"\par\smallskip\footnotesize"] + [tex_escape(n) + r"\par" for n in s.footnotes]
+    lines.append(r"\end{table}")
+    return "\n".join(lines)
+
+
+def _numeric_column(col: pd.Series) -> bool:
+    sample = [v for v in col.astype(str) if v not in ("", DASH)]
+    return bool(sample) and all(v[:1].isdigit() or v[:1] in "+-." for v in sample)
+
+
+def latex(report: Report, secs: list[Section]) -> str:
+    head = [f"% fbp-search report of {report.study.name}; needs \\usepackage{{booktabs}}.", ""]
+    return "\n".join(head + [tex_table(s) + "\n" for s in secs])
+
+
+# --- files and terminal -----------------------------------------------------------------------
+
+
+def write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_csvs(out: Path, secs: list[Section]) -> list[Path]:
+    paths = []
+    for s in secs:
+        path = out / f"{s.key}.csv"
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        s.csv.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def summary(console: Console, report: Report, written: list[Path], out: Path) -> None:
+    for line in header_lines(report):
+        console.print(line.replace("`", ""))
+    board = report.leaderboard
+    table = Table(title=f"{report.study.name}: best and baseline", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in ("role", "trial", "folds", "MAE", "RMSE", "PC"):
+        table.add_column(c, justify="right" if c in ("MAE", "RMSE", "PC", "folds") else "left", no_wrap=True)
+    roles = [("best", report.best)] + ([("baseline", report.baseline)] if report.baseline and report.baseline != report.best else [])
+    params = []
+    for role, trial in roles:
+        if trial is None:
+            continue
+        r = board.loc[trial]
+        role = "best = baseline" if role == "best" and trial == report.baseline else role
+        table.add_row(role, _trial(report, trial), f"{r['folds']}/{report.k}", *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]).replace(" ± ", "±") for m in ("mae", "rmse", "pc")))
+        if report.knob_columns:
+            params.append(f"{role} params: " + ", ".join(f"{c.removeprefix('param.')}={_value(r.get(c))}" for c in report.knob_columns))
+    if table.row_count:
+        console.print(table)
+    for line in params:
+        console.print(line, soft_wrap=True)
+    best_row = report.ablation[report.ablation["knob"] == "best trial"] if len(report.ablation) else report.ablation
+    if len(best_row) and report.baseline and report.baseline != report.best:
+        r = best_row.iloc[0]
+        ci = f", pooled ΔPC {_signed(r['oof_d_pc'])} [{_signed(r['oof_ci_low'])}, {_signed(r['oof_ci_high'])}]" if pd.notna(r["oof_d_pc"]) else ""
+        console.print(f"best vs baseline over {r['k']} folds: ΔPC {_signed(r['d_pc'])}, ΔMAE {_signed(r['d_mae'])}, ΔRMSE {_signed(r['d_rmse'])}{ci}")
+    imp = report.importance.dropna(subset=["importance"]) if len(report.importance) else report.importance
+    if len(imp):
+        console.print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in zip(imp["knob"].head(5), imp["importance"].head(5))))
+    for n in report.notes:
+        console.print(f"[yellow]note:[/] {n}", soft_wrap=True)
+    names = ", ".join(p.name for p in written)
+    console.print(f"wrote {len(written)} files to {out}: {names}", soft_wrap=True)

@@ -1,0 +1,164 @@
+"""Small results directories for the report's tests, written through `search.results.write_part`
+exactly as the runner writes them, with a real Optuna journal.
+
+Predictions are drawn first (true scores, a per-trial noise level set by its params), and every
+fold metric in folds.parquet is computed from that fold's predictions, so a test can recompute
+anything from predictions.parquet and compare.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from search.results import write_part
+
+SUBSETS = ("AF", "AM", "CF", "CM")
+
+
+@dataclass
+class T:
+    """One trial: its params, status and how many folds it finished."""
+
+    trial_id: str
+    params: dict[str, Any]
+    status: str = "COMPLETE"  # COMPLETE | PRUNED | FAIL
+    folds_done: int | None = None  # default: all for COMPLETE, 1 for PRUNED, 0 for FAIL
+    noise: float | None = None  # prediction noise sd; default from params
+    select: str = "last"
+    error: str = "RuntimeError: loss is NaN at epoch 3"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SPACE = {
+    "loss.name": {"choice": ["combo", "l1", "mse"]},
+    "loss.alpha": {"float": [0.0, 4.0]},
+    "train.lr": {"float": [0.001, 0.1], "log": True},
+}
+
+
+def default_noise(params: dict[str, Any]) -> float:
+    base = {"combo": 0.30, "l1": 0.36, "mse": 0.40}.get(params.get("loss.name"), 0.35)
+    return base + 0.03 * abs(float(params.get("loss.alpha", 2.0)) - 2.0)
+
+
+def make_results(
+    root: Path,
+    trials: list[T],
+    *,
+    space: dict | None = None,
+    baseline: dict | None = None,
+    k: int = 5,
+    n_images: int = 80,
+    epochs: int = 4,
+    dataset: str = "scut-fbp5500",
+    protocol: str = "5fold",
+    journal: bool = True,
+    seed: int = 0,
+    name: str = "toy",
+) -> Path:
+    space = SPACE if space is None else space
+    root.mkdir(parents=True, exist_ok=True)
+    study = {
+        "name": name,
+        "data": {"dataset": dataset, "protocol": protocol, "folds": None},
+        "model": {"backbone": "seresnext50_32x4d"},
+        "loss": {"name": "combo", "alpha": 2.0, "beta": 1.0, "gamma": 1.0},
+        "train": {"epochs": epochs, "seed": 0},
+        "eval": {"select": trials[0].select if trials else "last"},
+        "search": {"sampler": "tpe", "num_trials": len(trials), "space": space, "baseline": [baseline] if baseline else []},
+        "objective": {"metric": "pc", "mode": "max"},
+        "spec_hash": "0123456789abcdef",
+    }
+    (root / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+
+    rng = np.random.default_rng(seed)
+    images = [f"img{i:04d}.jpg" for i in range(n_images)]
+    y_true = np.round(rng.uniform(1.2, 4.8, n_images), 4)
+    subsets = np.array([SUBSETS[i % 4] for i in range(n_images)])
+    fold_of = np.arange(n_images) % k + 1  # image i is tested in fold fold_of[i]
+
+    for t in trials:
+        done = t.folds_done if t.folds_done is not None else {"COMPLETE": k, "PRUNED": 1, "FAIL": 0}[t.status]
+        noise = t.noise if t.noise is not None else default_noise(t.params)
+        trng = np.random.default_rng(zlib.crc32(t.trial_id.encode()))
+        meta = {"study": name, "spec_hash": study["spec_hash"], "trial_id": t.trial_id, **{f"param.{p}": t.params.get(p) for p in space}}
+        for fold in range(1, done + 1):
+            m = fold_of == fold
+            y = y_true[m]
+            pred = y + trng.normal(0, noise, m.sum())
+            e = pred - y
+            pc = float(np.corrcoef(y, pred)[0, 1])
+            part = f"{t.trial_id}-fold{fold}"
+            write_part(root, "epochs", part, pd.DataFrame({
+                "trial_id": t.trial_id, "fold": fold, "epoch": np.arange(1, epochs + 1), "lr": 0.01,
+                "train_loss": np.linspace(2.0, 0.5, epochs) + 0.1 * fold, "test_mae": np.linspace(0.6, np.abs(e).mean(), epochs),
+                "test_rmse": np.linspace(0.7, np.sqrt((e**2).mean()), epochs), "test_pc": np.linspace(0.3, pc, epochs),
+            }))
+            write_part(root, "predictions", part, pd.DataFrame({
+                "trial_id": t.trial_id, "fold": fold, "image": np.array(images)[m], "subset": subsets[m],
+                "y_true": y, "y_pred": pred, "y_reg": pred, "y_exp": pred + 0.01,
+            }))
+            write_part(root, "folds", part, pd.DataFrame([{
+                **meta, "fold": fold, "seed": 0, "status": "COMPLETE", "error": None,
+                "mae": float(np.abs(e).mean()), "rmse": float(np.sqrt((e**2).mean())), "pc": pc,
+                "n_train": int((~m).sum()), "n_test": int(m.sum()), "epochs_run": epochs, "selected_epoch": epochs,
+                "select": t.select, "train_seconds": 1.5, "images_per_second": 100.0, "device": "cpu", **t.extra,
+            }]))
+        if t.status in ("PRUNED", "FAIL"):
+            missing = list(range(done + 1, k + 1)) or [-1]
+            write_part(root, "folds", f"{t.trial_id}-{t.status.lower()}", pd.DataFrame([
+                {**meta, "fold": f, "seed": None, "status": t.status, "error": t.error if t.status == "FAIL" else None} for f in missing
+            ]))
+    if journal:
+        write_journal(root, name, trials, space, k)
+    return root
+
+
+def write_journal(root: Path, name: str, trials: list[T], space: dict, k: int) -> None:
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists = {}
+    for path, dim in space.items():
+        if "choice" in dim:
+            dists[path] = CategoricalDistribution(dim["choice"])
+        elif "int" in dim:
+            dists[path] = IntDistribution(*dim["int"], log=bool(dim.get("log")))
+        else:
+            dists[path] = FloatDistribution(*dim["float"], log=bool(dim.get("log")))
+    from search.report._io import read_table
+
+    folds = read_table(root, "folds")
+    means = folds[folds["status"] == "COMPLETE"].groupby("trial_id")["pc"].mean()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(root / "optuna.journal")))
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    frozen = []
+    for t in trials:
+        params = {p: v for p, v in t.params.items() if p in dists}
+        if t.status == "FAIL":
+            frozen.append(optuna.trial.create_trial(params=params, distributions={p: dists[p] for p in params}, state=optuna.trial.TrialState.FAIL))
+        elif t.trial_id in means.index:
+            frozen.append(optuna.trial.create_trial(params=params, distributions={p: dists[p] for p in params}, value=float(means[t.trial_id])))
+    study.add_trials(frozen)
+
+
+def standard_trials() -> list[T]:
+    """Eight trials over SPACE: a baseline, a clear best, a test_oracle one, two PRUNED, one FAIL."""
+    return [
+        T("base_00000", {"loss.name": "combo", "loss.alpha": 2.0, "train.lr": 0.01}, noise=0.30),
+        T("tr_00001", {"loss.name": "l1", "loss.alpha": 1.0, "train.lr": 0.003}),
+        T("tr_00002", {"loss.name": "mse", "loss.alpha": 3.0, "train.lr": 0.05}),
+        T("tr_00003", {"loss.name": "combo", "loss.alpha": 3.9, "train.lr": 0.02}, noise=0.12),  # best, at alpha's upper edge
+        T("tr_00004", {"loss.name": "l1", "loss.alpha": 2.5, "train.lr": 0.01}, noise=0.25, select="test_oracle"),
+        T("tr_00005", {"loss.name": "mse", "loss.alpha": 0.5, "train.lr": 0.002}, status="PRUNED", folds_done=2),
+        T("tr_00006", {"loss.name": "combo", "loss.alpha": 1.5, "train.lr": 0.08}, status="PRUNED", folds_done=1),
+        T("tr_00007", {"loss.name": "l1", "loss.alpha": 0.2, "train.lr": 0.09}, status="FAIL", folds_done=0),
+    ]
