@@ -16,8 +16,10 @@ from search.results import write_part
 
 
 def _error_line(trial) -> str:
-    """The exception's own line from Tune's stored traceback."""
-    text = trial.get_error() or ""
+    """The exception's own line (the traceback's last) from the error file Tune just wrote
+    on the driver; the copy in storage is synced later."""
+    path = trial.error_file
+    text = Path(path).read_text() if path and Path(path).exists() else (trial.get_error() or "")
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[-1] if lines else "the trial failed without an error message"
 

@@ -308,7 +308,8 @@ def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataF
     preds = {t: g for t, g in predictions.groupby("trial_id", sort=False)} if len(predictions) else {}
     rows = []
     comparisons = _comparisons(report)
-    if len(comparisons) <= 1 and report.best == reference:
+    board = report.leaderboard
+    if ((board["status"] == "COMPLETE") & board[report.objective].notna()).sum() < 2:
         _note(report.notes, "ablation: only one completed trial, nothing to compare")
     for knob, level, trial in comparisons:
         row: dict[str, Any] = {"knob": knob, "level": level, "trial_id": trial, "reference": reference, "select": report.leaderboard.at[trial, "select"]}

@@ -317,7 +317,7 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
         if trial is None:
             continue
         r = board.loc[trial]
-        role = "best = baseline" if role == "best" and trial == report.baseline else role
+        role = "best=base" if role == "best" and trial == report.baseline else role
         table.add_row(role, _trial(report, trial), f"{r['folds']}/{report.k}", *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]).replace(" ± ", "±") for m in ("mae", "rmse", "pc")))
         if report.knob_columns:
             params.append(f"{role} params: " + ", ".join(f"{c.removeprefix('param.')}={_value(r.get(c))}" for c in report.knob_columns))

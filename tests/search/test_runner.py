@@ -104,3 +104,28 @@ def test_a_results_directory_of_another_study_is_refused(local_ray, tmp_path):
     (results / "study.yaml").write_text(yaml.safe_dump({"name": "other", "spec_hash": "0" * 16}))
     with pytest.raises(InputError, match="holds another study's results"):
         run_study(_spec(), "tiny.yaml", results)
+
+
+def test_a_failing_trial_is_a_fail_row_and_the_study_goes_on(local_ray, tmp_path):
+    spec = _spec(search={"sampler": "random", "num_trials": 2, "seed": 0, "space": {"train.lr": {"choice": [1e30]}}, "baseline": []})
+    outcome = run_study(spec, "tiny.yaml", tmp_path / "fail")
+    assert (outcome["trials"], outcome["errors"]) == (2, 2)
+    folds = read_table(tmp_path / "fail", "folds")
+    assert len(folds) == 2 * 2 and (folds["status"] == "FAIL").all()
+    assert folds["error"].str.contains(r"fold 1, epoch 1: loss term '\w+' is not finite").all()
+    assert (folds["param.train.lr"] == 1e30).all()
+
+
+def test_asha_prunes_on_folds_and_pruned_folds_are_marked(local_ray, tmp_path):
+    spec = _spec(
+        search={"sampler": "random", "num_trials": 4, "seed": 1, "space": {"loss.alpha": {"float": [0.0, 4.0]}}, "baseline": []},
+        scheduler={"name": "asha", "grace_folds": 1, "reduction_factor": 2},
+        resources={"cpu": 1, "gpu": 0, "max_concurrent": 1},
+    )
+    run_study(spec, "tiny.yaml", tmp_path / "asha")
+    folds = read_table(tmp_path / "asha", "folds")
+    assert len(folds) == 4 * 2 and not folds.duplicated(["trial_id", "fold"]).any()
+    by_trial = folds.pivot(index="trial_id", columns="fold", values="status")
+    assert (by_trial[1] == "COMPLETE").all()  # every trial reaches the first rung
+    assert set(by_trial[2]) <= {"COMPLETE", "PRUNED"} and (by_trial[2] == "PRUNED").any()
+    assert folds.loc[folds["status"] == "PRUNED", "pc"].isna().all()

@@ -1,0 +1,288 @@
+"""`fbp-search report`: every number it prints is recomputed here from predictions.parquet with
+pandas and scipy; odd results directories (FAIL, PRUNED, one trial, no journal) still give a
+report that says what it could not compute."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy import stats
+
+from fbp import paper
+from fbp.errors import InputError
+from search.report import build_report, register, write_report
+from search.results import read_table
+from tests.search.report.make_results import SPACE, T, make_results, standard_trials
+
+BASELINE = {"loss.name": "combo", "loss.alpha": 2.0, "train.lr": 0.01}
+TABLES = ["leaderboard.csv", "paper.csv", "ablation.csv", "pooled.csv", "importance.csv", "status.csv", "tables.md", "tables.tex"]
+PLOTS = ["history.png", "importance.png", "knobs.png", "predicted_vs_true.png", "curves.png"]
+
+
+def run_cli(*argv: str) -> int:
+    """The command as `fbp-search` will run it: a parser with the registered subcommand."""
+    parser = argparse.ArgumentParser(prog="fbp-search")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["report", *argv])
+    return args.run(args)
+
+
+@pytest.fixture(scope="module")
+def standard(tmp_path_factory):
+    root = make_results(tmp_path_factory.mktemp("standard") / "toy", standard_trials(), baseline=BASELINE)
+    assert run_cli(str(root), "--bootstrap", "500") == 0
+    return root
+
+
+def recomputed_folds(root) -> pd.DataFrame:
+    """Per (trial, fold) MAE, RMSE and Pearson PC straight from the predictions."""
+    p = read_table(root, "predictions")
+    rows = []
+    for (trial, fold), g in p.groupby(["trial_id", "fold"]):
+        e = g["y_pred"] - g["y_true"]
+        rows.append({"trial_id": trial, "fold": fold, "mae": e.abs().mean(), "rmse": np.sqrt((e**2).mean()), "pc": stats.pearsonr(g["y_true"], g["y_pred"])[0]})
+    return pd.DataFrame(rows)
+
+
+# --- the numbers --------------------------------------------------------------------------------
+
+
+def test_leaderboard_matches_a_recomputation_from_the_predictions(standard):
+    board = pd.read_csv(standard / "report" / "leaderboard.csv")
+    assert list(board.columns[:9]) == ["trial_id", "status", "folds", "mae_mean", "mae_std", "rmse_mean", "rmse_std", "pc_mean", "pc_std"]
+    assert [c for c in board.columns if c.startswith("param.")] == [f"param.{p}" for p in SPACE]
+    per_fold = recomputed_folds(standard)
+    expected = per_fold.groupby("trial_id").agg(
+        folds=("fold", "size"), mae_mean=("mae", "mean"), mae_std=("mae", "std"), rmse_mean=("rmse", "mean"),
+        rmse_std=("rmse", "std"), pc_mean=("pc", "mean"), pc_std=("pc", "std"),
+    )
+    got = board.set_index("trial_id").loc[expected.index]
+    for column in expected.columns:
+        np.testing.assert_allclose(got[column].to_numpy(float), expected[column].to_numpy(float), rtol=1e-9, err_msg=column)
+    # ranking: complete trials by mean PC, then the pruned ones, then the failed one
+    status = dict(zip(board["trial_id"], board["status"]))
+    assert status == {"tr_00003": "COMPLETE", "tr_00004": "COMPLETE", "base_00000": "COMPLETE", "tr_00001": "COMPLETE", "tr_00002": "COMPLETE",
+                      "tr_00005": "PRUNED", "tr_00006": "PRUNED", "tr_00007": "FAIL"}
+    complete = board[board["status"] == "COMPLETE"]
+    assert complete["pc_mean"].is_monotonic_decreasing
+    assert list(board["status"]) == sorted(board["status"], key=["COMPLETE", "INCOMPLETE", "PRUNED", "FAIL"].index)
+    fail = board.set_index("trial_id").loc["tr_00007"]
+    assert fail["folds"] == 0 and np.isnan(fail["pc_mean"])
+
+
+def test_pooled_and_per_subset_metrics_match_a_recomputation(standard):
+    pooled = pd.read_csv(standard / "report" / "pooled.csv", keep_default_na=False, na_values=[""])
+    p = read_table(standard, "predictions")
+    assert set(pooled["role"]) == {"best", "baseline"}
+    assert set(pooled.loc[pooled["role"] == "best", "trial_id"]) == {"tr_00003"}
+    assert set(pooled.loc[pooled["role"] == "baseline", "trial_id"]) == {"base_00000"}
+    for _, row in pooled.iterrows():
+        g = p[p["trial_id"] == row["trial_id"]]
+        if row["subset"] != "all":
+            g = g[g["subset"] == row["subset"]]
+        e = g["y_pred"] - g["y_true"]
+        assert row["n"] == len(g)
+        assert row["mae"] == pytest.approx(e.abs().mean(), rel=1e-9)
+        assert row["rmse"] == pytest.approx(np.sqrt((e**2).mean()), rel=1e-9)
+        assert row["pc"] == pytest.approx(stats.pearsonr(g["y_true"], g["y_pred"])[0], rel=1e-9)
+    assert sorted(pooled.loc[pooled["role"] == "best", "subset"]) == ["AF", "AM", "CF", "CM", "all"]
+
+
+def test_ablation_paired_tests_and_bootstrap(standard):
+    ablation = pd.read_csv(standard / "report" / "ablation.csv", keep_default_na=False, na_values=[""])
+    assert set(ablation["reference"]) == {"base_00000"}
+    assert list(ablation["knob"]) == ["best trial", "loss.name", "loss.name", "loss.name"]
+    assert list(ablation["level"].fillna("")) == ["", "combo", "l1", "mse"]
+    assert list(ablation["trial_id"]) == ["tr_00003", "tr_00003", "tr_00004", "tr_00002"]  # best of each level
+    per_fold = recomputed_folds(standard).set_index(["trial_id", "fold"])
+    base = per_fold.loc["base_00000"]
+    for _, row in ablation.iterrows():
+        a = per_fold.loc[row["trial_id"]]
+        assert row["k"] == 5
+        for m in ("pc", "mae", "rmse"):
+            assert row[f"d_{m}"] == pytest.approx((a[m] - base[m]).mean(), rel=1e-9)
+            assert row[f"t_p_{m}"] == pytest.approx(stats.ttest_rel(a[m], base[m]).pvalue, rel=1e-9)
+            assert row[f"wilcoxon_p_{m}"] == pytest.approx(stats.wilcoxon(a[m] - base[m]).pvalue, rel=1e-9)
+        assert row["oof_n"] == 80
+        assert row["oof_ci_low"] <= row["oof_d_pc"] <= row["oof_ci_high"]
+    text = (standard / "report" / "tables.md").read_text()
+    assert "k is small" in text and "0.0625" in text
+
+
+def test_bootstrap_is_seeded_and_matches_a_plain_resampling():
+    from search.report._stats import _pearson, bootstrap_pc_difference
+
+    rng = np.random.default_rng(3)
+    y = rng.uniform(1, 5, 40)
+    a, b = y + rng.normal(0, 0.3, 40), y + rng.normal(0, 0.5, 40)
+    got = bootstrap_pc_difference(y, a, b, draws=300, seed=7)
+    assert got == bootstrap_pc_difference(y, a, b, draws=300, seed=7)
+    draws = np.random.default_rng(7)
+    plain = []
+    for start in range(0, 300, 256):  # the same draws, resampled the obvious way
+        for i in draws.integers(0, 40, size=(min(256, 300 - start), 40)):
+            plain.append(_pearson(y[i], a[i]) - _pearson(y[i], b[i]))
+    low, high = np.quantile(plain, [0.025, 0.975])
+    assert got["ci_low"] == pytest.approx(low, abs=1e-10) and got["ci_high"] == pytest.approx(high, abs=1e-10)
+    assert got["pc_diff"] == pytest.approx(stats.pearsonr(y, a)[0] - stats.pearsonr(y, b)[0], rel=1e-12)
+
+
+def test_importance_and_edge_of_the_space(standard):
+    imp = pd.read_csv(standard / "report" / "importance.csv", keep_default_na=False, na_values=[""])
+    assert set(imp["knob"]) == set(SPACE)
+    assert imp["importance"].notna().all() and imp["importance"].sum() == pytest.approx(1, abs=1e-6)
+    edge = imp.set_index("knob")["edge"].fillna("")
+    assert edge["loss.alpha"] == "upper edge"  # best alpha 3.9 in [0, 4]
+    assert edge["train.lr"] == "inside"
+    assert "sits at the upper edge" in (standard / "report" / "tables.md").read_text()
+
+
+def test_paper_table_puts_published_rows_beside_ours(standard):
+    t = pd.read_csv(standard / "report" / "paper.csv", keep_default_na=False, na_values=[""])
+    ours = t[t["source"] == "ours"]
+    assert list(ours["level"]) == ["combo", "l1", "mse"]
+    assert list(ours["trial_id"]) == ["tr_00003", "tr_00004", "tr_00002"]
+    published = t[t["source"] == "published"]
+    assert len(published) == len(paper.published("scut-fbp5500", "5fold"))
+    combo = published[published["method"] == "ComboLoss, SEResNeXt50"].iloc[0]
+    assert (combo["mae_mean"], combo["rmse_mean"], combo["pc_mean"]) == (0.2050, 0.2704, 0.9199)
+    assert t.index[t["method"] == "ComboLoss, SEResNeXt50"][0] == t.index[t["level"] == "combo"][0] + 1  # right under our combo row
+    assert "Published figures, not ours" in (standard / "report" / "tables.md").read_text()
+
+
+def test_published_data():
+    rows = paper.published("scut-fbp5500", "5fold")
+    combo = [r for r in rows if r.config.get("loss.name") == "combo"]
+    assert [(r.mae, r.rmse, r.pc) for r in combo] == [(0.2050, 0.2704, 0.9199)]
+    assert paper.published("synthetic", "5fold") == []
+    for r in paper.ROWS:
+        assert 0 < r.pc < 1 and r.source
+
+
+# --- marks, counts, files -----------------------------------------------------------------------
+
+
+def test_test_oracle_rows_carry_the_mark(standard):
+    md = (standard / "report" / "tables.md").read_text()
+    tex = (standard / "report" / "tables.tex").read_text()
+    oracle_lines = [line for line in md.splitlines() if "tr_00004" in line]
+    assert oracle_lines and all("tr_00004†" in line for line in oracle_lines)
+    assert not any("tr_00003†" in line for line in md.splitlines())
+    assert "† eval.select = test_oracle" in md
+    assert r"tr\_00004$^\dagger$" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    board = pd.read_csv(standard / "report" / "leaderboard.csv").set_index("trial_id")
+    assert board.at["tr_00004", "select"] == "test_oracle" and board.at["tr_00003", "select"] == "last"
+    for name in ("ablation.csv", "pooled.csv", "paper.csv"):
+        t = pd.read_csv(standard / "report" / name)
+        assert set(t.loc[t["trial_id"] == "tr_00004", "select"]) <= {"test_oracle"}
+
+
+def test_fail_and_pruned_counts_are_stated(standard):
+    status = pd.read_csv(standard / "report" / "status.csv").set_index("status")
+    assert status["trials"].to_dict() == {"COMPLETE": 5, "INCOMPLETE": 0, "PRUNED": 2, "FAIL": 1}
+    md = (standard / "report" / "tables.md").read_text()
+    assert "2 trial(s) PRUNED" in md and "1 trial(s) FAILED" in md and "loss is NaN" in md
+
+
+def test_every_output_file_is_written(standard):
+    out = standard / "report"
+    for name in TABLES + PLOTS:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for name in PLOTS:
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 150
+    md = (out / "tables.md").read_text()
+    for section in ("## Leaderboard", "## Paper format", "## Ablation", "## Pooled and per-subset", "## Knob importance", "## Trials by status", "## Plots"):
+        assert section in md
+
+
+def test_a_single_trial_says_what_it_could_not_compute(tmp_path):
+    root = make_results(tmp_path / "one", [T("only_00000", {"loss.name": "combo", "loss.alpha": 2.0, "train.lr": 0.01})], baseline=BASELINE)
+    assert run_cli(str(root), "--format", "md,csv,png", "--bootstrap", "100") == 0
+    out = root / "report"
+    md = (out / "tables.md").read_text()
+    assert "importance needs at least 2 completed trials (the journal has 1)" in md
+    assert "ablation: only one completed trial, nothing to compare" in md
+    assert not (out / "tables.tex").exists()  # not asked for
+    for name in ("leaderboard.csv", "pooled.csv", "history.png", "predicted_vs_true.png", "curves.png", "knobs.png"):
+        assert (out / name).is_file(), name
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert list(board["trial_id"]) == ["only_00000"] and board.at[0, "folds"] == 5
+
+
+def test_no_journal_and_a_fail_before_any_fold(tmp_path):
+    trials = standard_trials()[:3]
+    root = make_results(tmp_path / "nojournal", trials, baseline=BASELINE, journal=False, dataset="synthetic")
+    from search.results import write_part
+
+    write_part(root, "folds", "early_00009-fail", pd.DataFrame([{"trial_id": "early_00009", "fold": -1, "status": "FAIL", "error": "InputError: data.root missing", "param.loss.name": "l1"}]))
+    write_part(root, "folds", "nan_00010-fail", pd.DataFrame([{"trial_id": "nan_00010", "fold": np.nan, "status": "FAIL", "error": None}]))
+    report = build_report(root, draws=50)
+    write_report(report, root / "report", formats=("md", "csv"))
+    assert report.leaderboard.loc[["early_00009", "nan_00010"], "status"].tolist() == ["FAIL", "FAIL"]
+    notes = " ".join(report.notes)
+    assert "no optuna.journal" in notes and "importance skipped" in notes
+    assert "no published ComboLoss figures for dataset synthetic" in notes
+    assert "InputError: data.root missing" in notes
+    assert report.importance["importance"].isna().all()
+
+
+def test_no_baseline_compares_with_the_best(tmp_path):
+    root = make_results(tmp_path / "nobase", standard_trials()[:5], journal=False)
+    report = build_report(root, draws=50)
+    assert report.baseline is None and set(report.ablation["reference"]) == {"tr_00003"}
+    assert any("names no baseline" in n for n in report.notes)
+
+
+def test_by_a_fixed_path_an_unknown_one_and_bad_formats(tmp_path, standard):
+    report = build_report(standard, by="model.backbone", draws=10)
+    ours = report.paper[report.paper["source"] == "ours"]
+    assert list(ours["trial_id"]) == ["tr_00003"] and any("not searched" in n for n in report.notes)
+    with pytest.raises(InputError, match="--by loss.nope"):
+        build_report(standard, by="loss.nope")
+    with pytest.raises(InputError, match="--format"):
+        run_cli(str(standard), "--format", "md,pdf")
+
+
+def test_missing_or_foreign_results_dirs_are_one_line_input_errors(tmp_path):
+    with pytest.raises(InputError, match=f"results directory not found: {tmp_path / 'nope'}"):
+        build_report(tmp_path / "nope")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="not a directory"):
+        build_report(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not a results directory"):
+        build_report(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "study.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(InputError, match="study.yaml"):
+        build_report(tmp_path / "bad")
+    (tmp_path / "corrupt" / "folds.parquet").mkdir(parents=True)
+    (tmp_path / "corrupt" / "folds.parquet" / "t1-fold1.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="t1-fold1.parquet") as e:
+        build_report(tmp_path / "corrupt")
+    assert "\n" not in str(e.value)
+
+
+def test_an_empty_study_gives_an_empty_report(tmp_path):
+    root = make_results(tmp_path / "empty", [], journal=False)
+    report = build_report(root, draws=10)
+    written = write_report(report, root / "report", formats=("md", "tex", "csv", "png"))
+    assert {p.name for p in written} >= set(TABLES)
+    assert any("no trials recorded yet" in n for n in report.notes)
+
+
+def test_neither_ray_nor_torch_is_imported():
+    """In a fresh interpreter: the report's modules and what they import lazily."""
+    code = (
+        "import sys, search.report, search.report._build, search.report._plots, search.report._render, optuna, matplotlib.figure, scipy.stats; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'torch')); assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[3])
