@@ -165,7 +165,8 @@ def find_baseline(board: pd.DataFrame, folds: pd.DataFrame, study: _io.Study, no
             mask &= _same(board[column], value)
         candidates = board.index[mask.to_numpy()]
     else:
-        _note(notes, "the study names no baseline point (search.baseline): ablation differences are against the best trial")
+        if study.raw.get("search"):
+            _note(notes, "the study names no baseline point (search.baseline): ablation differences are against the best trial")
         return None
     if not len(candidates):
         _note(notes, f"no trial matches the baseline point {study.baseline}: ablation differences are against the best trial")

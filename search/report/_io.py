@@ -265,6 +265,8 @@ def load_study(results: Path) -> Study:
         notes.append(f"no study.yaml in {results}: study settings (space, baseline, objective) unknown")
     config = raw.get("config") or raw.get("base") or {k: raw[k] for k in ("data", "model", "loss", "train", "eval") if isinstance(raw.get(k), dict)}
     search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
+    if raw and not search:
+        notes.append("study.yaml has no search section (a single-config run, e.g. fbp-search train): no space, no baseline")
     knobs = {}
     for path, dim in (search.get("space") or {}).items():
         k = _knob(str(path), dim)

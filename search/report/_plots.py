@@ -108,7 +108,7 @@ def knobs(report: Report, path: Path) -> Path | None:
         ax.grid(alpha=0.3)
     for ax in axes[len(numeric):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, loc="best")
     fig.suptitle(f"{report.study.metric.upper()} against each numeric knob (complete trials; dashed: range bounds)")
     return _save(fig, path)
 
@@ -194,4 +194,6 @@ def draw_all(report: Report, out: Path) -> list[Path]:
         path = draw(report, out / f"{name}.png")
         if path is not None:
             written.append(path)
+        else:  # a plot of an earlier report that this one cannot draw would mislead
+            (out / f"{name}.png").unlink(missing_ok=True)
     return written

@@ -129,3 +129,15 @@ def test_asha_prunes_on_folds_and_pruned_folds_are_marked(local_ray, tmp_path):
     assert (by_trial[1] == "COMPLETE").all()  # every trial reaches the first rung
     assert set(by_trial[2]) <= {"COMPLETE", "PRUNED"} and (by_trial[2] == "PRUNED").any()
     assert folds.loc[folds["status"] == "PRUNED", "pc"].isna().all()
+
+
+def test_two_objectives_with_nsga2(local_ray, tmp_path):
+    spec = _spec(
+        search={"sampler": "nsga2", "num_trials": 2, "seed": 0, "space": {"loss.alpha": {"float": [0.0, 4.0]}}, "baseline": []},
+        objective=[{"metric": "pc"}, {"metric": "mae"}],
+    )
+    assert run_study(spec, "tiny.yaml", tmp_path / "multi")["errors"] == 0
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "multi" / "optuna.journal")))
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert all(len(t.values) == 2 for t in study.trials)

@@ -286,3 +286,18 @@ def test_neither_ray_nor_torch_is_imported():
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'torch')); assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[3])
+
+
+def test_a_train_run_directory(tmp_path):
+    """`fbp-search train` writes study.yaml with `config` and no search: one trial, no knobs."""
+    import yaml
+
+    root = make_results(tmp_path / "train", [T("t1234abcd", {})], space={}, journal=False)
+    config = yaml.safe_load((root / "study.yaml").read_text())
+    (root / "study.yaml").write_text(yaml.safe_dump({"name": "train", "kind": "train", "spec_hash": "x", "config": {k: config[k] for k in ("data", "model", "loss", "train", "eval")}}))
+    report = build_report(root, draws=10)
+    written = write_report(report, root / "report", formats=("md", "csv", "png"))
+    assert report.best == "t1234abcd" and report.study.dataset == "scut-fbp5500" and not report.study.knobs
+    assert any("no search section" in n for n in report.notes)
+    assert {p.name for p in written} >= {"leaderboard.csv", "pooled.csv", "tables.md", "predicted_vs_true.png", "curves.png"}
+    assert list(report.paper.loc[report.paper["source"] == "ours", "trial_id"]) == ["t1234abcd"]
