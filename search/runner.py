@@ -113,7 +113,6 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     from ray.tune.search.optuna import OptunaSearch
 
     from search.callbacks import ParquetWriter, Progress
-    from search.trial import train_trial
 
     console = console or Console(highlight=False)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -152,11 +151,9 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
 
     fold_numbers = spec.data.folds or list(range(1, num_folds + 1))
     meta = {"study": spec.name, "spec_hash": study["spec_hash"]}
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    trainable = tune.with_resources(partial(train_trial, spec_json=spec.model_dump(mode="json", by_alias=True), meta=meta), resources)
     progress = Progress(console, spec.search.num_trials, metrics[0], modes[0], num_folds)
     tuner = tune.Tuner(
-        trainable,
+        _trainable(spec, meta),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
@@ -168,12 +165,70 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
         run_config=tune.RunConfig(
             name="tune",
             storage_path=str(results.resolve()),
-            callbacks=[ParquetWriter(results, meta, fold_numbers, list(spec.search.space)), progress],
+            # absolute: Tune pickles the callbacks and a resume may start elsewhere
+            callbacks=[ParquetWriter(results.resolve(), meta, fold_numbers, list(spec.search.space)), progress],
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
-    grid = tuner.fit()
+    return _finish(tuner.fit(), results, spec, progress.max_running)
+
+
+def _trainable(spec: StudySpec, meta: dict):
+    from ray import tune
+
+    from search.trial import train_trial
+
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    return tune.with_resources(partial(train_trial, spec_json=spec.model_dump(mode="json", by_alias=True), meta=meta), resources)
+
+
+def _journal(results: Path):
+    import optuna
+
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+
+
+def _finish(grid, results: Path, spec: StudySpec, max_running: int) -> dict:
+    """After Tune: no Optuna trial may stay RUNNING (a killed driver leaves some behind)."""
+    import optuna
+
+    study = optuna.load_study(study_name=spec.name, storage=_journal(results))
+    orphans = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
+    for number in orphans:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
     errors = sum(1 for r in grid if r.error is not None)
-    return {"trials": len(grid), "errors": errors, "max_running": progress.max_running}
+    return {"trials": len(grid), "errors": errors, "max_running": max_running, "orphans_failed": len(orphans)}
+
+
+def load_results_spec(results: Path) -> tuple[StudySpec, dict]:
+    """The study a results directory was made by, checked against its own hash."""
+    marker = results / "study.yaml"
+    if not marker.is_file():
+        raise InputError(f"{results} is not a results directory: no study.yaml")
+    try:
+        study = yaml.safe_load(marker.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{marker}: unreadable ({e})") from None
+    digest = study.pop("spec_hash", None)
+    from search.spec import validate_spec
+
+    spec = validate_spec(study, str(marker))
+    if spec_hash(resolved(spec)) != digest:
+        raise InputError(f"{marker}: spec_hash {digest} does not match its contents; the file was edited")
+    return spec, {"study": spec.name, "spec_hash": digest}
+
+
+def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None) -> dict:
+    """Continue a study whose driver stopped: finished folds stay, running trials continue at
+    their next fold, the sampler goes on until `num_trials`."""
+    from ray import tune
+
+    spec, meta = load_results_spec(results)
+    state = results / "tune"
+    if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
+        return run_study(spec, str(results / "study.yaml"), results, address, resume=True, max_failures=max_failures, console=console)
+    _start_ray(address, spec)
+    tuner = tune.Tuner.restore(str(state.resolve()), trainable=_trainable(spec, meta), resume_unfinished=True, resume_errored=False)
+    return _finish(tuner.fit(), results, spec, 0)

@@ -22,6 +22,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
     run.set_defaults(run=run_command)
 
+    resume = commands.add_parser("resume", help="continue a stopped study from its results directory")
+    resume.add_argument("results", type=Path, help="the study's results directory, e.g. results/quickstart")
+    resume.add_argument("--address", help="join a running Ray cluster (default: start a local Ray)")
+    resume.set_defaults(run=resume_command)
+
     validate = commands.add_parser("validate", help="check a study file and print the resolved study and its space")
     _common(validate)
     validate.set_defaults(run=validate_command)
@@ -66,4 +71,14 @@ def run_command(args: argparse.Namespace) -> int:
     console.print(f"study {spec.name}: {spec.search.num_trials} trials, sampler {spec.search.sampler}, results in {results}")
     outcome = run_study(spec, str(args.study), results, address=args.address, max_failures=args.max_failures, console=console)
     console.print(f"finished: {outcome['trials']} trials, {outcome['errors']} failed. Next: fbp-search report {results}")
+    return 0
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    from search.runner import resume_study
+
+    console = Console(highlight=False)
+    console.print(f"resuming the study in {args.results}")
+    outcome = resume_study(args.results, address=args.address, console=console)
+    console.print(f"finished: {outcome['trials']} trials, {outcome['errors']} failed. Next: fbp-search report {args.results}")
     return 0

@@ -22,10 +22,12 @@ __all__ = ["FORMATS", "build_report", "register", "run_report", "write_report"]
 FORMATS = ("md", "tex", "csv", "png")
 
 
-def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: int = 0, cache: bool = True, out: Path | None = None):
+def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: int = 0, cache: bool = True):
+    """The report's tables as DataFrames (`search.report._build.Report`); writes nothing but
+    the folds snapshot in RESULTS/report/.cache (unless cache=False)."""
     from search.report._build import build_report as build
 
-    return build(Path(results), by=by, draws=draws, seed=seed, cache=cache, out=out)
+    return build(Path(results), by=by, draws=draws, seed=seed, cache=cache)
 
 
 def write_report(report, out: Path, formats=FORMATS, top: int = 20, draws: int = 2000, seed: int = 0) -> list[Path]:
@@ -66,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--top", type=int, default=20, help="leaderboard rows in tables.md and .tex (default %(default)s; the CSV has all)")
     report.add_argument("--bootstrap", type=int, default=2000, metavar="B", help="bootstrap draws for the CI of the PC difference (default %(default)s)")
     report.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
-    report.add_argument("--no-cache", action="store_true", help="do not keep a snapshot of folds.parquet under the report folder")
+    report.add_argument("--no-cache", action="store_true", help="neither read nor write the snapshot of folds.parquet in RESULTS/report/.cache")
     report.set_defaults(run=run_report)
 
 
@@ -80,7 +82,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise InputError(f"--top must be >= 1 and --bootstrap >= 0, got --top {args.top} --bootstrap {args.bootstrap}")
     out = args.out or Path(args.results) / "report"
     start = time.perf_counter()
-    report = build_report(args.results, by=args.by, draws=args.bootstrap, seed=args.seed, cache=not args.no_cache, out=out)
+    report = build_report(args.results, by=args.by, draws=args.bootstrap, seed=args.seed, cache=not args.no_cache)
     written = write_report(report, out, formats, top=args.top, draws=args.bootstrap, seed=args.seed)
     console = Console(highlight=False)
     _render.summary(console, report, written, out)

@@ -199,25 +199,30 @@ def _by_column(by: str | None, study: _io.Study, board: pd.DataFrame) -> tuple[s
     return path, None
 
 
-def _levels(column: pd.Series, knob: _io.Knob | None, notes: list[str], path: str) -> pd.Series:
-    """Level of each trial; a numeric knob with many distinct values is cut into 5 quantile bins."""
+def _levels(column: pd.Series, notes: list[str], path: str) -> tuple[pd.Series, list[str] | None]:
+    """Level of each trial, and their order when it is not the values' own; a numeric knob with
+    many distinct values is cut into 5 quantile bins labelled low-high."""
     numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
     if numeric and column.nunique() > MAX_LEVELS:
         _note(notes, f"--by {path}: {column.nunique()} distinct values, grouped into 5 quantile bins")
-        return pd.qcut(column, 5, duplicates="drop").astype(str)
-    return column
+        codes, edges = pd.qcut(column, 5, labels=False, retbins=True, duplicates="drop")
+        labels = [f"{edges[i]:.4g} to {edges[i + 1]:.4g}" for i in range(len(edges) - 1)]
+        return codes.map(dict(enumerate(labels))), labels
+    return column, None
 
 
-def _by_level(ok: pd.DataFrame, levels: pd.Series, knob: _io.Knob | None) -> list[tuple[Any, str, int]]:
+def _by_level(ok: pd.DataFrame, levels: pd.Series, knob: _io.Knob | None, order: list[str] | None = None) -> list[tuple[Any, str, int]]:
     """(level, its best trial, trials at that level), levels in the space's order. `ok` is
     ranked best first, so the first trial of each level is its best."""
     levels = levels.astype(object).where(levels.notna(), "(not set)")
     first = ~levels.duplicated()
     counts = levels.value_counts()
     pairs = [(level, trial, int(counts[level])) for level, trial in zip(levels[first.to_numpy()], ok.index[first.to_numpy()])]
-    if knob is not None and knob.choices:
-        order = {str(c): i for i, c in enumerate(knob.choices)}
-        return sorted(pairs, key=lambda p: (order.get(str(p[0]), len(order)), str(p[0])))
+    if order is None and knob is not None and knob.choices:
+        order = list(knob.choices)
+    if order is not None:
+        rank = {str(c): i for i, c in enumerate(order)}
+        return sorted(pairs, key=lambda p: (rank.get(str(p[0]), len(rank)), str(p[0])))
     try:
         return sorted(pairs, key=lambda p: p[0])
     except TypeError:
@@ -240,8 +245,8 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
         }
 
     if column is not None:
-        levels = _levels(ok[column], study.knobs.get(path), notes, path)
-        for level, trial, n in _by_level(ok, levels, study.knobs.get(path)):
+        levels, order = _levels(ok[column], notes, path)
+        for level, trial, n in _by_level(ok, levels, study.knobs.get(path), order):
             rows.append(ours(level, trial, n))
     elif len(ok):
         if path:
@@ -478,9 +483,10 @@ def history_table(board: pd.DataFrame, objective: str, direction: str) -> pd.Dat
 # --- the whole report -------------------------------------------------------------------------
 
 
-def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: int = 0, cache: bool = True, out: Path | None = None) -> Report:
-    """All tables of the report, as numbers. `out` (default RESULTS/report) holds the snapshot
-    of the folds table that makes a second run fast."""
+def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: int = 0, cache: bool = True) -> Report:
+    """All tables of the report, as numbers. With `cache`, RESULTS/report/.cache holds a
+    snapshot of the folds table that makes the next report read only the parts written since
+    (wherever --out points; a results directory that cannot be written just gets no snapshot)."""
     results = Path(results)
     clock = time.perf_counter()
     timings: dict[str, float] = {}
@@ -492,7 +498,7 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
         clock = now
 
     study = _io.load_study(results)
-    snapshot = ((out or results / "report") / ".cache") if cache else None
+    snapshot = results / "report" / ".cache" if cache else None
     folds = _io.read_table(results, "folds", cache=snapshot)
     lap("read folds")
     notes = list(study.notes)
