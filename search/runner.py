@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -172,7 +175,32 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
-    return _finish(tuner.fit(), results, spec, progress.max_running)
+    with _ctrl_c() as interrupted:
+        grid = tuner.fit()
+    return _finish(grid, results, spec, progress.max_running, interrupted.is_set())
+
+
+@contextmanager
+def _ctrl_c():
+    """Ctrl-C asks Tune to stop gracefully (its SIGUSR1 path: trials stop, state is saved) and
+    remembers that it did; a second Ctrl-C stops at once."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+
+    def on_sigint(signum, frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _trainable(spec: StudySpec, meta: dict):
@@ -190,16 +218,19 @@ def _journal(results: Path):
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
 
 
-def _finish(grid, results: Path, spec: StudySpec, max_running: int) -> dict:
-    """After Tune: no Optuna trial may stay RUNNING (a killed driver leaves some behind)."""
+def _finish(grid, results: Path, spec: StudySpec, max_running: int, interrupted: bool) -> dict:
+    """After Tune. Interrupted (Ctrl-C): say so, the unfinished trials resume later. Finished:
+    no Optuna trial may stay RUNNING (a killed driver leaves some behind), so fail those."""
     import optuna
 
+    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0}
+    if interrupted:
+        return outcome
     study = optuna.load_study(study_name=spec.name, storage=_journal(results))
     orphans = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
     for number in orphans:
         study.tell(number, state=optuna.trial.TrialState.FAIL)
-    errors = sum(1 for r in grid if r.error is not None)
-    return {"trials": len(grid), "errors": errors, "max_running": max_running, "orphans_failed": len(orphans)}
+    return {**outcome, "orphans_failed": len(orphans)}
 
 
 def load_results_spec(results: Path) -> tuple[StudySpec, dict]:
@@ -231,4 +262,6 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
         return run_study(spec, str(results / "study.yaml"), results, address, resume=True, max_failures=max_failures, console=console)
     _start_ray(address, spec)
     tuner = tune.Tuner.restore(str(state.resolve()), trainable=_trainable(spec, meta), resume_unfinished=True, resume_errored=False)
-    return _finish(tuner.fit(), results, spec, 0)
+    with _ctrl_c() as interrupted:
+        grid = tuner.fit()
+    return _finish(grid, results, spec, 0, interrupted.is_set())

@@ -70,6 +70,13 @@ def run_command(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     console.print(f"study {spec.name}: {spec.search.num_trials} trials, sampler {spec.search.sampler}, results in {results}")
     outcome = run_study(spec, str(args.study), results, address=args.address, max_failures=args.max_failures, console=console)
+    return _closing(outcome, results, console)
+
+
+def _closing(outcome: dict, results: Path, console: Console) -> int:
+    if outcome["interrupted"]:
+        console.print(f"interrupted: every completed fold is saved. Continue with: fbp-search resume {results}")
+        return 130
     console.print(f"finished: {outcome['trials']} trials, {outcome['errors']} failed. Next: fbp-search report {results}")
     return 0
 
@@ -79,6 +86,4 @@ def resume_command(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False)
     console.print(f"resuming the study in {args.results}")
-    outcome = resume_study(args.results, address=args.address, console=console)
-    console.print(f"finished: {outcome['trials']} trials, {outcome['errors']} failed. Next: fbp-search report {args.results}")
-    return 0
+    return _closing(resume_study(args.results, address=args.address, console=console), args.results, console)

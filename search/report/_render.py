@@ -100,7 +100,7 @@ def leaderboard_section(report: Report, top: int) -> Section:
     intro = f"{len(board)} trials ranked by mean {report.study.metric} over folds ({'higher' if report.study.direction == 'max' else 'lower'} is better); complete trials first, then incomplete, pruned and failed ones."
     if len(board) > len(shown):
         intro += f" Top {top} shown; all in leaderboard.csv."
-    notes = [f"Mean ± sample std over each trial's completed folds (the paper's convention)."]
+    notes = ["Mean ± sample std over each trial's completed folds (the paper's convention)."]
     return Section("leaderboard", "Leaderboard", pd.DataFrame(rows), leaderboard_csv(report), intro, notes + _oracle_footnote(report, shown.index))
 
 
@@ -145,7 +145,7 @@ def ablation_section(report: Report, draws: int, seed: int) -> Section:
     against = "the baseline" if report.baseline else "the best trial (no baseline trial)"
     intro = f"Each row: a trial minus {against}, {_trial(report, reference) if reference else DASH}. For every level of each categorical knob the row is that level's best trial."
     notes = [
-        f"Δ = trial − reference, as mean over the k folds both finished; ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
+        "Δ = trial − reference, as mean over the k folds both finished; ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
         f"p: paired t test and Wilcoxon signed-rank test on the per-fold {m} over those k folds. k is small (with 5 folds the smallest two-sided Wilcoxon p is 0.0625) and folds share training data: read the p-values as indicative only.",
         f"ΔPC pooled: PC difference on the pooled out-of-fold predictions (images paired across the two trials), with a {draws}-draw percentile bootstrap 95% CI resampling images (seed {seed}).",
     ]

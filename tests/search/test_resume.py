@@ -69,3 +69,29 @@ def test_sigkilled_driver_then_resume(local_ray, tmp_path):
     states = [t.state for t in optuna.load_study(study_name="killed", storage=storage).trials]
     assert optuna.trial.TrialState.RUNNING not in states
     assert outcome["errors"] == 0
+
+
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_exits_130(local_ray, tmp_path):
+    study = tmp_path / "killed.yaml"
+    study.write_text(yaml.safe_dump({**STUDY, "data": {**STUDY["data"], "folds": [1, 2]}}))
+    results = tmp_path / "results"
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "search.cli", "run", str(study), "--results", str(results)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        _wait_for_parts(results / "folds.parquet", 1, timeout=240)
+        os.kill(driver.pid, signal.SIGINT)
+        out, _ = driver.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)  # whatever of its Ray is left
+        except ProcessLookupError:
+            pass
+    assert driver.returncode == 130, out
+    assert f"fbp-search resume {results}" in out.replace("\n", "")
+    assert "Traceback" not in out
+    resume_study(results)
+    after = read_table(results, "folds")
+    assert len(after) == 3 * 2 and (after["status"] == "COMPLETE").all()
