@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fbp.train import FoldResult
+if TYPE_CHECKING:  # the report reads results without importing torch
+    from fbp.train import FoldResult
 
 TABLES = {
     "folds": ["trial_id", "fold"],

@@ -295,7 +295,8 @@ def _comparisons(report: Report) -> list[tuple[str, str, str]]:
     trial of each level of each categorical knob."""
     board = report.leaderboard
     ok = board[(board["status"] == "COMPLETE") & board[report.objective].notna()]
-    out = [("best trial", "", report.best)] if report.best else []
+    reference = report.baseline or report.best
+    out = [("best trial", "", report.best)] if report.best and report.best != reference else []
     for knob in report.study.knobs.values():
         if knob.kind != "choice" or knob.column not in ok.columns:
             continue
@@ -412,6 +413,8 @@ def journal_importance(report: Report) -> dict[str, float]:
     if not study.knobs and not trials[0].params:
         _note(notes, "importance: the study searches no knobs")
         return {}
+    if len(trials) < 10:
+        _note(notes, f"importance from only {len(trials)} completed trials in the journal: little evidence either way")
     evaluator, report.importance_method = _evaluator()
     multi = len(jstudy.directions) > 1
     try:

@@ -51,6 +51,9 @@ def history(report: Report, path: Path) -> Path | None:
         row = h[h["trial_id"] == trial] if trial else h.iloc[0:0]
         if len(row):
             ax.scatter(row["order"], row["objective"], s=160 if marker == "*" else 70, marker=marker, color=colour, edgecolor="k", zorder=5, label=f"{name} {trial}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     failed = int((h["status"] == "FAIL").sum())
     ax.set_xlabel("trial, in the order its first fold was written" + (f"  ({failed} failed trials not drawn)" if failed else ""))
     ax.set_ylabel(_label(report))
@@ -160,7 +163,8 @@ def curves(report: Report, path: Path) -> Path | None:
     for ax, column in zip(axes, panels):
         for i, (fold, g) in enumerate(e.groupby("fold")):
             colour = SUBSET_COLOURS[i % len(SUBSET_COLOURS)]
-            ax.plot(g["epoch"], g[column], color=colour, lw=1.2, label=f"fold {fold}")
+            few = g["epoch"].nunique() <= 30  # points visible, and a one-epoch run still shows
+            ax.plot(g["epoch"], g[column], color=colour, lw=1.2, marker="." if few else None, label=f"fold {fold}")
             val = column.replace("test_", "val_")
             if column.startswith("test_") and val in g.columns and g[val].notna().any():
                 ax.plot(g["epoch"], g[val], color=colour, lw=1, ls=":", label=f"fold {fold} inner val")
@@ -169,6 +173,8 @@ def curves(report: Report, path: Path) -> Path | None:
                 if len(at):
                     ax.scatter(at["epoch"], at[column], color=colour, edgecolor="k", s=40, zorder=5)
         ax.set_xlabel("epoch")
+        if e["epoch"].nunique() == 1:
+            ax.set_xlim(e["epoch"].iloc[0] - 1, e["epoch"].iloc[0] + 1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(column)
         ax.grid(alpha=0.3)

@@ -143,10 +143,11 @@ def ablation_section(report: Report, draws: int, seed: int) -> Section:
             "ΔPC pooled [95% CI]": ci,
         })
     against = "the baseline" if report.baseline else "the best trial (no baseline trial)"
+    k = int(t["k"].max()) if len(t) and t["k"].notna().any() else max(report.k, 1)
     intro = f"Each row: a trial minus {against}, {_trial(report, reference) if reference else DASH}. For every level of each categorical knob the row is that level's best trial."
     notes = [
         "Δ = trial − reference, as mean over the k folds both finished; ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
-        f"p: paired t test and Wilcoxon signed-rank test on the per-fold {m} over those k folds. k is small (with 5 folds the smallest two-sided Wilcoxon p is 0.0625) and folds share training data: read the p-values as indicative only.",
+        f"p: paired t test and Wilcoxon signed-rank test on the per-fold {m} over those k folds. k is small (with k = {k} the smallest two-sided Wilcoxon p is {2 / 2 ** k:.4g}) and folds share training data: read the p-values as indicative only.",
         f"ΔPC pooled: PC difference on the pooled out-of-fold predictions (images paired across the two trials), with a {draws}-draw percentile bootstrap 95% CI resampling images (seed {seed}).",
     ]
     return Section("ablation", "Ablation", pd.DataFrame(rows), t, intro, notes + _oracle_footnote(report, [*t["trial_id"], *t["reference"]]))
@@ -310,7 +311,8 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
     board = report.leaderboard
     table = Table(title=f"{report.study.name}: best and baseline", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for c in ("role", "trial", "folds", "MAE", "RMSE", "PC"):
-        table.add_column(c, justify="right" if c in ("MAE", "RMSE", "PC", "folds") else "left", no_wrap=True)
+        numbers = c in ("MAE", "RMSE", "PC")
+        table.add_column(c, justify="right" if numbers or c == "folds" else "left", no_wrap=c != "trial", min_width=13 if numbers else None, overflow="fold")
     roles = [("best", report.best)] + ([("baseline", report.baseline)] if report.baseline and report.baseline != report.best else [])
     params = []
     for role, trial in roles:
