@@ -1,0 +1,54 @@
+"""FBP datasets by name, each read from its published layout.
+
+    dataset = load_dataset("scut-fbp5500", "data/SCUT-FBP5500_v2")
+    for fold in dataset.folds("5fold"): ...
+
+`synthetic` generates drawn faces in the SCUT-FBP5500 layout on first use (into `root`, or the
+cache directory when no root is given) and reads them with the SCUT-FBP5500 loader.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Callable
+
+from fbp.data import hotornot, scut_fbp, scut_fbp5500
+from fbp.data.base import Dataset, Fold, Record, check_images_exist
+from fbp.data.synthetic_dataset import load_synthetic
+from fbp.errors import InputError
+
+__all__ = ["DATASETS", "Dataset", "Fold", "Record", "load_dataset"]
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "scut-fbp5500": scut_fbp5500.load,
+    "scut-fbp": scut_fbp.load,
+    "hotornot": hotornot.load,
+    "synthetic": load_synthetic,
+}
+
+LAYOUTS = {
+    "scut-fbp5500": "ROOT/Images/*.jpg and ROOT/train_test_files/ of the SCUT-FBP5500 v2 release",
+    "scut-fbp": "ROOT/SCUT-FBP-<n>.jpg and ROOT/SCUT-FBP.xlsx",
+    "hotornot": "the images and eccv2010_split1..5.csv in ROOT",
+    "synthetic": "nothing: generated on first use",
+}
+
+
+def load_dataset(name: str, root: str | Path | None = None, check_images: bool = True, **options) -> Dataset:
+    """Read dataset `name` from `root`; `options` are the loader's own (e.g. synthetic's n)."""
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    loader = DATASETS[name]
+    accepted = [p for p in inspect.signature(loader).parameters if p != "root"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InputError(f"dataset {name!r} takes no option {unknown[0]!r}; its options: {', '.join(accepted) or 'none'}")
+    if root is None and inspect.signature(loader).parameters["root"].default is inspect.Parameter.empty:
+        raise InputError(f"dataset {name!r} needs a root directory (data.root)")
+    if root is not None:
+        options["root"] = Path(root)
+    dataset = loader(**options)
+    if check_images:
+        check_images_exist(dataset)
+    return dataset
