@@ -80,7 +80,7 @@ class Progress(tune.Callback):
         return {k: v for k, v in self.__dict__.items() if k not in ("console", "live")}
 
     def __setstate__(self, state):
-        self.__dict__.update(state, console=Console(highlight=False), live=None)
+        self.__dict__.update(state, console=Console(highlight=False, soft_wrap=True), live=None)
 
     def _line(self, trials) -> Text:
         states = {"RUNNING": 0, "TERMINATED": 0, "ERROR": 0, "PENDING": 0, "PAUSED": 0}

@@ -117,7 +117,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
 
     from search.callbacks import ParquetWriter, Progress
 
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, soft_wrap=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     num_folds = check_data(spec, source)
     study = resolved(spec)

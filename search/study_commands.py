@@ -49,7 +49,7 @@ def load(args: argparse.Namespace) -> StudySpec:
 
 def validate_command(args: argparse.Namespace) -> int:
     spec = load(args)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     console.print(yaml.safe_dump(resolved(spec), sort_keys=False).rstrip())
     table = Table(title=f"search space of {spec.name}: sampler {spec.search.sampler}, {spec.search.num_trials} trials")
     for column in ("path", "distribution", "when"):
@@ -67,7 +67,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     spec = load(args)
     results = args.results or Path("results") / (spec.name + ("-smoke" if args.smoke else ""))
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     console.print(f"study {spec.name}: {spec.search.num_trials} trials, sampler {spec.search.sampler}, results in {results}")
     outcome = run_study(spec, str(args.study), results, address=args.address, max_failures=args.max_failures, console=console)
     return _closing(outcome, results, console)
@@ -84,6 +84,6 @@ def _closing(outcome: dict, results: Path, console: Console) -> int:
 def resume_command(args: argparse.Namespace) -> int:
     from search.runner import resume_study
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     console.print(f"resuming the study in {args.results}")
     return _closing(resume_study(args.results, address=args.address, console=console), args.results, console)

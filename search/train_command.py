@@ -44,7 +44,7 @@ def run_train(args: argparse.Namespace) -> int:
     resolved = config.model_dump(mode="json")
     digest = spec_hash(resolved)
     out = args.out or Path("results") / args.config.stem
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     trial = {"study": out.name, "spec_hash": digest, "trial_id": f"t{digest[:8]}", "seed": config.train.seed}
 
     table = Table(title=f"{args.config.name}: {config.model.backbone}, loss {config.loss.name}, select {config.eval.select}")

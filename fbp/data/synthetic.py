@@ -81,7 +81,7 @@ _Z_CLIP = 2.2  # trait z-scores are clipped so extreme faces stay drawable
 # Each trait's weight in A or P: the easier a trait is to see at 64 px, the more latent variance
 # it carries (eye sizes: large areas; nose: a few pixels).
 _ASYMMETRY = {"eye_asym": 1.6, "eye_offset": 0.8, "mouth_tilt": 1.0, "nose_offset": 0.5}
-_PROPORTION = {"aspect": 0.8, "eye_size": 1.6, "eye_dist": 0.6, "mouth_width": 0.8, "nose_length": 0.5}
+_PROPORTION = {"aspect": 0.8, "eye_size": 1.6, "eye_dist": 0.9, "mouth_width": 0.6, "nose_length": 0.5}
 _W_A, _W_P, _W_B = 1.0, 1.0, 1.2
 # mean and std of w_A A + w_P P + w_B B over 200,000 draws of `_sample_traits` (seed 12345);
 # tests/fbp/data/test_synthetic.py checks them against a fresh draw.
@@ -91,7 +91,7 @@ _LATENT_STD = 4.944
 _MAX_BLEMISHES = 12
 _BLEMISH_RADIUS = (0.02, 0.035)  # image sides
 _BLEMISH_REF_AREA = 0.0275**2  # a spot of this radius and contrast 1 adds 1 to B
-_BLEMISH_CONTRAST = (0.45, 1.0)
+_BLEMISH_CONTRAST = (0.6, 1.0)
 
 _RATING_MID = 3.0
 _RATING_SLOPE = 0.65  # rating points per latent sd
@@ -435,7 +435,7 @@ def _draw_face(image: Image.Image, face: _Face) -> None:
         c.polygon(_ellipse(side * w, _EYE_Y + 0.04, 0.03, 0.055, 20), _shade(look.skin, 0.92))  # ears
     c.polygon(_ellipse(0, 0, w, h, 64), look.skin, outline=_shade(look.skin, 0.62), width=0.008)
     for b in face.traits.blemishes:
-        spot = (150, 35, 40) if b.red else _shade(look.skin, 0.45)
+        spot = (150, 35, 40) if b.red else _shade(look.skin, 0.4)
         c.polygon(_ellipse(b.x, b.y, b.radius, b.radius, 16), _mix(look.skin, spot, b.contrast))
     for (x, y, e), mirror in zip(g.eyes, (1, -1)):
         _draw_eye(c, look, x, y, e)
