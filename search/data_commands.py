@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 from fbp.data import DATASETS, Dataset, load_dataset
 from fbp.data.synthetic import SynthParams, generate
@@ -74,7 +73,8 @@ def run_check(args: argparse.Namespace) -> int:
     console.print("subsets: " + ", ".join(f"{s} {subsets.count(s)}" for s in names))
     console.print("scores: " + _score_line(dataset.scores(images)))
     for protocol, folds in folds_by_protocol.items():
-        console.print(_fold_table(dataset, protocol, folds, names, args))
+        for line in _fold_lines(dataset, protocol, folds, names, args):
+            console.print(line)
         tested = [i for f in folds for i in f.test]
         if len(folds) > 1:
             partition = len(tested) == len(set(tested)) == len(images)
@@ -82,23 +82,18 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fold_table(dataset: Dataset, protocol: str, folds, subsets: list[str], args) -> Table:
-    table = Table(title=f"protocol {protocol}: class counts and weights ({args.rule}) on each training split")
-    for column in ("fold", "train", "test", *(f"test {s}" for s in subsets), "train scores", "class counts", "class weights"):
-        table.add_column(column, justify="right" if column not in ("class counts", "class weights") else "left")
+def _fold_lines(dataset: Dataset, protocol: str, folds, subsets: list[str], args) -> list[str]:
+    """One line per fold: sizes, test subsets, and class counts and weights of its training split."""
+    lines = [f"protocol {protocol} (classes by rule {args.rule}, counted on each training split):"]
     for fold in folds:
         train_scores = dataset.scores(fold.train)
         d = fit_discretization(args.rule, train_scores, num_classes=args.classes, edges=args.edges, score_range=dataset.score_range)
         counts = class_counts(d.classes(train_scores), d.num_classes)
-        weights = class_weights(counts)
+        weights = ", ".join(f"{w:.2f}" for w in class_weights(counts))
         test_subsets = dataset.subsets(fold.test)
-        table.add_row(
-            str(fold.index + 1),
-            str(len(fold.train)),
-            str(len(fold.test)),
-            *(str(test_subsets.count(s)) for s in subsets),
-            f"{train_scores.mean():.3f} ± {train_scores.std(ddof=1):.3f}",
-            str(counts.tolist()),
-            "[" + ", ".join(f"{w:.2f}" for w in weights) + "]",
+        by_subset = ", ".join(f"{s} {test_subsets.count(s)}" for s in subsets)
+        lines.append(
+            f"  fold {fold.index + 1}: train {len(fold.train)}, test {len(fold.test)} ({by_subset}); "
+            f"train classes {counts.tolist()}, weights [{weights}]"
         )
-    return table
+    return lines

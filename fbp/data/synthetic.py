@@ -5,34 +5,35 @@ facial traits, amid nuisance that a model must learn to ignore. Nothing cheap pr
 score: the nuisance (pose, lighting, scale, background, skin tone, hair, brows) is drawn
 independently of the traits, and the traits barely move an image's mean brightness or colour.
 
-Traits (standard normals clipped to +-2.2; lengths in image sides before the nuisance scale;
-each one visible at 64 px, where an eye is ~9 px wide):
+Traits (standard normals z clipped to +-2.2; lengths in image sides before the nuisance
+scale; each one visible at 64 px, where an average eye is ~9 px wide):
 
-    group       trait          drawn as                                  weight v
-    asymmetry   eye_asym       eye half-widths e (1 +- 0.15 z)           1.5
-                eye_offset     eye heights -+ 0.03 z                     0.8
-                mouth_tilt     mouth rotated 12 z degrees                1.0
-                nose_offset    nose shifted 0.035 z sideways             0.5
-    proportion  aspect         face height/width 1.30 + 0.12 z           1.0
-                eye_size       mean eye half-width e = 0.068 (1 + 0.18 z) 1.5
-                eye_dist       eye centres at x = +-(0.13 + 0.018 z)     0.6
-                mouth_width    mouth half-width 0.085 (1 + 0.3 z)        1.0
-                nose_length    nose length 0.13 (1 + 0.22 z)             0.5
-    skin        blemishes      0..12 spots (uniform count), radius 0.018..0.03, each with a
-                               contrast c in [0.45, 1] against the skin (dark brown or red)
+    group       trait          drawn as                                   v     share of var(a)
+    asymmetry   eye_asym       eye half-widths e (1 +- 0.18 z)            1.6   13 %
+                eye_offset     eye heights -+ 0.03 z                      0.8    3 %
+                mouth_tilt     mouth rotated 12 z degrees                 1.0    5 %
+                nose_offset    nose shifted 0.035 z sideways              0.5    1 %
+    proportion  aspect         face height/width 1.30 + 0.15 z            0.8    3 %
+                eye_size       mean eye half-width e = 0.068 (1 + 0.2 z)  1.6   13 %
+                eye_dist       eye centres at x = +-(0.13 + 0.018 z)      0.9    4 %
+                mouth_width    mouth half-width 0.085 (1 + 0.3 z)         0.6    2 %
+                nose_length    nose length 0.13 (1 + 0.22 z)              0.5    1 %
+    skin        blemishes      0..12 spots (uniform count), radius r in          52 %
+                               0.02..0.035, contrast c in 0.6..1 against the
+                               skin (dark brown or red)
 
 Latent attractiveness ("averageness, symmetry, clear skin"):
 
     A = sum_k v_k z_k^2 over the asymmetry traits      (0 for a symmetric face)
     P = sum_k v_k z_k^2 over the proportion traits     (0 for the average face)
-    B = sum of the blemish contrasts c                 (0 for clear skin)
-    a = -(w_A A + w_P P + w_B B - mu) / sigma,   w_A = w_P = 1, w_B = 1.4
+    B = sum over spots of c (r / 0.0275)^2             (0 for clear skin)
+    a = -(w_A A + w_P P + w_B B - mu) / sigma,   w_A = w_P = 1, w_B = 1.2
 
-The weights v and w_B put the latent variance where it is easiest to see: blemishes carry
-about 45 %, the eyes' size and asymmetry about 25 %, the subtler traits the rest.
+The weights put the latent variance where it is easiest to see at 64 px (the last column):
+blemishes and the eyes carry four fifths of it, thin features like the nose the rest.
 `mu` and `sigma` are population constants (`_LATENT_MEAN`, `_LATENT_STD`, measured once on
 200,000 draws), not statistics of one generated set, so a face's latent never depends on `n`.
-Over the population `a` has mean 0 and std 1; it is skewed left (an ideal face scores ~+2.7).
+Over the population `a` has mean 0 and std 1; it is skewed left (the ideal face has +2.6).
 
 Raters (SCUT-FBP5500 had 60 raters score every image 1..5): rater r has a bias
 b_r ~ N(0, 0.35) and a noise sd s_r ~ U(0.4, 0.8), and image i an appeal u_i ~ N(0, 0.3)
@@ -85,8 +86,8 @@ _PROPORTION = {"aspect": 0.8, "eye_size": 1.6, "eye_dist": 0.9, "mouth_width": 0
 _W_A, _W_P, _W_B = 1.0, 1.0, 1.2
 # mean and std of w_A A + w_P P + w_B B over 200,000 draws of `_sample_traits` (seed 12345);
 # tests/fbp/data/test_synthetic.py checks them against a fresh draw.
-_LATENT_MEAN = 13.096
-_LATENT_STD = 4.944
+_LATENT_MEAN = 13.773
+_LATENT_STD = 5.2268
 
 _MAX_BLEMISHES = 12
 _BLEMISH_RADIUS = (0.02, 0.035)  # image sides
