@@ -214,10 +214,11 @@ def _latent(traits: _Traits) -> float:
 
 
 def _blemish_allowed(x: float, y: float, r: float, g: _Geometry) -> bool:
-    """On cheeks, chin or lower forehead: inside the face, clear of eyes, brows, nose and mouth."""
+    """On cheeks, chin or between the eyes: inside the face, clear of eyes, brows, nose, mouth
+    and of the lowest hairline (0.12 above the centre), so every spot stays in sight."""
     if (x / (0.85 * _FACE_HALF_WIDTH)) ** 2 + (y / (0.85 * g.half_height)) ** 2 > 1:
         return False
-    if y < _EYE_Y - 0.1 - r:  # brows and hair
+    if y - r < _EYE_Y - 0.05:
         return False
     for ex, ey, ew in g.eyes:
         if ((x - ex) / (ew + 0.03 + r)) ** 2 + ((y - ey) / (0.5 * ew + 0.05 + r)) ** 2 < 1:
@@ -353,10 +354,10 @@ def _background(look: _Look, side: int) -> Image.Image:
     grid = 16
     u = (np.arange(grid) + 0.5) / grid - 0.5
     direction, amplitude = look.bg_gradient
-    ramp = amplitude * (math.cos(direction) * u[None, :] + math.sin(direction) * u[:, None])  # (grid, grid)
+    ramp = amplitude * (math.cos(direction) * u[None, :] + math.sin(direction) * u[:, None])  # (g, g)
     small = Image.fromarray(np.array(look.bg_texture, dtype=np.float32).reshape(5, 5), mode="F")
     texture = np.asarray(small.resize((grid, grid), Image.BICUBIC))
-    rgb = np.array(look.background, dtype=np.float32) * (1 + ramp + texture)[..., None]  # (grid, grid, 3)
+    rgb = np.array(look.background, dtype=np.float32) * (1 + ramp + texture)[..., None]  # (g, g, 3)
     coarse = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), mode="RGB")
     return coarse.resize((side, side), Image.BILINEAR)
 
@@ -372,6 +373,7 @@ class _Canvas:
         self.centre = np.array(_FACE_CENTRE) + np.array(look.shift)
 
     def polygon(self, points: np.ndarray, fill, outline=None, width: float = 0.0) -> None:
+        """`points` (n, 2) in the face frame; `width` of the outline in image sides."""
         px = self.side * (points @ self.matrix.T + self.centre)
         xy = [tuple(p) for p in px.tolist()]
         if outline is None:
@@ -382,7 +384,7 @@ class _Canvas:
 
 def _draw_hair_back(c: _Canvas, look: _Look, h: float) -> None:
     w = _FACE_HALF_WIDTH
-    c.polygon(_ellipse(0, -0.12 * h, 1.12 * w, 1.0 * h), look.hair)
+    c.polygon(_ellipse(0, -0.12 * h, 1.12 * w, h), look.hair)
     if look.long_hair:
         c.polygon(_ellipse(0, -0.03, 1.22 * w, 1.12 * h), look.hair)
         c.polygon(_rect(-1.22 * w, -0.03, 1.22 * w, look.hair_length * h), look.hair)
@@ -431,7 +433,8 @@ def _draw_face(image: Image.Image, face: _Face) -> None:
     c = _Canvas(image, look)
     c.polygon(_ellipse(0, h + 0.34, 0.44, 0.22), look.shirt)  # shoulders
     _draw_hair_back(c, look, h)
-    c.polygon(_rect(-0.09, 0.4 * h, 0.09, h + 0.2), _shade(look.skin, 0.72))  # neck: darker, so the chin line shows
+    neck = _shade(look.skin, 0.72)  # darker than the face, so the chin line shows
+    c.polygon(_rect(-0.09, 0.4 * h, 0.09, h + 0.2), neck)
     for side in (-1, 1):
         c.polygon(_ellipse(side * w, _EYE_Y + 0.04, 0.03, 0.055, 20), _shade(look.skin, 0.92))  # ears
     c.polygon(_ellipse(0, 0, w, h, 64), look.skin, outline=_shade(look.skin, 0.62), width=0.008)
@@ -495,7 +498,8 @@ def _rate(seed: int, tasks: list[tuple[int, int]], latent: np.ndarray, raters: i
         raw = _RATING_MID + _RATING_SLOPE * (latent[i] + appeal) + bias + noise_sd * eps
         scores[i] = np.clip(np.round(raw), 1, 5).mean()
     model = {
-        "formula": "rating_ri = clip(round(mid + slope * (a_i + u_i) + b_r + s_r * eps_ri), 1, 5); score_i = mean_r rating_ri",
+        "formula": "rating_ri = clip(round(mid + slope * (a_i + u_i) + b_r + s_r * eps_ri), 1, 5); "
+        "score_i = mean_r rating_ri; u_i ~ N(0, appeal_sd), eps_ri ~ N(0, 1)",
         "raters": raters,
         "mid": _RATING_MID,
         "slope": _RATING_SLOPE,
@@ -520,7 +524,11 @@ def _splits(seed: int, names: list[str], subsets: list[str]) -> dict[str, list[i
     train = {i for g, m in zip(groups, n_train) for i in g[:m]}
     dealt = [i for g in groups for i in g]  # dealing subset by subset keeps each fold stratified
     fold_of = {i: j % 5 for j, i in enumerate(dealt)}
-    result = {"all": order, "train": [i for i in order if i in train], "test": [i for i in order if i not in train]}
+    result = {
+        "all": order,
+        "train": [i for i in order if i in train],
+        "test": [i for i in order if i not in train],
+    }
     for f in range(5):
         result[f"fold{f + 1}"] = [i for i in order if fold_of[i] == f]
     return result
@@ -551,7 +559,8 @@ def _trait_definitions() -> dict:
         "P": "sum of v_k * z_k^2 over the proportion traits: deviation from the average face",
         "asymmetry_traits": _ASYMMETRY,
         "proportion_traits": _PROPORTION,
-        "B": f"sum of blemish contrasts; 0..{_MAX_BLEMISHES} spots, contrast {_BLEMISH_CONTRAST[0]}..{_BLEMISH_CONTRAST[1]}",
+        "B": f"sum over blemishes of contrast * (radius / {math.sqrt(_BLEMISH_REF_AREA):g})^2; "
+        f"0..{_MAX_BLEMISHES} spots, radius {_BLEMISH_RADIUS}, contrast {_BLEMISH_CONTRAST}",
         "z": f"standard normal clipped to +-{_Z_CLIP}",
         "weights": {"w_A": _W_A, "w_P": _W_P, "w_B": _W_B},
         "mu": _LATENT_MEAN,
@@ -584,16 +593,20 @@ def _manifest(params: SynthParams, counts: list[int], scores: np.ndarray, latent
 
 def _check_free(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"synthetic dataset output {out} already exists and is not empty; remove it or pick another path")
+        raise FileExistsError(
+            f"synthetic dataset output {out} already exists and is not empty; remove it or pick another path"
+        )
 
 
 def _draw_all(tasks: list[tuple[int, int]], params: SynthParams, image_dir: Path, workers: int) -> np.ndarray:
     job = partial(_draw_and_save, seed=params.seed, size=params.size, image_dir=str(image_dir))
     if workers <= 1:
         return np.array([job(t) for t in tasks])
-    # spawn, not fork: the caller may be a multi-threaded trial process (torch, Ray), where a
-    # forked child can deadlock on a lock some other thread held; a worker starts in ~0.3 s.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    # fork where there is one (as torch's DataLoader does): workers run only numpy and PIL code,
+    # start at once, and need no `if __name__ == "__main__"` guard in the caller's script, which
+    # spawn needs (without it a spawn pool re-runs the script and hangs).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(workers) as pool:
         return np.array(pool.map(job, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
 
 
@@ -602,8 +615,8 @@ def generate(out: Path, params: SynthParams = SynthParams(), workers: int | None
 
     Everything is built in a hidden sibling folder and renamed onto `out` at the end, so a
     killed process never leaves a half-written `out`. Raises FileExistsError if `out` exists
-    and is not empty (also when another process finished first). With workers > 1 it starts
-    `spawn` processes, so a calling script needs the usual `if __name__ == "__main__":` guard.
+    and is not empty (also when another process finished first). `workers` processes draw
+    the images (default: one per CPU; 1 draws in this process).
     """
     out = Path(out)
     _check_free(out)
@@ -642,5 +655,5 @@ def _publish(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)  # atomic; replaces an empty directory, fails on a full one
     except OSError as e:
         if out.exists():
-            raise FileExistsError(f"synthetic dataset output {out} was created by someone else meanwhile") from e
+            raise FileExistsError(f"synthetic dataset output {out} was created meanwhile by another process") from e
         raise

@@ -11,8 +11,6 @@ a table is tens of thousands of small part files and opening each one dominates:
   `<trial_id>-fold<k>` (how `search.results` and the Tune callback name them) holds that
   trial's rows only, so the other trials' parts are not opened; a part named otherwise is
   always read and filtered.
-
-It does not import `search.results`, which pulls in torch through `fbp.train`.
 """
 
 from __future__ import annotations
@@ -32,12 +30,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from fbp.errors import InputError
+from search.results import TABLES
 
-KEYS = {  # as search.results.TABLES
-    "folds": ["trial_id", "fold"],
-    "epochs": ["trial_id", "fold", "epoch"],
-    "predictions": ["trial_id", "fold", "image"],
-}
+KEYS = TABLES
 WRITTEN = "_written"  # per-row mtime (ns) of the part it came from: the "last written" order
 _PART = "_part"
 _CACHE_VERSION = "1"
