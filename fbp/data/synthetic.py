@@ -262,7 +262,8 @@ def _rgb(c) -> tuple[int, int, int]:
     return tuple(int(round(min(255.0, max(0.0, v)))) for v in c)
 
 
-def _hsv(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float, float]) -> tuple[int, int, int]:
+def _hsv(rng: np.random.Generator, sat: tuple, val: tuple) -> tuple[int, int, int]:
+    """A colour of random hue with saturation and value drawn from the given ranges."""
     r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(*val))
     return _rgb((255 * r, 255 * g, 255 * b))
 
@@ -485,7 +486,9 @@ def _draw_and_save(task: tuple[int, int], seed: int, size: int, image_dir: str) 
     return _latent(face.traits)
 
 
-def _rate(seed: int, tasks: list[tuple[int, int]], latent: np.ndarray, raters: int) -> tuple[np.ndarray, dict]:
+def _rate(
+    seed: int, tasks: list[tuple[int, int]], latent: np.ndarray, raters: int
+) -> tuple[np.ndarray, dict]:
     """Mean rating of every image by the same `raters` simulated raters."""
     rng = np.random.default_rng([seed, *_RATER_STREAM])
     bias = rng.normal(0, _RATER_BIAS_SD, raters)  # (R,)
@@ -571,7 +574,9 @@ def _trait_definitions() -> dict:
     }
 
 
-def _manifest(params: SynthParams, counts: list[int], scores: np.ndarray, latent: np.ndarray, raters: dict) -> dict:
+def _manifest(
+    params: SynthParams, counts: list[int], scores: np.ndarray, latent: np.ndarray, raters: dict
+) -> dict:
     return {
         "generator": "fbp.data.synthetic",
         "generator_version": GENERATOR_VERSION,
@@ -655,5 +660,6 @@ def _publish(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)  # atomic; replaces an empty directory, fails on a full one
     except OSError as e:
         if out.exists():
-            raise FileExistsError(f"synthetic dataset output {out} was created meanwhile by another process") from e
+            message = f"synthetic dataset output {out} appeared meanwhile (another process?)"
+            raise FileExistsError(message) from e
         raise

@@ -43,7 +43,8 @@ def read_labels(path: Path) -> list[tuple[str, float]]:
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 # --- layout ---------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def test_manifest_and_noise_ceiling(small):
     assert 0.5 < manifest["noise_ceiling"] <= 1.0
     assert manifest["noise_ceiling"] == pytest.approx(r, abs=1e-9)
     scores = [score for _, score in labels]
-    assert manifest["scores"]["min"] == pytest.approx(min(scores)) and manifest["scores"]["max"] == pytest.approx(max(scores))
+    assert (manifest["scores"]["min"], manifest["scores"]["max"]) == (min(scores), max(scores))
 
 
 # --- determinism and atomicity --------------------------------------------------------------
@@ -135,6 +136,24 @@ def test_refuses_a_non_empty_output_and_leaves_no_temp(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "set"]
 
 
+def test_losing_a_race_raises_file_exists(tmp_path, monkeypatch):
+    """Another process renamed its set onto `out` after our last check: ours must not replace it."""
+    ours, out = tmp_path / ".set.tmp-1", tmp_path / "set"
+    ours.mkdir()
+    (ours / "manifest.json").write_text("ours")
+    out.mkdir()
+    (out / "manifest.json").write_text("theirs")
+    monkeypatch.setattr(S, "_check_free", lambda out: None)
+    with pytest.raises(FileExistsError, match="appeared meanwhile"):
+        S._publish(ours, out)
+    assert (out / "manifest.json").read_text() == "theirs"
+
+
+def test_creates_missing_parents(tmp_path):
+    generate(tmp_path / "a" / "b", SynthParams(n=20, size=32), workers=1)
+    assert len(list((tmp_path / "a" / "b" / "Images").iterdir())) == 20
+
+
 def test_a_failed_run_leaves_neither_output_nor_temp(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -165,9 +184,8 @@ def test_subset_counts_follow_scut_fbp5500():
 def test_no_brightness_or_colour_shortcut(medium):
     out, manifest = medium
     labels = read_labels(out / TT / "All_labels.txt")
-    means = np.stack(
-        [np.asarray(Image.open(out / "Images" / name), dtype=np.float64).mean(axis=(0, 1)) for name, _ in labels]
-    )  # (N, 3)
+    pixels = (np.asarray(Image.open(out / "Images" / name), dtype=np.float64) for name, _ in labels)
+    means = np.stack([p.mean(axis=(0, 1)) for p in pixels])  # (N, 3): mean R, G, B per image
     scores = [score for _, score in labels]
     assert abs(pearsonr(means.mean(axis=1), scores)[0]) < 0.2
     for channel in range(3):
