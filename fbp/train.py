@@ -107,7 +107,7 @@ class _Evaluator:
         size, batch = self.config.data.image_size, self.config.eval.batch_size
         for start in range(0, len(self.rows), batch):
             x = eval_view(self.data.images[self.rows[start : start + batch]], size)
-            if self.data.device.type == "cuda":
+            if self.config.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast():
                 reg, logits = model(x)
@@ -150,7 +150,7 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
 
     # 2) model, loss, optimizer, schedule
     model = build_model(config.model, disc.num_classes).to(device)
-    channels_last = t.channels_last if t.channels_last is not None else device.type == "cuda"
+    channels_last = t.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")

@@ -164,6 +164,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
             mode=modes[0] if len(modes) == 1 else None,
             num_samples=spec.search.num_trials,
             max_concurrent_trials=spec.resources.max_concurrent or None,
+            reuse_actors=True,  # a new trial reuses a finished one's worker: no second torch import
         ),
         run_config=tune.RunConfig(
             name="tune",
