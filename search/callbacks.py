@@ -54,7 +54,7 @@ class ParquetWriter(tune.Callback):
             return
         params = {f"param.{p}": trial.config.get(p) for p in self.param_paths}
         frame = pd.DataFrame([
-            {**self.meta, "trial_id": trial.trial_id, "fold": f, "seed": None, "status": status, "error": error, **params}
+            {"study": self.meta["study"], "spec_hash": self.meta["spec_hash"], "trial_id": trial.trial_id, "fold": f, "seed": None, "status": status, "error": error, **params}
             for f in missing
         ])
         write_part(self.results, "folds", f"{trial.trial_id}-{status.lower()}", frame)

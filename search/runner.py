@@ -20,7 +20,7 @@ from rich.console import Console
 
 from fbp.data import LAYOUTS, load_dataset
 from fbp.errors import InputError
-from search.results import spec_hash
+from search.results import compact, spec_hash
 from search.space import flatten, grid_space, suggest
 from search.spec import StudySpec, resolved
 
@@ -153,7 +153,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
         scheduler = FIFOScheduler()
 
     fold_numbers = spec.data.folds or list(range(1, num_folds + 1))
-    meta = {"study": spec.name, "spec_hash": study["spec_hash"]}
+    meta = _meta(spec.name, study["spec_hash"], results)
     progress = Progress(console, spec.search.num_trials, metrics[0], modes[0], num_folds)
     tuner = tune.Tuner(
         _trainable(spec, meta),
@@ -213,6 +213,11 @@ def _trainable(spec: StudySpec, meta: dict):
     return tune.with_resources(partial(train_trial, spec_json=spec.model_dump(mode="json", by_alias=True), meta=meta), resources)
 
 
+def _meta(spec_name: str, digest: str, results: Path) -> dict:
+    """What every trial is told: its study, the spec's hash, where the results are written."""
+    return {"study": spec_name, "spec_hash": digest, "results": str(results.resolve())}
+
+
 def _journal(results: Path):
     import optuna
 
@@ -231,6 +236,9 @@ def _finish(grid, results: Path, spec: StudySpec, max_running: int, interrupted:
     orphans = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
     for number in orphans:
         study.tell(number, state=optuna.trial.TrialState.FAIL)
+    # one folds part instead of one per fold: the report opens it in milliseconds. The other
+    # tables keep their per-(trial, fold) parts, which the report opens only for the trials it shows.
+    compact(results, "folds")
     return {**outcome, "orphans_failed": len(orphans)}
 
 
@@ -249,7 +257,7 @@ def load_results_spec(results: Path) -> tuple[StudySpec, dict]:
     spec = validate_spec(study, str(marker))
     if spec_hash(resolved(spec)) != digest:
         raise InputError(f"{marker}: spec_hash {digest} does not match its contents; the file was edited")
-    return spec, {"study": spec.name, "spec_hash": digest}
+    return spec, _meta(spec.name, digest, results)
 
 
 def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None) -> dict:

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from ray import tune
 
 from fbp.train import FoldResult, run_kfold
@@ -22,12 +23,21 @@ from search.spec import StudySpec
 STATE = "folds_done.json"
 
 
-def _done_folds() -> list[dict]:
+def _done_folds(results: Path, trial_id: str) -> list[dict]:
+    """Folds this trial finished before a restart: those in its last checkpoint, and those
+    whose rows the driver already wrote, where this worker can see the results directory.
+    The second matters after a driver is killed between writing a fold's rows and saving
+    Tune's state: the restored trial would otherwise train that fold again."""
+    done: dict[int, dict] = {}
     checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return []
-    with checkpoint.as_directory() as folder:
-        return json.loads((Path(folder) / STATE).read_text())
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            done.update({d["fold"]: d for d in json.loads((Path(folder) / STATE).read_text())})
+    for part in (results / "folds.parquet").glob(f"{trial_id}-fold*.parquet"):
+        for row in pq.read_table(part, columns=["fold", "status", "pc", "mae", "rmse"]).to_pylist():
+            if row["status"] == "COMPLETE":
+                done[int(row["fold"])] = {k: row[k] for k in ("fold", "pc", "mae", "rmse")}
+    return [done[f] for f in sorted(done)]
 
 
 def running_means(done: list[dict]) -> dict[str, float]:
@@ -39,11 +49,11 @@ def train_trial(params: dict, spec_json: dict, meta: dict) -> None:
     spec = StudySpec.model_validate(spec_json)
     config = spec.trial_config(params)
     trial_id = tune.get_context().get_trial_id()
-    done = _done_folds()
+    done = _done_folds(Path(meta["results"]), trial_id)
 
     def on_fold(result: FoldResult) -> None:
         done.append({"fold": result.fold, "pc": result.pc, "mae": result.mae, "rmse": result.rmse})
-        trial = {**meta, "trial_id": trial_id, "seed": config.train.seed, **{f"param.{k}": v for k, v in params.items()}}
+        trial = {"study": meta["study"], "spec_hash": meta["spec_hash"], "trial_id": trial_id, "seed": config.train.seed, **{f"param.{k}": v for k, v in params.items()}}
         frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(result, trial).items()}
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
