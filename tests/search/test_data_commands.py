@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 
@@ -51,3 +52,33 @@ def test_synth_refuses_a_non_empty_directory(tmp_path, capsys):
     assert main(["data", "synth", "--out", str(tmp_path / "x"), "--n", "40"]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
+
+
+def _edit(path, old, new):
+    text = path.read_text().replace(old, new, 1)
+    path.unlink()  # the copy's files are hard links: never write through them
+    path.write_text(text)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda r: shutil.rmtree(r / "train_test_files/split_of_60%training and 40%testing"),
+         "split file missing:"),
+        (lambda r: _edit(r / "train_test_files/All_labels.txt", "AM1384.jpg 2.466667", "AM1384.jpg"),
+         "All_labels.txt:2: expected '<image> <score>', got 'AM1384.jpg'"),
+        (lambda r: _edit(r / "train_test_files/All_labels.txt", "AM1234.jpg 2.15", "AM1234.jpg 7.5"),
+         "All_labels.txt:3: score 7.5 is outside the rating scale 1..5"),
+        (lambda r: (r / "Images/AF1.jpg").unlink(), "1 of 5500 listed images are missing in"),
+        (lambda r: _edit(r / "train_test_files/All_labels.txt", "CF437.jpg", "../CF437.jpg"),
+         "All_labels.txt:1: image name '../CF437.jpg' must be a plain file name inside the dataset root"),
+        (lambda r: _edit(r / "train_test_files/All_labels.txt", "CF437.jpg", "sub/CF437.jpg"),
+         "image name 'sub/CF437.jpg' must be a plain file name"),
+    ],
+    ids=["split-file-missing", "line-does-not-parse", "score-out-of-range", "image-missing", "dotdot", "separator"],
+)
+def test_damaged_dataset_exits_2_naming_file_and_line(scut5500_copy, capsys, damage, message):
+    damage(scut5500_copy)
+    assert main(["data", "check", "scut-fbp5500", str(scut5500_copy)]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert message in err and "Traceback" not in err
