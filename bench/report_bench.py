@@ -202,7 +202,8 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=50, help="trials with predictions and epochs")
     ap.add_argument("--images", type=int, default=5500)
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--layout", choices=["per-fold", "per-trial"], default="per-fold", help="one folds part per (trial, fold), as the runner writes, or per trial")
+    ap.add_argument("--layout", choices=["compacted", "per-fold", "per-trial"], default="compacted",
+                    help="compacted: one folds part, as a finished study leaves it (default); per-fold: as a running study writes it; per-trial")
     ap.add_argument("--keep", type=Path, help="generate here and keep it (default: a temporary folder)")
     args = ap.parse_args()
 
@@ -217,7 +218,11 @@ def main() -> None:
     if root.exists():
         shutil.rmtree(root)
     start = time.perf_counter()
-    info = generate(root, args.trials, args.folds, args.sample, args.images, args.epochs, args.layout)
+    info = generate(root, args.trials, args.folds, args.sample, args.images, args.epochs, "per-fold" if args.layout == "compacted" else args.layout)
+    if args.layout == "compacted":
+        from search.results import compact
+
+        compact(root, "folds")
     print(f"generated {info['trials']} trials x {args.folds} folds ({info['fold_parts']} folds parts, {args.layout}), predictions and epochs for {info['predicted_trials']} trials, in {time.perf_counter() - start:.1f} s: {root}")
     try:
         for label, cache in (("cold (no snapshot)", True), ("warm (folds snapshot)", True)):
