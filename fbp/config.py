@@ -22,6 +22,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _registered(what: str, name: str, registry) -> str:
+    """Names of datasets, losses, rules come from their registries; unknown ones list them."""
+    if name not in registry:
+        raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(registry)}")
+    return name
+
+
 class DataConfig(Section):
     dataset: str = "scut-fbp5500"
     """Registered dataset name (`fbp.data.DATASETS`)."""
@@ -43,9 +50,7 @@ class DataConfig(Section):
     def _known_dataset(cls, v: str) -> str:
         from fbp.data import DATASETS
 
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; valid: {', '.join(DATASETS)}")
-        return v
+        return _registered("dataset", v, DATASETS)
 
     @model_validator(mode="after")
     def _resize_holds_the_crop(self) -> "DataConfig":
@@ -93,9 +98,7 @@ class DiscretizationConfig(Section):
     def _known_rule(cls, v: str) -> str:
         from fbp.discretize import RULES
 
-        if v not in RULES:
-            raise ValueError(f"unknown discretization rule {v!r}; valid: {', '.join(RULES)}")
-        return v
+        return _registered("discretization rule", v, RULES)
 
 
 class LossConfig(Section):
@@ -120,9 +123,7 @@ class LossConfig(Section):
     def _known_loss(cls, v: str) -> str:
         from fbp.losses import LOSSES
 
-        if v not in LOSSES:
-            raise ValueError(f"unknown loss {v!r}; valid: {', '.join(LOSSES)}")
-        return v
+        return _registered("loss", v, LOSSES)
 
     @model_validator(mode="after")
     def _some_term(self) -> "LossConfig":
