@@ -24,6 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fbp.errors import InputError
+
 if TYPE_CHECKING:  # the report reads results without importing torch
     from fbp.train import FoldResult
 
@@ -54,13 +56,23 @@ def write_part(results: Path, table: str, part: str, frame: pd.DataFrame) -> Pat
     return final
 
 
+def _read_part(path: Path) -> pd.DataFrame:
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as e:
+        # Our writers never leave a partial part (temporary name, then rename): a damaged one
+        # was damaged afterwards. Stop and name it rather than silently drop its rows.
+        raise InputError(f"{path}: damaged part file ({e}); move it out of the folder and run `fbp-search resume` to recompute its fold") from None
+
+
 def read_table(results: Path, table: str) -> pd.DataFrame:
-    """All parts of a table, the last written copy of each key kept."""
+    """All parts of a table, the last written copy of each key kept. Hidden files (a writer's
+    temporary parts) are not parts; a damaged part stops the read with its path."""
     folder = results / f"{table}.parquet"
     parts = sorted((p for p in folder.glob("*.parquet") if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
     if not parts:
         return pd.DataFrame(columns=TABLES[table])
-    frame = pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+    frame = pd.concat([_read_part(p) for p in parts], ignore_index=True)
     return frame.drop_duplicates(subset=TABLES[table], keep="last").reset_index(drop=True)
 
 
