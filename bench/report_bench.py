@@ -1,7 +1,7 @@
 """How long `fbp-search report` takes on a large study.
 
     python bench/report_bench.py                       # 10,000 trials x 5 folds, one part per fold
-    python bench/report_bench.py --trials 2000 --layout per-trial --keep /tmp/big
+    python bench/report_bench.py --trials 2000 --layout per-trial --keep results/report-bench
 
 Generates, in a temporary folder, a results directory in the layout the runner writes:
 study.yaml; folds.parquet/ with one part file per (trial, fold) (`--layout per-fold`, what

@@ -18,7 +18,7 @@ FOLD1_TRAIN = "5_folders_cross_validations_files/cross_validation_1/train_1.txt"
 SIXTY_TRAIN = "split_of_60%training and 40%testing/train.txt"
 
 
-# The vectors come from shared/datasets/README.md (checked on the real files).
+# Class counts and weights checked on the real SCUT-FBP5500 label files in tests/fixtures.
 @pytest.mark.parametrize(
     "split, rule, counts, weights",
     [

@@ -24,7 +24,7 @@ def test_check_on_the_real_label_files(scut5500_root, capsys):
     assert main(["data", "check", "scut-fbp5500", str(scut5500_root), "--protocol", "5fold", "--rule", "round_half_even"]) == 0
     text = capsys.readouterr().out
     assert "5500 images" in text and "AF 2000, AM 2000, CF 750, CM 750" in text
-    # fold 1's class vector and weights from shared/datasets/README.md
+    # fold 1's class vector and weights, as checked on the real label files
     assert "[23, 1085, 2146, 1125, 21]" in text and "[93.30, 1.98, 1.00, 1.91, 102.19]" in text
 
 
