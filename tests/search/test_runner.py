@@ -139,3 +139,13 @@ def test_two_objectives_with_nsga2(local_ray, tmp_path):
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert all(len(t.values) == 2 for t in study.trials)
+
+
+def test_max_failures_bounds_the_retries_of_a_failing_trial(local_ray, tmp_path):
+    spec = _spec(search={"sampler": "random", "num_trials": 1, "seed": 0, "space": {"train.lr": {"choice": [1e30]}}, "baseline": []})
+    outcome = run_study(spec, "tiny.yaml", tmp_path / "retry", max_failures=2)
+    assert outcome["errors"] == 1
+    error_file = next((tmp_path / "retry" / "tune").glob("train_trial_*/error.txt"))
+    assert error_file.read_text().count("Failure #") == 3  # the first try and two retries
+    folds = read_table(tmp_path / "retry", "folds")
+    assert len(folds) == 2 and (folds["status"] == "FAIL").all()
