@@ -27,7 +27,6 @@ from search.spec import StudySpec, resolved
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our Parquet is the record
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # a checkpoint per fold is by design
 
 
 SMOKE = {
@@ -173,7 +172,10 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
             callbacks=[ParquetWriter(results.resolve(), meta, fold_numbers, list(spec.search.space)), progress],
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # every fold's checkpoint is kept (a few hundred bytes each): deleting the previous
+            # one can race a killed driver's last state snapshot, which then names a checkpoint
+            # that no longer exists and the trial cannot be restored
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         ),
     )
     with _ctrl_c() as interrupted:
