@@ -59,6 +59,7 @@ class TrialData:
     folds: list[Fold]
     images: torch.Tensor  # (N, S, S, 3) uint8 on the training device, in dataset.images order
     index: dict[str, int]  # image name -> row of `images`
+    scores: np.ndarray  # (N,) score of each row of `images`
     device: torch.device
 
 
@@ -81,7 +82,8 @@ def prepare(config: TrialConfig) -> TrialData:
         folds = [folds[k - 1] for k in c.folds]
     device = resolve_device(config.train.device)
     images = torch.from_numpy(np.array(decoded_images(dataset, c.cached_side))).to(device)  # a private, writable copy
-    return TrialData(dataset, folds, images, {name: i for i, name in enumerate(dataset.images)}, device)
+    index = {name: i for i, name in enumerate(dataset.images)}
+    return TrialData(dataset, folds, images, index, dataset.scores(dataset.images), device)
 
 
 def stratified_holdout(classes: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -138,7 +140,7 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
     # 1) rows, scores and classes; everything fitted on the training split only
     train_rows = np.array([data.index[i] for i in fold.train])
     test_rows = np.array([data.index[i] for i in fold.test])
-    scores = data.dataset.scores(data.dataset.images)
+    scores = data.scores
     d = config.loss.discretization
     disc: Discretization = fit_discretization(d.rule, scores[train_rows], d.num_classes, d.edges, d.values, data.dataset.score_range)
     classes = disc.classes(scores)
