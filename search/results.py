@@ -98,7 +98,7 @@ def compact(results: Path, table: str) -> int:
 
 def fold_frames(result: FoldResult, trial: dict) -> dict[str, pd.DataFrame]:
     """The rows one finished fold adds to each table. `trial` holds study, spec_hash,
-    trial_id, seed, status, error and the `param.<path>` values."""
+    trial_id, seed, status, error, host, node_id and the `param.<path>` values."""
     key = {"trial_id": trial["trial_id"], "fold": result.fold}
     folds = pd.DataFrame([{
         **{k: trial[k] for k in ("study", "spec_hash", "trial_id")},
@@ -111,6 +111,7 @@ def fold_frames(result: FoldResult, trial: dict) -> dict[str, pd.DataFrame]:
         "epochs_run": result.epochs_run, "selected_epoch": result.selected_epoch, "select": result.select,
         "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
         "device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,
+        "host": trial.get("host"), "node_id": trial.get("node_id"),  # where it ran: a restart may move it
         **{k: v for k, v in trial.items() if k.startswith("param.")},
     }])
     epochs = pd.DataFrame([{**key, **row} for row in result.curves])

@@ -9,11 +9,13 @@ The driver, not the worker, writes the Parquet files: results need no shared fil
 from __future__ import annotations
 
 import json
+import socket
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import ray
 from ray import tune
 
 from fbp.train import FoldResult, run_kfold
@@ -53,7 +55,11 @@ def train_trial(params: dict, spec_json: dict, meta: dict) -> None:
 
     def on_fold(result: FoldResult) -> None:
         done.append({"fold": result.fold, "pc": result.pc, "mae": result.mae, "rmse": result.rmse})
-        trial = {"study": meta["study"], "spec_hash": meta["spec_hash"], "trial_id": trial_id, "seed": config.train.seed, **{f"param.{k}": v for k, v in params.items()}}
+        trial = {
+            "study": meta["study"], "spec_hash": meta["spec_hash"], "trial_id": trial_id, "seed": config.train.seed,
+            "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
+            **{f"param.{k}": v for k, v in params.items()},
+        }
         frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(result, trial).items()}
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
