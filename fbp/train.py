@@ -269,7 +269,15 @@ def run_kfold(config: TrialConfig, on_fold: Callable[[FoldResult], None] | None 
     for fold in data.folds:
         if fold.index + 1 in skip:
             continue
-        result = fit_fold(config, fold, data)
+        try:
+            result = fit_fold(config, fold, data)
+        except torch.OutOfMemoryError as e:
+            # the allocator's message is a paragraph; the one line a results row can carry says what to change
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "no details"
+            raise TrainingError(
+                f"fold {fold.index + 1}: out of memory on {config.train.device} at train.batch_size {config.train.batch_size}, "
+                f"data.image_size {config.data.image_size} ({first}); lower the batch size or give each trial more of the device (resources.gpu)"
+            ) from e
         results.append(result)
         if on_fold is not None:
             on_fold(result)

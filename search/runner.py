@@ -96,6 +96,43 @@ def claim(results: Path, study: dict, resume: bool) -> None:
     tmp.replace(marker)
 
 
+STORAGE = "storage.yaml"  # where Tune's state lives when it is not <results>/tune
+
+
+def tune_location(storage: str | None, results: Path, name: str) -> tuple[str, str]:
+    """(storage_path, experiment name) for Tune. By default its state and checkpoints live in
+    <results>/tune: enough on one machine, or on a cluster whose nodes share the results
+    directory. `storage` puts them elsewhere that every node reaches: a shared path or an
+    object store URI that pyarrow opens (s3://, gs://, abfs://, hdfs://, file://)."""
+    if storage is None:
+        return str(results.resolve()), "tune"
+    if "://" not in storage:
+        return str(Path(storage).resolve()), name
+    import pyarrow.fs
+
+    try:
+        pyarrow.fs.FileSystem.from_uri(storage)
+    except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError) as e:
+        raise InputError(f"--storage {storage}: pyarrow cannot open it ({str(e).splitlines()[0]})") from None
+    return storage.rstrip("/"), name
+
+
+def tune_state(results: Path) -> str:
+    """Where a study's Tune state is: recorded at its start when --storage moved it."""
+    recorded = results / STORAGE
+    if recorded.is_file():
+        return (yaml.safe_load(recorded.read_text()) or {})["tune"]
+    return str((results / "tune").resolve())
+
+
+def _record_storage(results: Path, storage_path: str, name: str) -> None:
+    if name == "tune" and storage_path == str(results.resolve()):
+        return
+    tmp = results / f".{STORAGE}.tmp"
+    tmp.write_text(yaml.safe_dump({"tune": f"{storage_path}/{name}"}))
+    tmp.replace(results / STORAGE)
+
+
 def _start_ray(address: str | None, spec: StudySpec) -> None:
     import ray
 
@@ -107,7 +144,7 @@ def _start_ray(address: str | None, spec: StudySpec) -> None:
         raise InputError(f"resources.gpu: {spec.resources.gpu} per trial, but the cluster has {gpus:g} GPUs")
 
 
-def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0, console: Console | None = None) -> dict:
+def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0, console: Console | None = None, storage: str | None = None) -> dict:
     import optuna
     import ray
     from ray import tune
@@ -121,8 +158,10 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     num_folds = check_data(spec, source)
     study = resolved(spec)
     study["spec_hash"] = spec_hash(study)
+    storage_path, tune_name = tune_location(storage, results, f"{spec.name}-{study['spec_hash']}")
     _start_ray(address, spec)  # before the claim: a study the cluster cannot run writes nothing
     claim(results, study, resume)
+    _record_storage(results, storage_path, tune_name)
 
     objectives = spec.objectives
     metrics = [o.metric for o in objectives]
@@ -166,8 +205,8 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
             reuse_actors=True,  # a new trial reuses a finished one's worker: no second torch import
         ),
         run_config=tune.RunConfig(
-            name="tune",
-            storage_path=str(results.resolve()),
+            name=tune_name,
+            storage_path=storage_path,
             # absolute: Tune pickles the callbacks and a resume may start elsewhere
             callbacks=[ParquetWriter(results.resolve(), meta, fold_numbers, list(spec.search.space)), progress],
             verbose=0,
@@ -268,11 +307,12 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     from ray import tune
 
     spec, meta = load_results_spec(results)
-    state = results / "tune"
+    state = tune_state(results)
     if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
-        return run_study(spec, str(results / "study.yaml"), results, address, resume=True, max_failures=max_failures, console=console)
+        storage = state.rsplit("/", 1)[0] if (results / STORAGE).is_file() else None
+        return run_study(spec, str(results / "study.yaml"), results, address, resume=True, max_failures=max_failures, console=console, storage=storage)
     _start_ray(address, spec)
-    tuner = tune.Tuner.restore(str(state.resolve()), trainable=_trainable(spec, meta), resume_unfinished=True, resume_errored=False)
+    tuner = tune.Tuner.restore(state, trainable=_trainable(spec, meta), resume_unfinished=True, resume_errored=False)
     with _ctrl_c() as interrupted:
         grid = tuner.fit()
     return _finish(grid, results, spec, 0, interrupted.is_set())

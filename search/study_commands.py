@@ -20,11 +20,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--results", type=Path, help="results directory (default results/<study name>)")
     run.add_argument("--address", help="join a running Ray cluster: auto, or ray://HOST:PORT (default: start a local Ray)")
     run.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
+    run.add_argument(
+        "--storage", metavar="PATH_OR_URI",
+        help="where Ray Tune keeps trial state and checkpoints; every node must reach it: a shared path or a URI pyarrow opens (s3://, gs://, ...). Default: RESULTS/tune",
+    )
     run.set_defaults(run=run_command)
 
     resume = commands.add_parser("resume", help="continue a stopped study from its results directory")
     resume.add_argument("results", type=Path, help="the study's results directory, e.g. results/quickstart")
     resume.add_argument("--address", help="join a running Ray cluster (default: start a local Ray)")
+    resume.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
     resume.set_defaults(run=resume_command)
 
     validate = commands.add_parser("validate", help="check a study file and print the resolved study and its space")
@@ -69,7 +74,7 @@ def run_command(args: argparse.Namespace) -> int:
     results = args.results or Path("results") / (spec.name + ("-smoke" if args.smoke else ""))
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"study {spec.name}: {spec.search.num_trials} trials, sampler {spec.search.sampler}, results in {results}")
-    outcome = run_study(spec, str(args.study), results, address=args.address, max_failures=args.max_failures, console=console)
+    outcome = run_study(spec, str(args.study), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage)
     return _closing(outcome, results, console)
 
 
@@ -86,4 +91,4 @@ def resume_command(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"resuming the study in {args.results}")
-    return _closing(resume_study(args.results, address=args.address, console=console), args.results, console)
+    return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)

@@ -92,3 +92,33 @@ def test_folds_subset_and_bad_fold():
 
     with pytest.raises(InputError, match="data.folds: fold 6 does not exist; protocol '5fold' has folds 1..5"):
         prepare(_config(data={"folds": [6]}))
+
+
+def test_out_of_memory_becomes_one_line_that_says_what_to_change(monkeypatch):
+    # No GPU here to exhaust: a model whose forward raises the allocator's real exception type
+    # stands in for a CUDA out-of-memory error. The rest of the fold runs for real.
+    import torch
+
+    import fbp.train
+
+    class Exhausted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nSee documentation for Memory Management")
+
+    monkeypatch.setattr(fbp.train, "build_model", lambda *args: Exhausted())
+    with pytest.raises(TrainingError) as caught:
+        run_kfold(_config())
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("fold 1: out of memory on ") and "train.batch_size 16, data.image_size 32" in message
+    assert "Tried to allocate 2.00 GiB" in message and "resources.gpu" in message
+
+
+def test_a_config_that_fails_only_at_run_time_raises_from_the_fold():
+    # batch 1 reaches test_resnet's last 1x1 feature map: batch norm cannot train on one value
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        run_kfold(_config(train={"batch_size": 1}))

@@ -44,20 +44,46 @@ CASES = [
     (["data.dataset=scut-fbp5500", "data.root=nowhere/SCUT-FBP5500"], "data.root nowhere/SCUT-FBP5500 does not exist"),
     (["data.protocol=10fold"], "unknown protocol '10fold' for dataset 'synthetic'"),
     (["loss.alpha"], "--set 'loss.alpha': expected path=value"),
+    (["search.space={loss.delta: {float: [0, 1]}}"], "search.space.loss.delta: no such path in the trial config"),
+    (["search.space={loss.alpha: {float: [0, 4], when: {loss.nothing: x}}}"], "search.space.loss.alpha.when: condition on 'loss.nothing', which is no path"),
+    # more than the local Ray (this machine) has, on any machine
+    (["resources.gpu=64"], "resources.gpu: 64.0 per trial, but the cluster has"),
+    (["--storage", "nope://bucket/x"], "--storage nope://bucket/x: pyarrow cannot open it"),
+    (["--study-text", "name: x\ndata: {dataset: synthetic\nmodel: [\n"], "broken.yaml:3:6: invalid YAML"),
 ]
 
 
-@pytest.mark.parametrize("overrides, message", CASES, ids=[c[0][0].split("=")[0] + str(i) for i, c in enumerate(CASES)])
-def test_bad_study_values(tmp_path, capsys, overrides, message):
-    results = tmp_path / "results"
-    argv = ["run", str(QUICKSTART), "--results", str(results)]
-    for item in overrides:
-        argv += ["--set", item]
-    assert main(argv) == 2
+def _argv(tmp_path: Path, case: list[str]) -> list[str]:
+    """`path=value` items become --set; `--study-text TEXT` replaces the study file."""
+    study, extra, items = QUICKSTART, [], iter(case)
+    for item in items:
+        if item == "--study-text":
+            study = tmp_path / "broken.yaml"
+            study.write_text(next(items))
+        elif item.startswith("--"):
+            extra += [item, next(items)]
+        else:
+            extra += ["--set", item]
+    return ["run", str(study), "--results", str(tmp_path / "results"), *extra]
+
+
+@pytest.fixture
+def no_ray_left():
+    """A case that reaches the cluster check starts a local Ray in this process: stop it."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.mark.parametrize("case, message", CASES, ids=[c[0][-1].split("=")[0][:30] + str(i) for i, c in enumerate(CASES)])
+def test_bad_study_values(tmp_path, capsys, no_ray_left, case, message):
+    assert main(_argv(tmp_path, case)) == 2
     err = capsys.readouterr().err.replace("\n", "")
     assert message in err, err
     assert "Traceback" not in err
-    assert not results.exists()
+    assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize(

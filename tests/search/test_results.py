@@ -1,3 +1,5 @@
+import time
+
 import pandas as pd
 import pytest
 
@@ -36,3 +38,36 @@ def test_compact_keeps_every_row_once(tmp_path):
     after = read_table(tmp_path, "folds").sort_values("fold").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
     assert after["pc"].tolist() == [0.1, 0.2, 0.9]
+
+
+WRITER = """
+import sys
+from pathlib import Path
+import numpy as np, pandas as pd
+from search.results import write_part
+rows = 200_000  # a part big enough that a kill lands mid-write
+frame = pd.DataFrame({"trial_id": ["t"] * rows, "fold": 1, "image": np.arange(rows), "y_pred": np.random.rand(rows)})
+print("ready", flush=True)
+for i in range(10_000):
+    write_part(Path(sys.argv[1]), "predictions", f"t-fold{i % 3}", frame)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_no_damaged_part(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    for delay in (0.05, 0.13, 0.31, 0.57):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        frame = read_table(tmp_path, "predictions")  # raises, naming the part, if one is damaged
+        parts = list((tmp_path / "predictions.parquet").glob("t-fold*.parquet"))
+        assert len(frame) == (200_000 if parts else 0)  # every visible part whole; keys repeat across parts
+    assert parts, "no write finished before the last kill"
+    hidden = [p.name for p in (tmp_path / "predictions.parquet").iterdir() if p.name.startswith(".")]
+    assert all(".tmp-" in name for name in hidden)

@@ -38,9 +38,11 @@ def test_sigkilled_driver_then_resume(local_ray, tmp_path):
     study = tmp_path / "killed.yaml"
     study.write_text(yaml.safe_dump(STUDY))
     results = tmp_path / "results"
+    # Tune's state in an object-store URI (file:// stands in for s3:// here): resume finds it there
+    bucket = tmp_path / "bucket"
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
     driver = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "run", str(study), "--results", str(results)],
+        [sys.executable, "-m", "search.cli", "run", str(study), "--results", str(results), "--storage", bucket.as_uri()],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
@@ -56,6 +58,7 @@ def test_sigkilled_driver_then_resume(local_ray, tmp_path):
     before = read_table(results, "folds")
     assert 2 <= len(before) < 9
 
+    assert not (results / "tune").exists() and list(bucket.glob("killed-*/train_trial_*/checkpoint_*"))
     outcome = resume_study(results)
     after = read_table(results, "folds")
     assert after["trial_id"].nunique() == 3
