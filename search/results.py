@@ -62,7 +62,7 @@ def _read_part(path: Path) -> pd.DataFrame:
     except (pa.ArrowInvalid, OSError) as e:
         # Our writers never leave a partial part (temporary name, then rename): a damaged one
         # was damaged afterwards. Stop and name it rather than silently drop its rows.
-        raise InputError(f"{path}: damaged part file ({e}); move it out of the folder and run `fbp-search resume` to recompute its fold") from None
+        raise InputError(f"{path}: damaged part file ({e}); move it out of {path.parent} and run `fbp-search resume {path.parent.parent}` to train its folds again") from None
 
 
 def read_table(results: Path, table: str) -> pd.DataFrame:

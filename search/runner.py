@@ -138,7 +138,13 @@ def _start_ray(address: str | None, spec: StudySpec) -> None:
 
     if not ray.is_initialized():
         # address="local" starts a fresh Ray and never joins a stale one by accident
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        try:
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        except ConnectionError as e:
+            raise InputError(
+                f"--address {address}: no Ray cluster answered ({e}). Check it with `ray status --address {address}`; "
+                "if it was started with RAY_AUTH_MODE=token, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN) here too"
+            ) from None
     gpus = ray.cluster_resources().get("GPU", 0)
     if spec.resources.gpu > max(gpus, 0) and spec.resources.gpu > 0:
         raise InputError(f"resources.gpu: {spec.resources.gpu} per trial, but the cluster has {gpus:g} GPUs")
@@ -149,9 +155,9 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from search.callbacks import ParquetWriter, Progress
+    from search.searcher import StudySearcher
 
     console = console or Console(highlight=False, soft_wrap=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -168,7 +174,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     modes = [o.direction for o in objectives]
     base_flat = flatten(spec.base.model_dump(mode="json"))
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
-    searcher = OptunaSearch(
+    searcher = StudySearcher(
         space=partial(suggest, space=dict(spec.search.space), base=base_flat),
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
@@ -315,4 +321,11 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     tuner = tune.Tuner.restore(state, trainable=_trainable(spec, meta), resume_unfinished=True, resume_errored=False)
     with _ctrl_c() as interrupted:
         grid = tuner.fit()
-    return _finish(grid, results, spec, 0, interrupted.is_set())
+    if interrupted.is_set():
+        return _finish(grid, results, spec, 0, True)
+    from search.repair import repair
+
+    num_folds = check_data(spec, str(results / "study.yaml"))
+    retrained = repair(grid, results, spec, meta, _journal(results), spec.data.folds or list(range(1, num_folds + 1)))
+    return {**_finish(grid, results, spec, 0, False), "retrained": retrained}
+

@@ -82,7 +82,8 @@ def _closing(outcome: dict, results: Path, console: Console) -> int:
     if outcome["interrupted"]:
         console.print(f"interrupted: every completed fold is saved. Continue with: fbp-search resume {results}")
         return 130
-    console.print(f"finished: {outcome['trials']} trials, {outcome['errors']} failed. Next: fbp-search report {results}")
+    mended = f"; {outcome['retrained']} folds whose rows were missing trained again" if outcome.get("retrained") else ""
+    console.print(f"finished: {outcome['trials']} trials, {outcome['errors']} failed{mended}. Next: fbp-search report {results}")
     return 0
 
 

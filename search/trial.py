@@ -47,6 +47,15 @@ def running_means(done: list[dict]) -> dict[str, float]:
     return {m: float(np.mean([d[m] for d in done])) for m in ("pc", "mae", "rmse")}
 
 
+def trial_fields(meta: dict, trial_id: str, seed: int, params: dict) -> dict:
+    """The per-trial values of a fold's row, with where this process runs."""
+    return {
+        "study": meta["study"], "spec_hash": meta["spec_hash"], "trial_id": trial_id, "seed": seed,
+        "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
+        **{f"param.{k}": v for k, v in params.items()},
+    }
+
+
 def train_trial(params: dict, spec_json: dict, meta: dict) -> None:
     spec = StudySpec.model_validate(spec_json)
     config = spec.trial_config(params)
@@ -55,11 +64,7 @@ def train_trial(params: dict, spec_json: dict, meta: dict) -> None:
 
     def on_fold(result: FoldResult) -> None:
         done.append({"fold": result.fold, "pc": result.pc, "mae": result.mae, "rmse": result.rmse})
-        trial = {
-            "study": meta["study"], "spec_hash": meta["spec_hash"], "trial_id": trial_id, "seed": config.train.seed,
-            "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
-            **{f"param.{k}": v for k, v in params.items()},
-        }
+        trial = trial_fields(meta, trial_id, config.train.seed, params)
         frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(result, trial).items()}
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
@@ -68,4 +73,17 @@ def train_trial(params: dict, spec_json: dict, meta: dict) -> None:
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
-    run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done})
+    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done})
+    if done and not trained:
+        # restarted with every fold already written (the driver died before Tune recorded the
+        # last ones): report the result once, so the scheduler and Optuna receive it
+        tune.report({**running_means(done), "folds_done": len(done), "fold": done[-1]["fold"]})
+
+
+def retrain_folds(params: dict, spec_json: dict, meta: dict, trial_id: str, folds: list[int]) -> list[tuple[FoldResult, dict]]:
+    """Train these folds of a finished trial again (a Ray task: `resume` runs it for folds whose
+    rows were lost). Each fold seeds itself from the config and its index alone, so the same
+    folds give the same numbers where the device is deterministic."""
+    spec = StudySpec.model_validate(spec_json)
+    config = spec.trial_config({**params, "data.folds": sorted(folds)})
+    return [(r, trial_fields(meta, trial_id, config.train.seed, params)) for r in run_kfold(config)]

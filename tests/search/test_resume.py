@@ -7,6 +7,7 @@ import sys
 import time
 
 import optuna
+import pytest
 import pandas as pd
 import yaml
 
@@ -98,3 +99,78 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_exits_130(local_ray, tmp_pa
     resume_study(results)
     after = read_table(results, "folds")
     assert len(after) == 3 * 2 and (after["status"] == "COMPLETE").all()
+
+
+def test_a_damaged_part_is_named_and_resume_trains_its_folds_again(local_ray, tmp_path):
+    from search.runner import run_study
+    from search.spec import validate_spec
+
+    from fbp.errors import InputError
+
+    results = tmp_path / "results"
+    spec = validate_spec({**STUDY, "data": {**STUDY["data"], "folds": [1, 2]}, "train": {**STUDY["train"], "epochs": 1}, "search": {**STUDY["search"], "num_trials": 2}}, "killed.yaml")
+    run_study(spec, "killed.yaml", results)
+    folds = read_table(results, "folds").sort_values(["trial_id", "fold"]).reset_index(drop=True)
+    predictions = read_table(results, "predictions")
+    trial = folds["trial_id"].iloc[0]
+
+    # one fold's predictions part, truncated by hand: the reader stops and names it
+    part = results / "predictions.parquet" / f"{trial}-fold2.parquet"
+    part.write_bytes(part.read_bytes()[:100])
+    with pytest.raises(InputError, match=rf"{part}: damaged part file.*fbp-search resume {results}"):
+        read_table(results, "predictions")
+    part.rename(tmp_path / part.name)  # as the message says
+    assert resume_study(results)["retrained"] == 1
+    again = read_table(results, "predictions")
+    pd.testing.assert_frame_equal(  # same seed, same fold: the same predictions
+        predictions.sort_values(["trial_id", "fold", "image"]).reset_index(drop=True),
+        again.sort_values(["trial_id", "fold", "image"]).reset_index(drop=True),
+    )
+
+    # the compacted folds part (every trial's rows) lost: every fold is trained again
+    (compacted,) = (results / "folds.parquet").glob("*.parquet")
+    compacted.rename(tmp_path / compacted.name)
+    assert resume_study(results)["retrained"] == 4
+    rebuilt = read_table(results, "folds").sort_values(["trial_id", "fold"]).reset_index(drop=True)
+    assert len(rebuilt) == 4 and (rebuilt["status"] == "COMPLETE").all()
+    pd.testing.assert_frame_equal(folds[["trial_id", "fold", "pc", "mae", "rmse"]], rebuilt[["trial_id", "fold", "pc", "mae", "rmse"]])
+
+
+def test_a_trial_tune_never_recorded_is_finished_by_resume(local_ray, tmp_path):
+    # Tune snapshots its state every 10 s or more; a driver killed in between leaves trials the
+    # restored Tune never heard of. A long snapshot period makes that window the whole run.
+    study = tmp_path / "killed.yaml"
+    study.write_text(yaml.safe_dump(STUDY))
+    results = tmp_path / "results"
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "TUNE_GLOBAL_CHECKPOINT_S": "100000"}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "search.cli", "run", str(study), "--results", str(results)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len({p.name.split("-fold")[0] for p in (results / "folds.parquet").glob("*-fold*.parquet")}) < 2:
+            assert time.monotonic() < deadline, "the second trial never wrote a fold"
+            time.sleep(0.1)
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Ray, mid-way through trial 2
+        except ProcessLookupError:
+            pass
+        driver.wait()
+    before = read_table(results, "folds")
+
+    outcome = resume_study(results)
+    after = read_table(results, "folds")
+    assert outcome["retrained"] >= 1  # the orphan's remaining folds
+    assert not after.duplicated(["trial_id", "fold"]).any() and (after["status"] == "COMPLETE").all()
+    assert (after.groupby("trial_id")["fold"].nunique() == 3).all(), after[["trial_id", "fold"]]
+    kept = before.merge(after, on=["trial_id", "fold"], suffixes=("_before", "_after"))
+    assert len(kept) == len(before) and (kept["started_at_before"] == kept["started_at_after"]).all()
+    # Optuna: nothing left RUNNING, and each trial's value is the mean PC of its trial's folds
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    trials = optuna.load_study(study_name="killed", storage=storage).trials
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    mean_pc = after.groupby("param.loss.alpha")["pc"].mean()
+    for t in trials:
+        assert t.value == pytest.approx(mean_pc[t.params["loss.alpha"]])

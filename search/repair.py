@@ -1,0 +1,119 @@
+"""What `resume` mends after Tune has finished: folds whose rows are gone, and trials Tune lost.
+
+Two ways a completed or started fold can be missing from a finished study:
+
+- its rows were lost: a damaged part file the user moved out of the way. The trial's last
+  checkpoint still lists the fold as done, so the fold is trained again.
+- its trial is an orphan: the driver was killed after the trial started (and wrote folds) but
+  before Tune's next state snapshot, so the restored Tune does not know it, and the searcher
+  proposes another trial in its place. The orphan's completed folds stay; its remaining folds
+  are trained, and its Optuna trial, left RUNNING, is told the result.
+
+Each fold seeds itself from the config and its index alone, so a fold trained again gives the
+same numbers where the device is deterministic. The work runs as Ray tasks with the trials'
+resources; the driver writes the rows, as it does during the study.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from search.results import read_table, write_fold
+from search.spec import StudySpec
+
+
+def _params(rows: pd.DataFrame) -> dict:
+    """A trial's params from its rows' `param.<path>` columns (a knob its condition switched off is empty)."""
+    first = rows.iloc[0]
+    return {c.removeprefix("param."): _plain(first[c]) for c in rows.columns if c.startswith("param.") and not _empty(first[c])}
+
+
+def _empty(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _has_part(results: Path, table: str, trial_id: str, fold: int) -> bool:
+    return (results / f"{table}.parquet" / f"{trial_id}-fold{fold}.parquet").is_file()
+
+
+def missing_folds(grid, results: Path, fold_numbers: list[int]) -> dict[str, tuple[dict, list[int]]]:
+    """trial_id -> (params, folds to train) for lost rows and orphan trials."""
+    from search.trial import STATE
+
+    folds = read_table(results, "folds")
+    complete = folds[folds["status"] == "COMPLETE"] if len(folds) else folds
+    done = set(zip(complete["trial_id"], complete["fold"].astype(int)))
+
+    def whole(trial_id: str, fold: int) -> bool:
+        return (trial_id, fold) in done and _has_part(results, "epochs", trial_id, fold) and _has_part(results, "predictions", trial_id, fold)
+
+    todo: dict[str, tuple[dict, list[int]]] = {}
+    known = set()
+    for result in grid:
+        trial_id = (result.metrics or {}).get("trial_id")
+        if trial_id is None:
+            continue
+        known.add(trial_id)
+        if result.checkpoint is None:
+            continue
+        with result.checkpoint.as_directory() as folder:
+            listed = [d["fold"] for d in json.loads((Path(folder) / STATE).read_text())]
+        lost = [f for f in listed if not whole(trial_id, f)]
+        if lost:
+            todo[trial_id] = (dict(result.config), sorted(lost))
+    for trial_id, rows in complete.groupby("trial_id") if len(complete) else []:
+        if trial_id not in known:
+            left = [f for f in fold_numbers if not whole(trial_id, f)]
+            if left:
+                todo[trial_id] = (_params(rows), left)
+    return todo
+
+
+def _tell_orphans(results: Path, spec: StudySpec, storage, orphans: set[str]) -> None:
+    """Give each orphan's Optuna trial (RUNNING, found by its params) the orphan's result."""
+    import optuna
+
+    if not orphans:
+        return
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    folds = read_table(results, "folds")
+    for trial_id in orphans:
+        rows = folds[(folds["trial_id"] == trial_id) & (folds["status"] == "COMPLETE")]
+        params = _params(rows)
+        match = next((t for t in running if t.params == params), None)
+        if match is not None:
+            values = [float(rows[o.metric].mean()) for o in spec.objectives]
+            study.tell(match.number, values if len(values) > 1 else values[0])
+            running = [t for t in running if t.number != match.number]
+
+
+def repair(grid, results: Path, spec: StudySpec, meta: dict, storage, fold_numbers: list[int]) -> int:
+    """Train every missing fold; returns how many were trained."""
+    import ray
+
+    from search.trial import retrain_folds
+
+    todo = missing_folds(grid, results, fold_numbers)
+    if not todo:
+        return 0
+    task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(retrain_folds)
+    spec_json = spec.model_dump(mode="json", by_alias=True)
+    pending = [task.remote(params, spec_json, meta, trial_id, folds) for trial_id, (params, folds) in todo.items()]
+    trained = 0
+    for rows in ray.get(pending):
+        for result, trial in rows:
+            write_fold(results, result, trial)
+            trained += 1
+    known = {(r.metrics or {}).get("trial_id") for r in grid}
+    _tell_orphans(results, spec, storage, set(todo) - known)
+    return trained
