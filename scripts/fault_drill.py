@@ -17,6 +17,7 @@ Ray runs on loopback only. The drill ends the processes it started, by their pro
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import signal
@@ -174,6 +175,7 @@ def node_dies(folder: Path) -> Outcome:
     """Two worker nodes on loopback; the one training trial 1 is removed once its fold 1 is written."""
     import ray
     from ray.cluster_utils import Cluster
+    from rich.console import Console
 
     from search.runner import run_study
     from search.spec import validate_spec
@@ -198,7 +200,8 @@ def node_dies(folder: Path) -> Outcome:
     watcher.start()
     try:
         study = yaml.safe_load(_study(folder, train={"epochs": 40}).read_text())
-        run_study(validate_spec(study, "drill.yaml"), "drill.yaml", results, max_failures=3)
+        quiet = Console(file=io.StringIO())  # the drill prints its own line
+        run_study(validate_spec(study, "drill.yaml"), "drill.yaml", results, max_failures=3, console=quiet)
     finally:
         watcher.join(timeout=5)
         ray.shutdown()
