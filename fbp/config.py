@@ -173,10 +173,18 @@ class TrainConfig(Section):
     """auto: bf16 autocast on CUDA, fp32 on the CPU."""
     channels_last: bool = True
     """NHWC memory layout: faster convolutions on CUDA and, measured, ~30% on the CPU too."""
-    compile: bool = False
-    """torch.compile the model once per trial."""
+    compile: Literal["off", "default", "reduce-overhead"] = "off"
+    """torch.compile the model, once per trial (every fold reuses the compiled graph):
+    default, or reduce-overhead (CUDA graphs: the fixed-shape step replayed without launch
+    overhead, what a batch of 64 on a large GPU needs). true means default. Compiled, an epoch
+    trains on whole batches only (the partial last one is dropped, as with drop_last)."""
     eval_every: int = Field(1, ge=1)
     """Evaluate (curves, selection) every N epochs; the last epoch always."""
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_flag(cls, v):
+        return {True: "default", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class EvalConfig(Section):

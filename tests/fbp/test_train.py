@@ -122,3 +122,21 @@ def test_a_config_that_fails_only_at_run_time_raises_from_the_fold():
     # batch 1 reaches test_resnet's last 1x1 feature map: batch norm cannot train on one value
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
         run_kfold(_config(train={"batch_size": 1}))
+
+
+def test_compiled_once_per_trial_and_each_fold_as_if_alone():
+    # Every fold reuses the trial's compiled module with fresh weights copied in: a fold trained
+    # after another gives what that fold gives compiled on its own.
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    both = run_kfold(_config(data={"folds": [1, 2]}, train={"epochs": 2, "compile": "default", "device": "cpu"}))
+    assert counters["stats"]["unique_graphs"] == 1  # one compilation for the two folds
+    (alone,) = run_kfold(_config(data={"folds": [2]}, train={"epochs": 2, "compile": "default", "device": "cpu"}))
+    assert both[1].predictions == alone.predictions
+    assert (both[1].pc, both[1].mae) == (alone.pc, alone.mae)
+
+
+def test_compile_true_means_default():
+    assert _config(train={"compile": True}).train.compile == "default"
+    assert _config(train={"compile": False}).train.compile == "off"

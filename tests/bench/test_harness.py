@@ -1,0 +1,35 @@
+"""The benchmarks run on the CPU and print what they promise. No timing is asserted: the
+numbers are for reading; these tests keep the harness working for the GPU runs."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_throughput_prints_both_pipelines_and_their_ratio(tmp_path):
+    out = _run("bench/throughput.py", "--mode", "cpu", "--data", str(tmp_path / "faces"))
+    assert re.search(rf"batch +32: upstream-style +{NUMBER} images/s", out), out
+    line = re.search(rf"fbp compile=off +({NUMBER}) images/s \(training steps\), +({NUMBER}) end to end.*ratio +({NUMBER})x steps.*TFLOP/s", out)
+    assert line and all(float(v) > 0 for v in line.groups()), out
+
+
+def test_packing_prints_one_line_per_count(tmp_path):
+    out = _run("bench/packing.py", "--mode", "cpu", "--trials", "1,2", "--data", str(tmp_path / "faces"))
+    totals = re.findall(rf"^(\d) per device: +({NUMBER}) images/s in total", out, re.M)
+    assert [k for k, _ in totals] == ["1", "2"] and all(float(v) > 0 for _, v in totals), out
+
+
+def test_precision_prints_both_and_the_paired_difference():
+    out = _run("bench/precision.py", "--mode", "cpu")
+    assert re.search(rf"^fp32: PC -?{NUMBER} ± {NUMBER}", out, re.M) and re.search(rf"^bf16: PC -?{NUMBER} ± {NUMBER}", out, re.M), out
+    assert "bf16 - fp32, paired: PC" in out
