@@ -32,7 +32,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 SMOKE = {
     "data": {"dataset": "synthetic", "root": None, "protocol": "5fold", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "resize": None, "folds": [1, 2]},
     "model": {"backbone": "test_resnet", "pretrained": False},
-    "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+    "train": {"epochs": 1, "batch_size": 16, "device": "cpu", "compile": "off"},
     "eval": {"batch_size": 64},
     "search": {"num_trials": 2},
     "resources": {"cpu": 1, "gpu": 0, "max_concurrent": 2},
