@@ -78,7 +78,9 @@ def build_model(config: ModelConfig, num_classes: int) -> FBPNet:
     try:
         state = _read_state_dict(path)
     except Exception as e:  # torch and safetensors raise several types for a bad file
-        raise InputError(f"model.pretrained: cannot read {path} ({type(e).__name__}: {e})") from None
+        # weights_only refuses a pickle that holds code; its message is a paragraph, the first line says why
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise InputError(f"model.pretrained: cannot read {path} as a state dict ({type(e).__name__}: {first})") from None
     if any(k.startswith("backbone.") for k in state):
         target, keys = model, model.state_dict().keys()
     else:  # a bare backbone: drop its own classifier
