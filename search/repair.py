@@ -45,8 +45,8 @@ def _has_part(results: Path, table: str, trial_id: str, fold: int) -> bool:
     return (results / f"{table}.parquet" / f"{trial_id}-fold{fold}.parquet").is_file()
 
 
-def missing_folds(grid, results: Path, fold_numbers: list[int]) -> dict[str, tuple[dict, list[int]]]:
-    """trial_id -> (params, folds to train) for lost rows and orphan trials."""
+def missing_folds(grid, results: Path, fold_numbers: list[int]) -> tuple[dict[str, tuple[dict, list[int]]], set[str]]:
+    """trial_id -> (params, folds to train) for lost rows and orphan trials; and the orphans."""
     from search.trial import STATE
 
     folds = read_table(results, "folds")
@@ -70,12 +70,14 @@ def missing_folds(grid, results: Path, fold_numbers: list[int]) -> dict[str, tup
         lost = [f for f in listed if not whole(trial_id, f)]
         if lost:
             todo[trial_id] = (dict(result.config), sorted(lost))
+    orphans = set()
     for trial_id, rows in complete.groupby("trial_id") if len(complete) else []:
         if trial_id not in known:
             left = [f for f in fold_numbers if not whole(trial_id, f)]
             if left:
                 todo[trial_id] = (_params(rows), left)
-    return todo
+                orphans.add(trial_id)
+    return todo, orphans
 
 
 def _tell_orphans(results: Path, spec: StudySpec, storage, orphans: set[str]) -> None:
@@ -103,7 +105,7 @@ def repair(grid, results: Path, spec: StudySpec, meta: dict, storage, fold_numbe
 
     from search.trial import retrain_folds
 
-    todo = missing_folds(grid, results, fold_numbers)
+    todo, orphans = missing_folds(grid, results, fold_numbers)
     if not todo:
         return 0
     task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(retrain_folds)
@@ -114,6 +116,5 @@ def repair(grid, results: Path, spec: StudySpec, meta: dict, storage, fold_numbe
         for result, trial in rows:
             write_fold(results, result, trial)
             trained += 1
-    known = {(r.metrics or {}).get("trial_id") for r in grid}
-    _tell_orphans(results, spec, storage, set(todo) - known)
+    _tell_orphans(results, spec, storage, orphans)
     return trained

@@ -62,8 +62,8 @@ def _sampler(spec: StudySpec):
     return samplers[s.sampler]()
 
 
-def check_data(spec: StudySpec, source: str) -> int:
-    """Read the dataset's labels before anything runs; returns the number of folds a trial trains."""
+def check_data(spec: StudySpec, source: str) -> list[int]:
+    """Read the dataset's labels before anything runs; returns the numbers of the folds a trial trains."""
     d = spec.data
     try:
         dataset = load_dataset(d.dataset, d.root, **d.options)
@@ -74,8 +74,7 @@ def check_data(spec: StudySpec, source: str) -> int:
                 f"or pass --set data.root=PATH; or try the synthetic quickstart: fbp-search run studies/quickstart.yaml"
             ) from None
         raise InputError(f"{source}: {e}") from None
-    folds = dataset.folds(d.protocol)
-    return len(d.folds) if d.folds else len(folds)
+    return list(d.folds) if d.folds else list(range(1, len(dataset.folds(d.protocol)) + 1))
 
 
 def claim(results: Path, study: dict, resume: bool) -> None:
@@ -161,7 +160,8 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
 
     console = console or Console(highlight=False, soft_wrap=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    num_folds = check_data(spec, source)
+    fold_numbers = check_data(spec, source)
+    num_folds = len(fold_numbers)
     study = resolved(spec)
     study["spec_hash"] = spec_hash(study)
     storage_path, tune_name = tune_location(storage, results, f"{spec.name}-{study['spec_hash']}")
@@ -196,7 +196,6 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     else:
         scheduler = FIFOScheduler()
 
-    fold_numbers = spec.data.folds or list(range(1, num_folds + 1))
     meta = _meta(spec.name, study["spec_hash"], results)
     progress = Progress(console, spec.search.num_trials, metrics[0], modes[0], num_folds)
     tuner = tune.Tuner(
@@ -325,7 +324,6 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
         return _finish(grid, results, spec, 0, True)
     from search.repair import repair
 
-    num_folds = check_data(spec, str(results / "study.yaml"))
-    retrained = repair(grid, results, spec, meta, _journal(results), spec.data.folds or list(range(1, num_folds + 1)))
+    retrained = repair(grid, results, spec, meta, _journal(results), check_data(spec, str(results / "study.yaml")))
     return {**_finish(grid, results, spec, 0, False), "retrained": retrained}
 

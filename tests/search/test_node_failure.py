@@ -10,17 +10,10 @@ import pytest
 from search.results import read_table
 from search.runner import run_study
 from search.spec import validate_spec
+from tests.search.test_resume import STUDY as KILLED
 
-STUDY = {
-    "name": "nodes",
-    "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1, 2, 3]},
-    "model": {"backbone": "test_resnet"},
-    "train": {"epochs": 40, "batch_size": 16, "device": "cpu"},
-    "eval": {"batch_size": 64},
-    "search": {"sampler": "random", "num_trials": 1, "seed": 0, "space": {"loss.alpha": {"float": [0.0, 4.0]}}},
-    "scheduler": {"name": "none"},
-    "resources": {"cpu": 1, "gpu": 0, "max_concurrent": 1},
-}
+# the SIGKILL study, one trial with folds long enough for the node to die in the middle of one
+STUDY = {**KILLED, "name": "nodes", "train": {**KILLED["train"], "epochs": 40}, "search": {**KILLED["search"], "num_trials": 1}}
 
 
 @pytest.fixture
