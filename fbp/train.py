@@ -192,7 +192,10 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
         optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, fused=fused)
     else:
         optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused)
-    steps_per_epoch = math.ceil(len(train_rows) / t.batch_size)
+    # compiled: whole batches only, as a DataLoader with drop_last: a second shape would compile
+    # (and capture) the model again; the shuffle brings the dropped rows back in later epochs
+    drop_last = t.compile != "off" and len(train_rows) > t.batch_size
+    steps_per_epoch = len(train_rows) // t.batch_size if drop_last else math.ceil(len(train_rows) / t.batch_size)
     total_steps = steps_per_epoch * t.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(t.schedule, step, steps_per_epoch, total_steps))
 
@@ -215,10 +218,8 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
         sums: dict[str, torch.Tensor] = {}
         epoch_start = time.perf_counter()
         order = rows_t[torch.randperm(len(rows_t), generator=shuffle).to(device)]
-        if t.compile != "off" and len(order) > t.batch_size:
-            # whole batches only, as a DataLoader with drop_last: a second shape would compile
-            # (and capture) the model again; the shuffle brings the dropped rows back next epoch
-            order = order[: len(order) - len(order) % t.batch_size]
+        if drop_last:
+            order = order[: steps_per_epoch * t.batch_size]
         for start in range(0, len(order), t.batch_size):
             batch = order[start : start + t.batch_size]
             x = train_view(data.images[batch], config.data.image_size, t.augment, augment_rng)
