@@ -74,7 +74,11 @@ def check_data(spec: StudySpec, source: str) -> list[int]:
                 f"or pass --set data.root=PATH; or try the synthetic quickstart: fbp-search run studies/quickstart.yaml"
             ) from None
         raise InputError(f"{source}: {e}") from None
-    return list(d.folds) if d.folds else list(range(1, len(dataset.folds(d.protocol)) + 1))
+    every = list(range(1, len(dataset.folds(d.protocol)) + 1))  # an unknown protocol stops here
+    outside = [k for k in d.folds or [] if k not in every]
+    if outside:
+        raise InputError(f"{source}: data.folds: fold {outside[0]} does not exist; protocol {d.protocol!r} has folds 1..{len(every)}")
+    return list(d.folds) if d.folds else every
 
 
 def claim(results: Path, study: dict, resume: bool) -> None:

@@ -43,6 +43,7 @@ CASES = [
     (["objective={metric: pc, mode: min}"], "would optimize it the wrong way"),
     (["data.dataset=scut-fbp5500", "data.root=nowhere/SCUT-FBP5500"], "data.root nowhere/SCUT-FBP5500 does not exist"),
     (["data.protocol=10fold"], "unknown protocol '10fold' for dataset 'synthetic'"),
+    (["data.folds=[1, 7]"], "data.folds: fold 7 does not exist; protocol '5fold' has folds 1..5"),
     (["loss.alpha"], "--set 'loss.alpha': expected path=value"),
     (["search.space={loss.delta: {float: [0, 1]}}"], "search.space.loss.delta: no such path in the trial config"),
     (["search.space={loss.alpha: {float: [0, 4], when: {loss.nothing: x}}}"], "search.space.loss.alpha.when: condition on 'loss.nothing', which is no path"),
