@@ -67,7 +67,8 @@ class ModelConfig(Section):
     backbone: str = "seresnext50_32x4d"
     """Any timm model name; used with num_classes=0 and global pooling."""
     pretrained: bool | str = False
-    """false, true (timm's weights, already on disk) or a path to a state dict."""
+    """false; true (timm's weights: the local cache, else downloaded); or a path to a weights
+    file (safetensors or a torch state dict) of an FBPNet or of the bare backbone."""
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout before the two heads."""
 

@@ -1,7 +1,24 @@
-"""A timm backbone with two heads: regression (1 output) and classification (K outputs)."""
+"""A timm backbone with two heads: regression (1 output) and classification (K outputs).
+
+Where the backbone's weights come from (`model.pretrained`):
+- false: random initialisation.
+- true: timm's pretrained weights, from the local caches when they are there (Hugging Face's
+  hub cache, torch.hub's checkpoint directory), else downloaded by timm from the hub.
+- a path: a weights file (safetensors, or a torch state dict read with weights_only) of an
+  FBPNet or of the bare backbone, as `fbp-search weights` writes it. The way onto offline nodes.
+
+`check_model` finds, once and before anything trains, what would make every trial fail: weights
+that cannot be had here, a file that does not fit, a backbone that cannot take the image size.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import timm
@@ -10,6 +27,11 @@ from torch import Tensor, nn
 
 from fbp.config import ModelConfig
 from fbp.errors import InputError
+
+PROBE_SECONDS = 3.0
+"""The longest the hub (or a weights URL) is waited for when asked whether weights are there."""
+
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # huggingface_hub's own switches
 
 
 class FBPNet(nn.Module):
@@ -26,68 +48,280 @@ class FBPNet(nn.Module):
         return self.regression(h).squeeze(1), self.classifier(h)  # (B,), (B, K)
 
 
-def _cached_timm_weights(name: str) -> str | None:
-    """The file of timm's pretrained weights for `name` if it is already on disk, else None.
+def _first_line(e: BaseException) -> str:
+    """`Type: first line of the message`: torch and timm errors run to paragraphs; the first line says why."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
-    Looks in the Hugging Face cache that timm downloads into, without touching the network."""
-    cfg = timm.models.get_pretrained_cfg(name)
-    if cfg is None:
-        return None
+
+# --- timm's pretrained weights: on disk, downloadable, or neither -----------------------------
+
+
+class WeightsUnavailable(InputError):
+    """timm's weights for a backbone are neither on disk nor downloadable from here. The message
+    is the reason without a config key; `exist` is False when timm has no weights for it at all."""
+
+    def __init__(self, message: str, exist: bool):
+        super().__init__(message)
+        self.exist = exist
+
+
+def offline() -> str | None:
+    """The variable that says the network must not be tried (HF_HUB_OFFLINE=1 or
+    TRANSFORMERS_OFFLINE=1, read now and as huggingface_hub read it at import), else None."""
+    import huggingface_hub.constants as hf
+
+    for name in _OFFLINE_VARIABLES:
+        if os.environ.get(name, "").upper() in hf.ENV_VARS_TRUE_VALUES:
+            return name
+    return _OFFLINE_VARIABLES[0] if hf.HF_HUB_OFFLINE else None
+
+
+def _hf_cache_dir() -> str:
+    """The hub cache as huggingface_hub resolves it, from the environment as it is now."""
+    import huggingface_hub.constants as hf
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
+    return hf.HF_HUB_CACHE
+
+
+def _hf_filenames(cfg) -> list[str]:
+    """The files timm asks the hub for, in its order: safetensors first, then the pickle."""
+    name = cfg.hf_hub_filename or "pytorch_model.bin"
+    if name == "pytorch_model.bin":
+        return ["model.safetensors", "pytorch_model.safetensors", name]
+    return [name[: -len(".bin")] + ".safetensors", name] if name.endswith(".bin") else [name]
+
+
+def _url_filename(url: str) -> str:
+    return os.path.basename(urllib.parse.urlparse(url).path)
+
+
+def _cached_timm_weights(cfg) -> str | None:
+    """The file of timm's pretrained weights if it is already on disk, else None; no network."""
     if cfg.file and Path(cfg.file).is_file():
         return cfg.file
     if cfg.hf_hub_id:
         from huggingface_hub import try_to_load_from_cache
 
-        for filename in ("model.safetensors", "pytorch_model.bin"):
-            found = try_to_load_from_cache(cfg.hf_hub_id, filename)
-            if isinstance(found, str):
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        for filename in _hf_filenames(cfg):
+            found = try_to_load_from_cache(repo, filename, cache_dir=_hf_cache_dir(), revision=revision or None)
+            if isinstance(found, str):  # not None, nor the marker of a file known to be absent
                 return found
+    if cfg.url:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / _url_filename(cfg.url)
+        if cached.is_file():
+            return str(cached)
     return None
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def _within(seconds: float, ask: Callable[[], str | None], where: str) -> str | None:
+    """`ask()` in a daemon thread, waited for at most `seconds`: a socket timeout does not bound
+    a DNS lookup, which on a cluster with a dead resolver can hang for much longer."""
+    answer: list[str | None] = [f"{where} did not answer within {seconds:g} s"]
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    def run() -> None:
+        try:
+            answer[0] = ask()
+        except Exception as e:  # whatever the network layer raises: no answer
+            answer[0] = f"{where} cannot be reached ({_first_line(e)})"
+
+    thread = threading.Thread(target=run, daemon=True, name="fbp-weights-probe")
+    thread.start()
+    thread.join(seconds)
+    return answer[0]
+
+
+def _ask(cfg, timeout: float) -> str | None:
+    """None when the hub (or the weights' URL) says the file is there; else why it cannot be
+    had. Metadata only (HEAD requests): nothing is downloaded."""
+    if cfg.hf_hub_id:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        for filename in _hf_filenames(cfg):
+            try:
+                get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision or None), timeout=timeout)
+                return None
+            except EntryNotFoundError:
+                continue
+            except RepositoryNotFoundError as e:  # gated repositories included
+                return f"the hub refuses {repo} ({_first_line(e)})"
+        return f"the hub has no weights file in {repo}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(cfg.url, method="HEAD"), timeout=timeout):
+            return None
+    except urllib.error.HTTPError as e:
+        return f"{cfg.url} answers HTTP {e.code}"
+
+
+def timm_weights(backbone: str, timeout: float = PROBE_SECONDS) -> str | None:
+    """Where timm's pretrained weights for `backbone` come from: the file on disk (returned), or
+    None when they are not on disk but the hub answers that it has them (timm downloads them).
+
+    Raises `WeightsUnavailable` when neither: timm has no weights for it, or they are not on
+    disk and the hub is not tried (offline) or does not answer within `timeout` seconds."""
+    cfg = timm.models.get_pretrained_cfg(backbone)
+    if cfg is None or not (cfg.file or cfg.hf_hub_id or cfg.url):
+        raise WeightsUnavailable(f"timm has no pretrained weights for {backbone!r}", exist=False)
+    found = _cached_timm_weights(cfg)
+    if found:
+        return found
+    where = "the hub" if cfg.hf_hub_id else urllib.parse.urlparse(cfg.url).netloc if cfg.url else ""
+    if not where:
+        why = f"its file {cfg.file} does not exist"
+    elif switch := offline():
+        why = f"{where} is not tried ({switch}=1: offline)"
+    else:
+        why = _within(timeout, lambda: _ask(cfg, timeout), where)
+        if why is None:
+            return None
+    raise WeightsUnavailable(f"timm's weights for {backbone!r} are not in the local cache and {why}", exist=True)
+
+
+def pretrained_backbone(backbone: str, timeout: float = PROBE_SECONDS) -> nn.Module:
+    """timm's `backbone` with num_classes=0 and its pretrained weights: from the local cache,
+    else downloaded. Raises `WeightsUnavailable` when neither can be (see `timm_weights`)."""
+    found = timm_weights(backbone, timeout)
+    overlay = {"file": found} if found else None  # load exactly the cached file, with no network
+    return timm.create_model(backbone, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
+
+
+def _pretrained_true_error(backbone: str, e: WeightsUnavailable) -> InputError:
+    if not e.exist:
+        return InputError(f"model.pretrained: true, but {e}; set model.pretrained: false, or a path to a weights file")
+    return InputError(
+        f"model.pretrained: true, but {e}; put them on disk once, on a machine with internet: "
+        f"fbp-search weights {backbone} --out weights/{backbone}.safetensors, then set model.pretrained "
+        "to that file's absolute path (or fill HF_HOME there and share it: README, Pretrained weights offline)"
+    )
+
+
+# --- weights files --------------------------------------------------------------------------
+
+
+def read_weights(path: Path) -> dict[str, Tensor]:
+    """A state dict from a safetensors file or a torch file (weights_only: a pickle that would
+    run code is refused). A checkpoint's `state_dict` or `model` entry is taken when present."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise InputError(f"model.pretrained: {path} {what}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch and safetensors raise several types for a bad file
+        raise InputError(f"model.pretrained: cannot read {path} as a state dict ({_first_line(e)})") from None
+    if isinstance(state, dict):
+        state = state.get("state_dict", state.get("model", state))
+    if not isinstance(state, dict) or not any(isinstance(v, Tensor) for v in state.values()):
+        raise InputError(f"model.pretrained: {path} holds no state dict (a {type(state).__name__} of no tensors)")
+    return state
+
+
+def _load_weights(model: FBPNet, state: dict[str, Tensor], path: Path, backbone: str) -> None:
+    """Load a state dict of an FBPNet (keys `backbone.…`, heads included) or of the bare backbone
+    (whatever it has beyond the backbone, e.g. its ImageNet classifier, is dropped)."""
+    whole = any(k.startswith("backbone.") for k in state)
+    target = model if whole else model.backbone
+    own = target.state_dict()
+    if not whole:
+        state = {k: v for k, v in state.items() if k in own}
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing:
+        problem = f"{len(missing)} of {len(own)} weights missing, e.g. {missing[0]}"
+    elif extra:
+        problem = f"{len(extra)} weights the model does not have, e.g. {extra[0]}"
+    elif wrong:
+        k = wrong[0]
+        problem = f"{len(wrong)} weights of another shape, e.g. {k}: {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+    else:
+        target.load_state_dict(state)
+        return
+    raise InputError(f"model.pretrained: {path} does not fit model.backbone {backbone!r}: {problem}")
+
+
+def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> int:
+    """Write `module`'s state dict as safetensors, atomically (a temporary name in the same
+    directory, then a rename): a reader on another node never sees half a file. Returns bytes."""
+    from safetensors.torch import save_file
+
+    # own contiguous copies: safetensors refuses tensors that share storage or are strided views
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.stat().st_size
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+def _new_model(config: ModelConfig, num_classes: int, pretrained: bool = False) -> FBPNet:
+    if pretrained:
+        try:
+            backbone = pretrained_backbone(config.backbone)
+        except WeightsUnavailable as e:
+            raise _pretrained_true_error(config.backbone, e) from None
+    else:
+        backbone = timm.create_model(config.backbone, pretrained=False, num_classes=0)
+    return FBPNet(backbone, num_classes, config.drop_rate)
 
 
 def build_model(config: ModelConfig, num_classes: int) -> FBPNet:
-    """`config.pretrained`: False; True (timm's weights, which must already be on disk: nothing
-    is downloaded); or a path to a state dict of an FBPNet or of the bare backbone."""
+    """`config.pretrained`: false; true (timm's weights: the local cache, else downloaded; an
+    InputError when neither can be); or a path to a weights file of an FBPNet or a bare backbone."""
+    pretrained = config.pretrained
+    if isinstance(pretrained, bool):
+        return _new_model(config, num_classes, pretrained)
+    path = Path(pretrained)
+    state = read_weights(path)
+    model = _new_model(config, num_classes)
+    _load_weights(model, state, path, config.backbone)
+    return model
+
+
+def check_model(config: ModelConfig, image_sizes: Iterable[int], timeout: float = PROBE_SECONDS) -> None:
+    """Raise InputError (one line, naming the key and value) for what would fail every trial:
+
+    - `pretrained: true` and timm's weights neither on disk nor downloadable (the hub is asked
+      for metadata only, at most `timeout` seconds; not at all when offline);
+    - `pretrained: <path>` that does not exist, cannot be read, or does not fit the backbone;
+    - an image size the backbone cannot take: one forward pass of a (1, 3, S, S) batch, on the
+      CPU in eval mode (seresnext50_32x4d at 224 px: about 0.35 s with the build, 2 CPU cores).
+    """
     pretrained = config.pretrained
     if pretrained is True:
-        weights = _cached_timm_weights(config.backbone)
-        if weights is None:
-            raise InputError(
-                f"model.pretrained: true, but timm's weights for {config.backbone!r} are not on disk "
-                "(nothing is downloaded here); put them in the Hugging Face cache, give a path to a "
-                "state dict, or set model.pretrained: false"
-            )
-        backbone = timm.create_model(config.backbone, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": weights})
-        return FBPNet(backbone, num_classes, config.drop_rate)
-
-    model = FBPNet(timm.create_model(config.backbone, pretrained=False, num_classes=0), num_classes, config.drop_rate)
-    if pretrained is False:
-        return model
-    path = Path(pretrained)
-    if not path.is_file():
-        raise InputError(f"model.pretrained: state dict not found: {path}")
-    try:
-        state = _read_state_dict(path)
-    except Exception as e:  # torch and safetensors raise several types for a bad file
-        # weights_only refuses a pickle that holds code; its message is a paragraph, the first line says why
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise InputError(f"model.pretrained: cannot read {path} as a state dict ({type(e).__name__}: {first})") from None
-    if any(k.startswith("backbone.") for k in state):
-        target, keys = model, model.state_dict().keys()
-    else:  # a bare backbone: drop its own classifier
-        target, keys = model.backbone, model.backbone.state_dict().keys()
-        state = {k: v for k, v in state.items() if k in keys}
-    missing = [k for k in keys if k not in state]
-    if len(missing) == len(keys) or (target is model.backbone and missing):
-        raise InputError(f"model.pretrained: {path} does not fit {config.backbone!r}: {len(missing)} of {len(keys)} weights missing, e.g. {missing[0]}")
-    target.load_state_dict(state, strict=target is model)
-    return model
+        try:
+            timm_weights(config.backbone, timeout)
+        except WeightsUnavailable as e:
+            raise _pretrained_true_error(config.backbone, e) from None
+    if isinstance(pretrained, bool):
+        model = _new_model(config, num_classes=2)  # the heads' size does not matter here
+    else:  # what build_model does; K from the file when it holds the heads, which must fit too
+        path = Path(pretrained)
+        state = read_weights(path)
+        heads = state.get("classifier.weight") if any(k.startswith("backbone.") for k in state) else None
+        model = _new_model(config, num_classes=heads.shape[0] if isinstance(heads, Tensor) and heads.ndim == 2 else 2)
+        _load_weights(model, state, path, config.backbone)
+    model.eval()
+    with torch.no_grad():
+        for size in sorted(set(image_sizes)):
+            try:
+                model(torch.zeros(1, 3, size, size))
+            except Exception as e:  # whatever the backbone raises for a size it cannot take
+                raise InputError(f"data.image_size: {size} does not fit model.backbone {config.backbone!r} ({_first_line(e)})") from None

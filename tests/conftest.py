@@ -40,3 +40,34 @@ def scut5500_copy(scut5500_root, tmp_path) -> Path:
     root = tmp_path / "scut-fbp5500"
     shutil.copytree(scut5500_root, root, copy_function=os.link)
     return root
+
+
+class OfflineHub:
+    """An empty Hugging Face hub cache and torch.hub directory, with the network switched off
+    (HF_HUB_OFFLINE=1); `put` lays a file out as huggingface_hub caches a download."""
+
+    def __init__(self, root: Path):
+        self.cache = root / "hub"
+
+    def put(self, repo_id: str, filename: str, tensors: dict) -> Path:
+        from safetensors.torch import save_file
+
+        repo = self.cache / ("models--" + repo_id.replace("/", "--"))
+        commit = "0" * 40
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        path = repo / "snapshots" / commit / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+        return path
+
+
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path) -> OfflineHub:
+    """What the cluster nodes are: no network, and timm's weights only where the test puts them."""
+    root = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(root))
+    monkeypatch.setenv("HF_HUB_CACHE", str(root / "hub"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    return OfflineHub(root)

@@ -1,10 +1,29 @@
+import pickle
+import time
+from pathlib import Path
+
 import pytest
 import timm
 import torch
+from safetensors.torch import load_file, save_file
 
 from fbp.config import ModelConfig
 from fbp.errors import InputError
-from fbp.models import build_model
+from fbp.models import build_model, check_model, save_weights
+
+
+class Payload:
+    """Unpickling this would create the file its path names."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _equal_states(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_two_heads_on_a_timm_backbone():
@@ -13,33 +32,121 @@ def test_two_heads_on_a_timm_backbone():
     assert reg.shape == (3,) and logits.shape == (3, 5)
 
 
-def test_pretrained_true_without_weights_on_disk_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    import huggingface_hub.constants as c
-
-    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    with pytest.raises(InputError, match="model.pretrained: true, but timm's weights for 'resnet18' are not on disk"):
-        build_model(ModelConfig(backbone="resnet18", pretrained=True), 5)
+# --- pretrained: true -----------------------------------------------------------------------
 
 
-def test_pretrained_from_a_state_dict_file(tmp_path):
+def test_pretrained_true_offline_without_the_weights_is_one_clear_line(offline_hub):
+    config = ModelConfig(backbone="test_resnet", pretrained=True)
+    for check in (lambda: build_model(config, 5), lambda: check_model(config, [32])):
+        start = time.perf_counter()
+        with pytest.raises(InputError) as caught:
+            check()
+        assert time.perf_counter() - start < 1.0  # offline: the network is not even tried
+        message = str(caught.value)
+        assert message.startswith("model.pretrained: true, but timm's weights for 'test_resnet' are not in the local cache")
+        assert "HF_HUB_OFFLINE=1" in message and "\n" not in message
+        assert "fbp-search weights test_resnet --out weights/test_resnet.safetensors" in message
+        assert "then set model.pretrained to that file's absolute path" in message
+
+
+def test_pretrained_true_for_a_backbone_timm_has_no_weights_for(offline_hub):
+    with pytest.raises(InputError, match=r"^model.pretrained: true, but timm has no pretrained weights for 'botnet50ts_256'; set model.pretrained: false"):
+        check_model(ModelConfig(backbone="botnet50ts_256", pretrained=True), [256])
+
+
+def test_pretrained_true_loads_timm_weights_from_the_hub_cache_offline(offline_hub):
+    torch.manual_seed(1)
+    imagenet = timm.create_model("test_resnet")  # as timm publishes it: with its 1000-class fc
+    repo = timm.models.get_pretrained_cfg("test_resnet").hf_hub_id
+    offline_hub.put(repo, "model.safetensors", imagenet.state_dict())
+    config = ModelConfig(backbone="test_resnet", pretrained=True)
+
+    check_model(config, [32, 64])
+    model = build_model(config, 5)
+    expected = {k: v for k, v in imagenet.state_dict().items() if not k.startswith("fc.")}
+    assert _equal_states(model.backbone.state_dict(), expected)
+
+
+# --- pretrained: a weights file -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_pretrained_from_a_weights_file_of_an_fbpnet_or_a_bare_backbone(tmp_path, suffix):
+    def write(state: dict, path: Path) -> str:
+        save_file(state, str(path)) if suffix == ".safetensors" else torch.save(state, path)
+        return str(path)
+
     torch.manual_seed(0)
-    source = build_model(ModelConfig(backbone="test_resnet"), 5).eval()
-    torch.save(source.state_dict(), tmp_path / "fbp.pt")
-    loaded = build_model(ModelConfig(backbone="test_resnet", pretrained=str(tmp_path / "fbp.pt")), 5).eval()
-    x = torch.randn(2, 3, 32, 32)
-    assert all(torch.equal(a, b) for a, b in zip(source(x), loaded(x)))
+    source = build_model(ModelConfig(backbone="test_resnet"), 5)
+    fbpnet = write(source.state_dict(), tmp_path / f"fbpnet{suffix}")
+    loaded = build_model(ModelConfig(backbone="test_resnet", pretrained=fbpnet), 5)
+    assert _equal_states(loaded.state_dict(), source.state_dict())
 
-    bare = timm.create_model("test_resnet", num_classes=10)  # an ImageNet-style checkpoint
-    torch.save(bare.state_dict(), tmp_path / "bare.pth")
-    model = build_model(ModelConfig(backbone="test_resnet", pretrained=str(tmp_path / "bare.pth")), 5)
-    assert torch.equal(model.backbone.conv1[0].weight, bare.conv1[0].weight)
+    bare = timm.create_model("test_resnet", num_classes=10)  # an ImageNet-style checkpoint, its own classifier
+    path = write(bare.state_dict(), tmp_path / f"bare{suffix}")
+    config = ModelConfig(backbone="test_resnet", pretrained=path)
+    check_model(config, [32])
+    model = build_model(config, 5)
+    expected = {k: v for k, v in bare.state_dict().items() if not k.startswith("fc.")}
+    assert _equal_states(model.backbone.state_dict(), expected)
 
 
-def test_pretrained_file_that_does_not_fit(tmp_path):
+def test_save_weights_writes_what_model_pretrained_reads(tmp_path):
+    backbone = timm.create_model("test_resnet", num_classes=0)
+    out = tmp_path / "deep" / "test_resnet.safetensors"
+    assert save_weights(backbone, out) == out.stat().st_size
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # the temporary name is gone
+    assert _equal_states(load_file(str(out)), backbone.state_dict())
+    model = build_model(ModelConfig(backbone="test_resnet", pretrained=str(out)), 5)
+    assert _equal_states(model.backbone.state_dict(), backbone.state_dict())
+
+
+def test_a_weights_file_whose_pickle_would_run_code_is_refused_by_the_preflight(tmp_path):
+    marker = tmp_path / "ran"
+    weights = tmp_path / "weights.pt"
+    torch.save({"backbone.conv1.weight": Payload(marker)}, weights)
+    with pytest.raises(InputError, match=rf"^model.pretrained: cannot read {weights} as a state dict \(UnpicklingError") as caught:
+        check_model(ModelConfig(backbone="test_resnet", pretrained=str(weights)), [32])
+    assert "\n" not in str(caught.value) and not marker.exists()
+    with pytest.raises(pickle.UnpicklingError):  # what the message stands for
+        torch.load(weights, weights_only=True)
+
+
+def test_weights_files_that_do_not_fit_are_refused_naming_the_key(tmp_path):
+    def refused(path: Path, num_classes: int = 5) -> str:
+        config = ModelConfig(backbone="test_resnet", pretrained=str(path))
+        with pytest.raises(InputError) as by_build:
+            build_model(config, num_classes)
+        message = str(by_build.value)
+        assert message.startswith("model.pretrained: ") and "\n" not in message
+        return message
+
     torch.save({"something.else": torch.zeros(1)}, tmp_path / "x.pt")
-    with pytest.raises(InputError, match=r"model.pretrained: .*x.pt does not fit 'test_resnet'"):
-        build_model(ModelConfig(backbone="test_resnet", pretrained=str(tmp_path / "x.pt")), 5)
-    with pytest.raises(InputError, match="model.pretrained: state dict not found"):
-        build_model(ModelConfig(backbone="test_resnet", pretrained=str(tmp_path / "none.pt")), 5)
+    assert f"{tmp_path / 'x.pt'} does not fit model.backbone 'test_resnet': " in refused(tmp_path / "x.pt")
+    assert refused(tmp_path / "none.pt") == f"model.pretrained: {tmp_path / 'none.pt'} does not exist"
+    assert refused(tmp_path) == f"model.pretrained: {tmp_path} is not a file"
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    assert refused(tmp_path / "junk.safetensors").startswith(f"model.pretrained: cannot read {tmp_path / 'junk.safetensors'} as a state dict (")
+
+    # another backbone's weights: the preflight refuses them too, before anything trains
+    save_file(timm.create_model("test_vit", num_classes=0).state_dict(), str(tmp_path / "vit.safetensors"))
+    assert "does not fit model.backbone 'test_resnet': " in refused(tmp_path / "vit.safetensors")
+    with pytest.raises(InputError, match=r"^model.pretrained: .*vit.safetensors does not fit model.backbone 'test_resnet'"):
+        check_model(ModelConfig(backbone="test_resnet", pretrained=str(tmp_path / "vit.safetensors")), [32])
+
+    # the same keys in other shapes: an FBPNet trained with 5 classes, loaded for 7
+    save_file(build_model(ModelConfig(backbone="test_resnet"), 5).state_dict(), str(tmp_path / "k5.safetensors"))
+    assert "weights of another shape, e.g. classifier.weight: (5, 96) in the file, (7, 96) in the model" in refused(tmp_path / "k5.safetensors", 7)
+
+
+# --- image sizes ----------------------------------------------------------------------------
+
+
+def test_an_image_size_the_backbone_cannot_take_is_found_before_training():
+    with pytest.raises(InputError) as caught:
+        check_model(ModelConfig(backbone="vit_tiny_patch16_224"), [224, 64])
+    assert str(caught.value) == (
+        "data.image_size: 64 does not fit model.backbone 'vit_tiny_patch16_224' (AssertionError: Input height (64) doesn't match model (224).)"
+    )
+    check_model(ModelConfig(backbone="vit_tiny_patch16_224"), [224])
+    check_model(ModelConfig(backbone="test_resnet"), [16, 32, 64])
