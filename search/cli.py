@@ -12,13 +12,14 @@ import sys
 from rich.console import Console
 
 from fbp.errors import InputError
-from search import data_commands, report, study_commands, train_command
+from search import data_commands, report, study_commands, train_command, weights_command
 
 COMMANDS = {
     "data": data_commands.register,
     "train": train_command.register,
     "study": study_commands.register,
     "report": report.register,
+    "weights": weights_command.register,
 }
 
 
