@@ -9,6 +9,7 @@ Errors name the dotted path and the value: `loss.alpha: must be >= 0, got -1`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+PATH = {"path": True}
+"""`json_schema_extra` of a field that holds a file-system path: `resolve_paths` makes it
+absolute. Mark every new path field with it."""
+
+
 def _registered(what: str, name: str, registry) -> str:
     """Names of datasets, losses, rules come from their registries; unknown ones list them."""
     if name not in registry:
@@ -32,8 +38,9 @@ def _registered(what: str, name: str, registry) -> str:
 class DataConfig(Section):
     dataset: str = "scut-fbp5500"
     """Registered dataset name (`fbp.data.DATASETS`)."""
-    root: str | None = None
-    """Dataset root in its published layout; `synthetic` needs none."""
+    root: str | None = Field(None, json_schema_extra=PATH)
+    """Dataset root in its published layout; `synthetic` needs none. A relative path is
+    resolved against the directory the command runs from."""
     protocol: str = "5fold"
     """Named split protocol of the dataset (`5fold`, `60-40`, `5split`)."""
     options: dict[str, Any] = Field(default_factory=dict)
@@ -66,9 +73,10 @@ class DataConfig(Section):
 class ModelConfig(Section):
     backbone: str = "seresnext50_32x4d"
     """Any timm model name; used with num_classes=0 and global pooling."""
-    pretrained: bool | str = False
+    pretrained: bool | str = Field(False, json_schema_extra=PATH)
     """false; true (timm's weights: the local cache, else downloaded); or a path to a weights
-    file (safetensors or a torch state dict) of an FBPNet or of the bare backbone."""
+    file (safetensors or a torch state dict) of an FBPNet or of the bare backbone. A relative
+    path is resolved against the directory the command runs from."""
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout before the two heads."""
 
@@ -214,6 +222,58 @@ class TrialConfig(Section):
         if self.eval.predict != "reg" and self.loss.name != "combo":
             raise ValueError(f"eval.predict={self.eval.predict!r} needs the classification head, which loss.name={self.loss.name!r} does not train")
         return self
+
+
+# --- paths -----------------------------------------------------------------------------------
+
+
+def is_path_field(field) -> bool:
+    return bool(field is not None and field.json_schema_extra and field.json_schema_extra.get("path"))
+
+
+def field_at(dotted: str, model: type[BaseModel] | None = None):
+    """The pydantic field at a dotted path of TrialConfig (`loss.alpha`), or None if there is
+    none. Keys under `data.options` (the loader's free-form options) have no field."""
+    node = model or TrialConfig
+    keys = dotted.split(".")
+    for i, key in enumerate(keys):
+        field = node.model_fields.get(key)
+        if field is None:
+            return None
+        if i == len(keys) - 1:
+            return field
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        node = annotation
+    return None
+
+
+def absolute_path(value: str, base: Path) -> str:
+    """`value` against `base`, with `~` expanded; a URI (`s3://...`) is left as it is."""
+    if "://" in value:
+        return value
+    return os.path.normpath(Path(base) / os.path.expanduser(value))
+
+
+def resolve_paths(config: BaseModel, base: Path) -> BaseModel:
+    """The config with every path field (marked `PATH`) absolute against `base`.
+
+    The driver calls it once, with the directory the command was run from: trials run in
+    other working directories, on other nodes, and must receive the paths the user meant.
+    A string in a field that also takes booleans (`model.pretrained`) is a path."""
+    updates = {}
+    for name, field in type(config).model_fields.items():
+        value = getattr(config, name)
+        if isinstance(value, BaseModel):
+            resolved = resolve_paths(value, base)
+            if resolved is not value:
+                updates[name] = resolved
+        elif is_path_field(field) and isinstance(value, str):
+            absolute = absolute_path(value, base)
+            if absolute != value:
+                updates[name] = absolute
+    return config.model_copy(update=updates) if updates else config
 
 
 # --- loading, overrides and error messages --------------------------------------------------

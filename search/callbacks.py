@@ -1,27 +1,42 @@
-"""Driver-side Tune callbacks: the Parquet writer and the terminal progress."""
+"""Driver-side Tune callbacks: the Parquet writer (and trial logs) and the console progress."""
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 
 import pandas as pd
 from ray import tune
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from search import board
+from search.outcome import append_log, log_path
 from search.results import write_part
 
 
-def _error_line(trial) -> str:
-    """The exception's own line (the traceback's last) from the error file Tune just wrote
-    on the driver; the copy in storage is synced later."""
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote task's name
+
+
+def _error_text(trial) -> str:
+    """The traceback Tune just wrote on the driver (the copy in storage is synced later)."""
     path = trial.error_file
-    text = Path(path).read_text() if path and Path(path).exists() else (trial.get_error() or "")
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[-1] if lines else "the trial failed without an error message"
+    return ANSI.sub("", str(Path(path).read_text() if path and Path(path).exists() else (trial.get_error() or "")))
+
+
+def error_line(text: str) -> str:
+    """The exception's own line (the traceback's last), without its module path:
+    `InputError: dataset root not found: ...` rather than `fbp.errors.InputError: ...`."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "the trial failed without an error message"
+    kind, sep, message = lines[-1].partition(": ")
+    if sep and " " not in kind:
+        kind = kind.rsplit(".", 1)[-1]
+    return f"{kind}{sep}{message}"
 
 
 class ParquetWriter(tune.Callback):
@@ -63,26 +78,43 @@ class ParquetWriter(tune.Callback):
         self._close(trial, "PRUNED", None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._close(trial, "FAIL", _error_line(trial))
+        text = _error_text(trial)
+        append_log(self.results, trial.trial_id, f"failed:\n{text}")
+        self._close(trial, "FAIL", error_line(text))
 
 
 class Progress(tune.Callback):
-    """One live panel: trials running, done, pruned and failed; the best so far; time."""
+    """What the console shows while a study runs.
 
-    def __init__(self, console: Console, num_trials: int, metric: str, mode: str, num_folds: int):
+    On a terminal, a live panel: one status line (trials finished, running, done, pruned,
+    failed, the best so far, time) and a line per running trial with its fold and epoch. Without
+    a terminal (a log file, CI, nohup), whole lines: the status line when it changes, at most
+    every `quiet_seconds`. Either way a trial that fails prints one line the first time its
+    error is seen, and every trial's epochs go to its log, RESULTS/logs/<trial_id>.log.
+    """
+
+    def __init__(self, console: Console, num_trials: int, metric: str, mode: str, num_folds: int,
+                 results: Path | None = None, board: str | None = None, quiet_seconds: float = 30.0):
         self.console, self.num_trials, self.metric, self.mode, self.num_folds = console, num_trials, metric, mode, num_folds
+        self.results, self.board, self.quiet_seconds = results, board, quiet_seconds
         self.started = time.monotonic()
         self.live: Live | None = None
         self.max_running = 0  # most trials Ray ran at once
+        self.states: dict[str, dict] = {}  # trial_id -> its latest post on the board
+        self.errors_seen: set[str] = set()
+        self._polled = 0.0
+        self._printed = ("", 0.0)  # without a terminal: the last status printed, and when
 
     def __getstate__(self):
         # Tune pickles its callbacks with the experiment state; a console holds locks.
         return {k: v for k, v in self.__dict__.items() if k not in ("console", "live")}
 
     def __setstate__(self, state):
-        self.__dict__.update(state, console=Console(highlight=False, soft_wrap=True), live=None)
+        self.__dict__.update(state, console=Console(highlight=False, soft_wrap=True), live=None, started=time.monotonic())
 
-    def _line(self, trials) -> Text:
+    # --- what is shown
+
+    def _status(self, trials) -> str:
         states = {"RUNNING": 0, "TERMINATED": 0, "ERROR": 0, "PENDING": 0, "PAUSED": 0}
         pruned, best = 0, None
         for t in trials:
@@ -99,21 +131,66 @@ class Progress(tune.Callback):
         eta = elapsed / finished * (self.num_trials - finished) if finished else float("nan")
         best_text = f"{best[0]:.4f} ({best[1]})" if best else "-"
         left = f"~{eta:.0f} s left" if not math.isnan(eta) else "? left"
-        return Text(
+        return (
             f"trials {finished}/{self.num_trials} · running {states['RUNNING']} · done {states['TERMINATED'] - pruned}"
             f" · pruned {pruned} · failed {states['ERROR']} · best {self.metric} {best_text} · {elapsed:.0f} s elapsed, {left}"
         )
 
+    def _running(self, trials) -> list[str]:
+        return [f"  {t.trial_id}: {board.describe(self.states[t.trial_id]) if t.trial_id in self.states else 'starting'}"
+                for t in trials if t.status == "RUNNING"]
+
+    def _poll(self) -> None:
+        """Read the board (about once a second): the running trials' states, and their new
+        epoch lines into their logs."""
+        now = time.monotonic()
+        if self.board is None or now - self._polled < 1.0:
+            return
+        self._polled = now
+        try:
+            import ray
+
+            latest, lines = ray.get(ray.get_actor(self.board).take.remote(), timeout=5)
+        except Exception:  # no board (yet): nothing to show beyond the status line
+            return
+        self.states = latest
+        if self.results is not None:
+            for trial_id, new in lines.items():
+                append_log(self.results, trial_id, "\n".join(new))
+
+    # --- Tune's hooks
+
     def on_step_end(self, iteration, trials, **info):
         self.max_running = max(self.max_running, sum(t.status == "RUNNING" for t in trials))
+        self._poll()
+        status = self._status(trials)
+        if not self.console.is_terminal:
+            previous, when = self._printed
+            changed = status.split(" · best")[0] != previous.split(" · best")[0]
+            if changed or (time.monotonic() - when > self.quiet_seconds and self.states):
+                self.console.print(" · ".join([status, *[line.strip() for line in self._running(trials)]]))
+                self._printed = (status, time.monotonic())
+            return
+        panel = Group(Text(status), *(Text(line) for line in self._running(trials)))
         if self.live is None:
-            self.live = Live(self._line(trials), console=self.console, refresh_per_second=2, transient=False)
+            self.live = Live(panel, console=self.console, refresh_per_second=2, transient=False)
             self.live.start()
         else:
-            self.live.update(self._line(trials))
+            self.live.update(panel)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        line = error_line(_error_text(trial))
+        if line not in self.errors_seen:  # the closing lines count them all
+            self.errors_seen.add(line)
+            where = f" (traceback: {log_path(self.results, trial.trial_id)})" if self.results is not None else ""
+            self.console.print(f"trial {trial.trial_id} failed: {line}{where}")
 
     def on_experiment_end(self, trials, **info):
+        self._polled = 0.0
+        self._poll()
         if self.live is not None:
-            self.live.update(self._line(trials))
+            self.live.update(Text(self._status(trials)))
             self.live.stop()
-            self.console.print()
+            self.live = None
+        elif not self.console.is_terminal and self._status(trials) != self._printed[0]:
+            self.console.print(self._status(trials))

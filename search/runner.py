@@ -18,11 +18,13 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from fbp.data import LAYOUTS, load_dataset
 from fbp.errors import InputError
+from search.board import board_name, close_board, open_board
+from search.outcome import LOGS, study_outcome
+from search.preflight import preflight
 from search.results import compact, spec_hash
 from search.space import flatten, grid_space, suggest
-from search.spec import StudySpec, resolved
+from search.spec import StudySpec, resolved, with_absolute_paths
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our Parquet is the record
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -44,6 +46,8 @@ def smoke(raw: dict) -> dict:
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for section, values in SMOKE.items():
         out[section] = {**(out.get(section) or {}), **values}
+    if not out["search"].get("space"):  # one configuration: one trial
+        out["search"]["num_trials"] = 1
     return out
 
 
@@ -62,37 +66,11 @@ def _sampler(spec: StudySpec):
     return samplers[s.sampler]()
 
 
-def check_data(spec: StudySpec, source: str) -> list[int]:
-    """Read the dataset's labels before anything runs; returns the numbers of the folds a trial trains."""
-    d = spec.data
-    try:
-        dataset = load_dataset(d.dataset, d.root, **d.options)
-    except InputError as e:
-        if d.dataset != "synthetic" and d.root and not Path(d.root).exists():
-            raise InputError(
-                f"{source}: data.root {d.root} does not exist. Put {d.dataset} there ({LAYOUTS[d.dataset]}), "
-                f"or pass --set data.root=PATH; or try the synthetic quickstart: fbp-search run studies/quickstart.yaml"
-            ) from None
-        raise InputError(f"{source}: {e}") from None
-    every = list(range(1, len(dataset.folds(d.protocol)) + 1))  # an unknown protocol stops here
-    outside = [k for k in d.folds or [] if k not in every]
-    if outside:
-        raise InputError(f"{source}: data.folds: fold {outside[0]} does not exist; protocol {d.protocol!r} has folds 1..{len(every)}")
-    return list(d.folds) if d.folds else every
-
-
-def claim(results: Path, study: dict, resume: bool) -> None:
-    """Write study.yaml, or accept an existing one of the same study when resuming."""
+def claim(results: Path, study: dict) -> None:
+    """Write study.yaml into a directory `preflight.check_results` accepted (kept when resuming)."""
     marker = results / "study.yaml"
     if marker.exists():
-        previous = yaml.safe_load(marker.read_text()) or {}
-        if previous.get("spec_hash") != study["spec_hash"]:
-            raise InputError(f"{results} holds another study's results (spec_hash {previous.get('spec_hash')}, this one {study['spec_hash']}); choose another --results")
-        if not resume:
-            raise InputError(f"{results} already holds this study; continue it with: fbp-search resume {results}")
         return
-    if results.exists() and any(results.iterdir()):
-        raise InputError(f"{results} exists and is not a results directory of this study; choose another --results")
     results.mkdir(parents=True, exist_ok=True)
     tmp = results / ".study.yaml.tmp"
     tmp.write_text(yaml.safe_dump(study, sort_keys=False))
@@ -164,14 +142,16 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
 
     console = console or Console(highlight=False, soft_wrap=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    fold_numbers = check_data(spec, source)
-    num_folds = len(fold_numbers)
+    spec = with_absolute_paths(spec, Path.cwd())  # trials run elsewhere: they get the paths the user meant
     study = resolved(spec)
     study["spec_hash"] = spec_hash(study)
+    fold_numbers = preflight(spec, source, results, study["spec_hash"], resume)
+    num_folds = len(fold_numbers)
     storage_path, tune_name = tune_location(storage, results, f"{spec.name}-{study['spec_hash']}")
     _start_ray(address, spec)  # before the claim: a study the cluster cannot run writes nothing
-    claim(results, study, resume)
+    claim(results, study)
     _record_storage(results, storage_path, tune_name)
+    console.print(f"study {spec.name}: {spec.search.num_trials} trials of {num_folds} folds, sampler {spec.search.sampler}, results in {results}")
 
     objectives = spec.objectives
     metrics = [o.metric for o in objectives]
@@ -186,6 +166,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
         sampler=_sampler(spec),
         study_name=spec.name,
         storage=storage,
+        num_folds=num_folds,
     )
     if spec.scheduler.name == "asha" and num_folds > 1:
         # folds are the rungs; with several objectives ASHA ranks by the first
@@ -201,7 +182,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
         scheduler = FIFOScheduler()
 
     meta = _meta(spec.name, study["spec_hash"], results)
-    progress = Progress(console, spec.search.num_trials, metrics[0], modes[0], num_folds)
+    progress = Progress(console, spec.search.num_trials, metrics[0], modes[0], num_folds, results.resolve(), meta["board"])
     tuner = tune.Tuner(
         _trainable(spec, meta),
         tune_config=tune.TuneConfig(
@@ -226,9 +207,41 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         ),
     )
-    with _ctrl_c() as interrupted:
+    with _ctrl_c() as interrupted, _tune_logs(results), _board(meta["board"]):
         grid = tuner.fit()
-    return _finish(grid, results, spec, progress.max_running, interrupted.is_set())
+    return _finish(grid, results, spec, progress.max_running, interrupted.is_set(), num_folds)
+
+
+@contextmanager
+def _board(name: str):
+    """The study's progress board (search.board) for the length of Tune's run."""
+    open_board(name)
+    try:
+        yield
+    finally:
+        close_board(name)
+
+
+@contextmanager
+def _tune_logs(results: Path):
+    """Tune's own log lines (a traceback per failed trial among them) go to RESULTS/logs/tune.log,
+    not the console: the console gets one line per distinct error, each trial's traceback is in
+    its own log (search.callbacks.ParquetWriter writes it)."""
+    (results / LOGS).mkdir(exist_ok=True)
+    handler = logging.FileHandler(results / LOGS / "tune.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train", "ray.air")]
+    before = [(logger.propagate, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, (propagate, _) in zip(loggers, before):
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+        handler.close()
 
 
 @contextmanager
@@ -265,7 +278,7 @@ def _trainable(spec: StudySpec, meta: dict):
 
 def _meta(spec_name: str, digest: str, results: Path) -> dict:
     """What every trial is told: its study, the spec's hash, where the results are written."""
-    return {"study": spec_name, "spec_hash": digest, "results": str(results.resolve())}
+    return {"study": spec_name, "spec_hash": digest, "results": str(results.resolve()), "board": board_name(digest)}
 
 
 def _journal(results: Path):
@@ -274,12 +287,15 @@ def _journal(results: Path):
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
 
 
-def _finish(grid, results: Path, spec: StudySpec, max_running: int, interrupted: bool) -> dict:
+def _finish(grid, results: Path, spec: StudySpec, max_running: int, interrupted: bool, num_folds: int) -> dict:
     """After Tune. Interrupted (Ctrl-C): say so, the unfinished trials resume later. Finished:
-    no Optuna trial may stay RUNNING (a killed driver leaves some behind), so fail those."""
+    no Optuna trial may stay RUNNING (a killed driver leaves some behind), so fail those.
+    `study` is what the rows on disk say: trials by status, distinct errors, the best trial."""
     import optuna
 
-    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0}
+    objective = spec.objectives[0]
+    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0,
+               "study": study_outcome(results, num_folds, objective.metric, objective.direction), "metric": objective.metric}
     if interrupted:
         return outcome
     study = optuna.load_study(study_name=spec.name, storage=_journal(results))
@@ -289,7 +305,7 @@ def _finish(grid, results: Path, spec: StudySpec, max_running: int, interrupted:
     # one folds part instead of one per fold: the report opens it in milliseconds. The other
     # tables keep their per-(trial, fold) parts, which the report opens only for the trials it shows.
     compact(results, "folds")
-    return {**outcome, "orphans_failed": len(orphans)}
+    return {**outcome, "orphans_failed": len(orphans), "study": study_outcome(results, num_folds, objective.metric, objective.direction)}
 
 
 def load_results_spec(results: Path) -> tuple[StudySpec, dict]:
@@ -320,14 +336,16 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
         storage = state.rsplit("/", 1)[0] if (results / STORAGE).is_file() else None
         return run_study(spec, str(results / "study.yaml"), results, address, resume=True, max_failures=max_failures, console=console, storage=storage)
+    source = str(results / "study.yaml")
+    fold_numbers = preflight(spec, source)
     _start_ray(address, spec)
     tuner = tune.Tuner.restore(state, trainable=_trainable(spec, meta), resume_unfinished=True, resume_errored=False)
-    with _ctrl_c() as interrupted:
+    with _ctrl_c() as interrupted, _tune_logs(results), _board(meta["board"]):
         grid = tuner.fit()
     if interrupted.is_set():
-        return _finish(grid, results, spec, 0, True)
+        return _finish(grid, results, spec, 0, True, len(fold_numbers))
     from search.repair import repair
 
-    retrained = repair(grid, results, spec, meta, _journal(results), check_data(spec, str(results / "study.yaml")))
-    return {**_finish(grid, results, spec, 0, False), "retrained": retrained}
+    retrained = repair(grid, results, spec, meta, _journal(results), fold_numbers)
+    return {**_finish(grid, results, spec, 0, False, len(fold_numbers)), "retrained": retrained}
 

@@ -1,22 +1,70 @@
-"""Tune's Optuna searcher, made safe for studies resumed after their driver was killed."""
+"""Tune's Optuna searcher, telling the journal what really happened to each trial.
+
+Ray's `OptunaSearch` reports the running mean as the intermediate value and tells every trial
+that stopped with a result COMPLETE, an ASHA-stopped one included; TPE then learns from
+one-fold means as if they were finished trials, and optuna-dashboard shows another best than
+the report. Here:
+
+- each fold's own value is the intermediate value, at step = the fold's number;
+- a trial is COMPLETE only when all its folds are done; stopped earlier it is PRUNED; one that
+  raised is FAIL (with the intermediate values it had reached).
+
+Multi-objective studies have no intermediate values (Optuna has none for them); their states
+follow the same rules.
+"""
 
 from __future__ import annotations
 
 import optuna
+from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 
-class StudySearcher(OptunaSearch):
-    """OptunaSearch that accepts a result for a trial the Optuna journal already finished.
+def fold_key(metric: str) -> str:
+    """The key of a fold's own value in a trial's report (the unprefixed one is the running mean)."""
+    return f"fold_{metric}"
 
-    Tune restores a killed study from its last state snapshot, which may predate a trial's end
-    that the journal did record. The restored trial then finds all its folds on disk and reports
-    its result once more; Optuna refuses updates to a finished trial, and that refusal must not
-    stop the study. (The journal skips the refused entry on every later read.)
-    """
+
+class StudySearcher(OptunaSearch):
+    """OptunaSearch with the journal states above. It also accepts a result for a trial the
+    journal already finished: Tune restores a killed study from its last state snapshot, which
+    may predate a trial's end that the journal did record; Optuna's refusal to update a
+    finished trial must not stop the study (the journal skips the refused entry on reads)."""
+
+    def __init__(self, *args, num_folds: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_folds = num_folds
+        self._reported_folds: set[tuple[str, int]] = set()  # saved with the searcher's state
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, list) or trial_id in self._completed_trials:
+            return
+        value = result.get(fold_key(self.metric))
+        if value is None or "fold" not in result:
+            return  # not a fold's report (a restarted trial re-announcing its result)
+        if (trial_id, result["fold"]) in self._reported_folds:
+            return
         try:
-            super().on_trial_result(trial_id, result)
+            self._ot_trials[trial_id].report(float(value), step=int(result["fold"]))
+            self._reported_folds.add((trial_id, result["fold"]))
         except optuna.exceptions.UpdateFinishedTrialError:
             self._completed_trials.add(trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials:
+            return
+        if result:
+            # Tune hands the result that ends a trial (the last fold, or the one ASHA stopped
+            # it at) to on_trial_complete alone: record its fold here
+            self.on_trial_result(trial_id, result)
+            if trial_id in self._completed_trials:
+                return
+        if not error and result and result.get("folds_done", 0) >= self.num_folds:
+            super().on_trial_complete(trial_id, result)
+            return
+        state = TrialState.FAIL if error else TrialState.PRUNED
+        try:
+            self._ot_study.tell(self._ot_trials[trial_id], state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+        self._completed_trials.add(trial_id)

@@ -36,9 +36,13 @@ from fbp.config import (
     ModelConfig,
     TrainConfig,
     TrialConfig,
+    absolute_path,
     apply_overrides,
+    field_at,
     format_validation_error,
+    is_path_field,
     read_yaml,
+    resolve_paths,
     set_path,
 )
 from fbp.errors import InputError
@@ -106,12 +110,20 @@ class Dimension(Strict):
 class SearchSpec(Strict):
     sampler: Literal["tpe", "random", "grid", "gp", "cmaes", "nsga2"] = "tpe"
     num_trials: int = Field(8, ge=1)
-    """How many trials to run (a grid ends earlier when it is used up)."""
+    """How many trials to run (a grid ends earlier when it is used up). Without a space the
+    study is one configuration, one trial."""
     seed: int = 0
     """Sampler seed."""
     space: dict[str, Dimension] = Field(default_factory=dict)
     baseline: list[dict[str, Scalar]] = Field(default_factory=list)
     """Points evaluated first, e.g. the paper's setting; each is a {path: value} mapping."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_configuration(cls, raw):
+        if isinstance(raw, dict) and not raw.get("space") and "num_trials" not in raw:
+            return {**raw, "num_trials": 1}
+        return raw
 
 
 class Objective(Strict):
@@ -187,18 +199,9 @@ class StudySpec(Strict):
 
 
 def _field_exists(path: str) -> bool:
-    node: type[BaseModel] = TrialConfig
-    keys = path.split(".")
-    for i, key in enumerate(keys):
-        field = node.model_fields.get(key)
-        if field is None:
-            return False
-        if i < len(keys) - 1:
-            annotation = field.annotation
-            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-                return key == "options" and keys[0] == "data"  # free-form loader options
-            node = annotation
-    return True
+    parent, _, key = path.rpartition(".")
+    # keys under data.options are the loader's own: any name passes here, the loader checks
+    return field_at(path) is not None or (parent == "data.options" and bool(key))
 
 
 def _check_value(spec: StudySpec, path: str, value: Any, where: str) -> None:
@@ -229,8 +232,8 @@ def check_spec(spec: StudySpec, source: str) -> None:
             raise InputError(f"{source}: search.sampler grid needs a space of choices or stepped ranges; continuous: {continuous or 'the space is empty'}")
         if any(d.when for d in s.space.values()):
             raise InputError(f"{source}: search.sampler grid cannot take conditional dimensions (when)")
-    if s.sampler in ("tpe", "gp", "cmaes", "nsga2", "grid") and not s.space:
-        raise InputError(f"{source}: search.sampler {s.sampler} needs a non-empty search.space")
+    if not s.space and s.num_trials > 1:
+        raise InputError(f"{source}: search.num_trials: {s.num_trials} trials, but search.space is empty: every trial would train the same configuration; give a space, or num_trials: 1")
     if s.sampler == "cmaes" and any(d.kind == "choice" for d in s.space.values()):
         raise InputError(f"{source}: search.sampler cmaes handles no choice dimensions; use tpe")
     if len(spec.objectives) > 1 and s.sampler not in ("nsga2", "random", "tpe", "grid"):
@@ -255,6 +258,23 @@ def validate_spec(raw: dict, source: str) -> StudySpec:
 def load_spec(path: str | Path, overrides: list[str] = ()) -> StudySpec:
     raw = apply_overrides(read_yaml(path), list(overrides))
     return validate_spec(raw, str(path))
+
+
+def with_absolute_paths(spec: StudySpec, base: Path) -> StudySpec:
+    """Every path of the study absolute against `base`, the directory the command ran from:
+    the base config's path fields, and searched or baseline values of path fields (a choice
+    of weights files). Trials run in other working directories and on other nodes."""
+    spec = resolve_paths(spec, base)
+    paths = [p for p in spec.search.space if is_path_field(field_at(p))]
+    if not paths:
+        return spec
+
+    def fix(value):
+        return absolute_path(value, base) if isinstance(value, str) else value
+
+    space = {p: d.model_copy(update={"choice": [fix(v) for v in d.choice]}) if p in paths and d.choice else d for p, d in spec.search.space.items()}
+    baseline = [{p: fix(v) if p in paths else v for p, v in point.items()} for point in spec.search.baseline]
+    return spec.model_copy(update={"search": spec.search.model_copy(update={"space": space, "baseline": baseline})})
 
 
 def resolved(spec: StudySpec) -> dict:

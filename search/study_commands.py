@@ -11,7 +11,7 @@ from rich.table import Table
 
 from fbp.config import apply_overrides, read_yaml
 from search.space import describe, to_distributions
-from search.spec import StudySpec, resolved, validate_spec
+from search.spec import StudySpec, resolved, validate_spec, with_absolute_paths
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,8 +32,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     resume.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
     resume.set_defaults(run=resume_command)
 
-    validate = commands.add_parser("validate", help="check a study file and print the resolved study and its space")
+    validate = commands.add_parser("validate", help="check a study file as run would (data, weights, backbone, device), print the resolved study and its space")
     _common(validate)
+    validate.add_argument("--offline", action="store_true", help="skip the checks that need the dataset or the network")
     validate.set_defaults(run=validate_command)
 
 
@@ -49,11 +50,16 @@ def load(args: argparse.Namespace) -> StudySpec:
     raw = read_yaml(args.study)
     if args.smoke:
         raw = smoke(raw)
-    return validate_spec(apply_overrides(raw, args.overrides), str(args.study))
+    spec = validate_spec(apply_overrides(raw, args.overrides), str(args.study))
+    # relative paths mean the directory the command runs from; trials run elsewhere
+    return with_absolute_paths(spec, Path.cwd())
 
 
 def validate_command(args: argparse.Namespace) -> int:
+    from search.preflight import preflight
+
     spec = load(args)
+    preflight(spec, str(args.study), offline=args.offline)
     console = Console(highlight=False, soft_wrap=True)
     console.print(yaml.safe_dump(resolved(spec), sort_keys=False).rstrip())
     table = Table(title=f"search space of {spec.name}: sampler {spec.search.sampler}, {spec.search.num_trials} trials")
@@ -73,18 +79,22 @@ def run_command(args: argparse.Namespace) -> int:
     spec = load(args)
     results = args.results or Path("results") / (spec.name + ("-smoke" if args.smoke else ""))
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"study {spec.name}: {spec.search.num_trials} trials, sampler {spec.search.sampler}, results in {results}")
     outcome = run_study(spec, str(args.study), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage)
     return _closing(outcome, results, console)
 
 
 def _closing(outcome: dict, results: Path, console: Console) -> int:
+    """The closing lines; exit code 130 when interrupted, 1 when no trial completed, else 0."""
+    from search.outcome import closing_lines
+
     if outcome["interrupted"]:
         console.print(f"interrupted: every completed fold is saved. Continue with: fbp-search resume {results}")
         return 130
-    mended = f"; {outcome['retrained']} folds whose rows were missing trained again" if outcome.get("retrained") else ""
-    console.print(f"finished: {outcome['trials']} trials, {outcome['errors']} failed{mended}. Next: fbp-search report {results}")
-    return 0
+    if outcome.get("retrained"):
+        console.print(f"{outcome['retrained']} folds whose rows were missing trained again")
+    for line in closing_lines(outcome["study"], results, outcome["metric"]):
+        console.print(line)
+    return 0 if outcome["study"].complete else 1
 
 
 def resume_command(args: argparse.Namespace) -> int:

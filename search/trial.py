@@ -19,7 +19,9 @@ import ray
 from ray import tune
 
 from fbp.train import FoldResult, run_kfold
+from search.board import poster
 from search.results import fold_frames
+from search.searcher import fold_key
 from search.spec import StudySpec
 
 STATE = "folds_done.json"
@@ -68,12 +70,13 @@ def train_trial(params: dict, spec_json: dict, meta: dict) -> None:
         frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(result, trial).items()}
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
+            own = {fold_key(m): getattr(result, m) for m in ("pc", "mae", "rmse")}
             tune.report(
-                {**running_means(done), "folds_done": len(done), "fold": result.fold, "fbp_rows": frames},
+                {**running_means(done), **own, "folds_done": len(done), "fold": result.fold, "fbp_rows": frames},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
-    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done})
+    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(meta.get("board"), trial_id))
     if done and not trained:
         # restarted with every fold already written (the driver died before Tune recorded the
         # last ones): report the result once, so the scheduler and Optuna receive it

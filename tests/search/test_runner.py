@@ -27,6 +27,18 @@ TINY = {
 }
 
 
+def _journal(results):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    return optuna.load_study(study_name="tiny", storage=storage)
+
+
+def _trial_of(study, folds, trial_id):
+    """The Optuna trial of a Tune trial: the one with the same params."""
+    row = folds[folds["trial_id"] == trial_id].iloc[0]
+    params = {c.removeprefix("param."): row[c] for c in folds.columns if c.startswith("param.")}
+    return next(t for t in study.trials if t.params == pytest.approx(params))
+
+
 def _spec(**changes):
     raw = yaml.safe_load(yaml.safe_dump(TINY))
     for section, values in changes.items():
@@ -117,6 +129,8 @@ def test_a_failing_trial_is_a_fail_row_and_the_study_goes_on(local_ray, tmp_path
     assert len(folds) == 2 * 2 and (folds["status"] == "FAIL").all()
     assert folds["error"].str.contains(error).all(), folds["error"].tolist()
     assert (folds[f"param.{path}"] == value).all()
+    journal = _journal(tmp_path / "fail")
+    assert [t.state for t in journal.trials] == [optuna.trial.TrialState.FAIL] * 2
 
 
 def test_asha_prunes_on_folds_and_pruned_folds_are_marked(local_ray, tmp_path):
@@ -132,6 +146,19 @@ def test_asha_prunes_on_folds_and_pruned_folds_are_marked(local_ray, tmp_path):
     assert (by_trial[1] == "COMPLETE").all()  # every trial reaches the first rung
     assert set(by_trial[2]) <= {"COMPLETE", "PRUNED"} and (by_trial[2] == "PRUNED").any()
     assert folds.loc[folds["status"] == "PRUNED", "pc"].isna().all()
+
+    # the journal agrees with the folds table: a pruned trial is PRUNED, not COMPLETE with its
+    # one-fold mean; every trial's intermediate values are its folds' own PCs, step = fold
+    journal = _journal(tmp_path / "asha")
+    assert len(journal.trials) == 4
+    for trial_id, rows in folds.groupby("trial_id"):
+        t = _trial_of(journal, folds, trial_id)
+        complete = rows[rows["status"] == "COMPLETE"]
+        assert t.intermediate_values == pytest.approx(dict(zip(complete["fold"].astype(int), complete["pc"])))
+        if (rows["status"] == "PRUNED").any():
+            assert t.state == optuna.trial.TrialState.PRUNED
+        else:
+            assert t.state == optuna.trial.TrialState.COMPLETE and t.value == pytest.approx(complete["pc"].mean())
 
 
 def test_two_objectives_with_nsga2(local_ray, tmp_path):

@@ -1,0 +1,118 @@
+"""Whatever would make every trial fail, found once on the driver before Ray starts.
+
+A study of 40 trials on a cluster should not start 40 workers to learn, 40 times, that the
+dataset is elsewhere or that the weights cannot be downloaded. `run`, `resume`, `train` and
+`validate` call these checks first; each raises `InputError` with one line, and nothing has
+been written yet.
+
+    data      the dataset's labels and images at data.root; the folds a trial trains
+    model     each backbone the study can build takes each image size it can be fed, and its
+              pretrained weights are on disk or downloadable
+    device    train.device asks for CUDA only where trials get a GPU
+    results   the results directory can hold this study
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import yaml
+
+from fbp.data import LAYOUTS, load_dataset
+from fbp.errors import InputError
+from search.spec import StudySpec
+
+
+def check_data(spec: StudySpec, source: str) -> list[int]:
+    """Read the dataset's labels before anything runs; returns the numbers of the folds a trial trains."""
+    d = spec.data
+    try:
+        dataset = load_dataset(d.dataset, d.root, **d.options)
+    except InputError as e:
+        if d.dataset != "synthetic" and d.root and not Path(d.root).exists():
+            raise InputError(
+                f"{source}: data.root {d.root} does not exist. Put {d.dataset} there ({LAYOUTS[d.dataset]}), "
+                f"or pass --set data.root=PATH; or try the synthetic quickstart: fbp-search run studies/quickstart.yaml"
+            ) from None
+        raise InputError(f"{source}: {e}") from None
+    every = list(range(1, len(dataset.folds(d.protocol)) + 1))  # an unknown protocol stops here
+    outside = [k for k in d.folds or [] if k not in every]
+    if outside:
+        raise InputError(f"{source}: data.folds: fold {outside[0]} does not exist; protocol {d.protocol!r} has folds 1..{len(every)}")
+    return list(d.folds) if d.folds else every
+
+
+def _values(spec: StudySpec, path: str, fixed):
+    """Every value a trial of the study can give `path`: its choices, a range's bounds, or the base value."""
+    dim = spec.search.space.get(path)
+    if dim is None:
+        return [fixed]
+    if dim.choice is not None:
+        return list(dict.fromkeys(dim.choice))
+    return list(dict.fromkeys(dim.float_ or dim.int_))
+
+
+def check_model(spec: StudySpec, source: str, offline: bool = False) -> None:
+    """Each backbone the study can build, with each of its pretrained settings, at each image
+    size it can be fed. `offline`: do not ask whether timm's weights can be had."""
+    from fbp.models import check_model as check_one
+
+    backbones = _values(spec, "model.backbone", spec.model.backbone)
+    weights = _values(spec, "model.pretrained", spec.model.pretrained)
+    sizes = [int(s) for s in _values(spec, "data.image_size", spec.data.image_size)]
+    for backbone, pretrained in itertools.product(backbones, weights):
+        if offline and pretrained is True:
+            pretrained = False  # whether timm's weights can be had is a question for the network
+        model = spec.model.model_copy(update={"backbone": backbone, "pretrained": pretrained})
+        try:
+            check_one(model, sizes)
+        except InputError as e:
+            raise InputError(f"{source}: {e}") from None
+
+
+def check_device(spec: StudySpec, source: str, ray_trials: bool) -> None:
+    """CUDA asked for where there is none. Under Ray a trial sees a GPU only when it reserves
+    one (resources.gpu); without Ray, this machine must have one."""
+    device = spec.train.device
+    if not device.startswith("cuda"):
+        return
+    if ray_trials:
+        if spec.resources.gpu == 0:
+            raise InputError(f"{source}: train.device: {device!r}, but resources.gpu is 0, so no trial gets a GPU; set resources.gpu (e.g. 1, or 0.5 to share one) or train.device: auto")
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError(f"{source}: train.device: {device!r}, but this machine has no CUDA device; use train.device: cpu or auto")
+
+
+def check_results(results: Path, spec_hash: str, resume: bool, flag: str = "--results") -> None:
+    """The directory can hold this study: new (or empty), or this study's own when resuming."""
+    if results.exists() and not results.is_dir():
+        raise InputError(f"{flag} {results}: is a file, not a directory; choose a directory")
+    marker = results / "study.yaml"
+    if marker.is_file():
+        try:
+            previous = (yaml.safe_load(marker.read_text()) or {}).get("spec_hash")
+        except yaml.YAMLError:
+            previous = None
+        if previous != spec_hash:
+            raise InputError(f"{flag} {results}: holds another study's results (spec_hash {previous}, this one {spec_hash}); choose another {flag}")
+        if not resume:
+            raise InputError(f"{flag} {results}: already holds this study; continue it with: fbp-search resume {results}")
+        return
+    if results.is_dir() and any(results.iterdir()):
+        raise InputError(f"{flag} {results}: exists and is not a results directory of this study; choose another {flag}")
+
+
+def preflight(spec: StudySpec, source: str, results: Path | None = None, spec_hash: str | None = None, resume: bool = False,
+              offline: bool = False, ray_trials: bool = True) -> list[int]:
+    """All of the above, cheapest first; returns the fold numbers a trial trains (None when
+    `offline` skips the data)."""
+    if results is not None:
+        check_results(results, spec_hash, resume)
+    check_device(spec, source, ray_trials)
+    folds = None if offline else check_data(spec, source)
+    check_model(spec, source, offline=offline)
+    return folds
