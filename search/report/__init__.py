@@ -3,7 +3,7 @@ from a results directory's study.yaml and Parquet tables alone (no Ray, no GPU).
 
     fbp-search report results/loss_weights --by loss.name
       -> results/loss_weights/report/{tables.md, tables.tex, leaderboard.csv, paper.csv,
-         ablation.csv, pooled.csv, importance.csv, status.csv, history.png, importance.png,
+         ablation.csv, pooled.csv, importance.csv, status.csv, errors.csv, history.png, importance.png,
          knobs.png, predicted_vs_true.png, curves.png}
 
 In Python: `build_report(results)` gives the tables as DataFrames; `write_report` writes them.

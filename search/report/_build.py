@@ -5,6 +5,7 @@
       -> ablation (best per level of each categorical knob vs the baseline; paired tests on
          folds, bootstrap CI on out-of-fold predictions)
       -> pooled and per-subset metrics -> importance (journal) and edge-of-space check
+      -> trials and fold rows by status, the distinct errors of failed trials
 
 Everything per trial is a pandas groupby over the folds table; predictions and epochs are read
 only for the few trials that are compared. What cannot be computed becomes a note, not an error.
@@ -25,10 +26,18 @@ from fbp.errors import InputError
 from search.report import _io
 from search.report._stats import METRICS, bootstrap_pc_differences, fold_summary, paired_tests, pooled
 
-STATUS_ORDER = {"COMPLETE": 0, "INCOMPLETE": 1, "PRUNED": 2, "FAIL": 3}
+STATUS_ORDER = {"COMPLETE": 0, "INCOMPLETE": 1, "PRUNED": 2, "FAIL": 3}  # a trial's status
+ROW_STATUSES = ("COMPLETE", "PRUNED", "FAIL")  # a fold row's status, as the writers set it
 ORACLE = "test_oracle"
-MAX_LEVELS = 12  # a numeric --by knob with more distinct values is cut into quantile bins
+MAX_LEVELS = 12  # an integer --by knob with more distinct values is cut into quantile bins
+BINS, PER_BIN = 5, 3  # quantile bins for --by: at most BINS, of at least PER_BIN trials each
 EDGE = 0.05  # the best value within 5% of a bound sits on the edge of the space
+NO_ERROR = "(no error message)"
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 fold`, `2 folds`, `0 folds`."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
 
 
 @dataclass
@@ -48,6 +57,8 @@ class Report:
     best_predictions: pd.DataFrame
     best_epochs: pd.DataFrame
     best_folds: pd.DataFrame
+    errors: pd.DataFrame = field(default_factory=pd.DataFrame)  # error, trials, first_trial
+    by_bins: bool = False  # the paper table's levels are quantile bins of a numeric --by knob
     importance_method: str | None = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -59,6 +70,27 @@ class Report:
     @property
     def knob_columns(self) -> list[str]:
         return [k.column for k in self.study.knobs.values() if k.column in self.leaderboard.columns]
+
+    @property
+    def reference(self) -> str | None:
+        """What ablation differences are taken against: the baseline trial when it completed
+        (a failed or pruned one has no full set of folds to pair with), else the best trial."""
+        if self.baseline is not None and self.leaderboard.at[self.baseline, "status"] == "COMPLETE":
+            return self.baseline
+        return self.best
+
+    @property
+    def nothing_completed(self) -> str | None:
+        """Why no section that needs a complete trial can be shown; None when one can."""
+        if self.best is not None:
+            return None
+        board = self.leaderboard
+        if not len(board):
+            return "no trials recorded yet"
+        complete = int((board["status"] == "COMPLETE").sum())
+        if complete:
+            return f"none of the {plural(complete, 'complete trial')} has a finite {self.study.metric}"
+        return f"nothing completed (none of the {plural(len(board), 'trial')} finished its {plural(self.k, 'fold')})"
 
     def is_oracle(self, trial_id: str | None) -> bool:
         if trial_id is None or trial_id not in self.leaderboard.index:
@@ -74,16 +106,30 @@ def _note(notes: list[str], text: str) -> None:
 # --- leaderboard ------------------------------------------------------------------------------
 
 
-def _expected_folds(study: _io.Study, complete_counts: pd.Series) -> int:
-    folds = (study.config.get("data") or {}).get("folds")
-    if isinstance(folds, list) and folds:
-        return len(folds)
-    return int(complete_counts.max()) if len(complete_counts) else 0
+def row_status(folds: pd.DataFrame) -> pd.Series:
+    """Each fold row's own status, upper case (a table without the column: all COMPLETE)."""
+    if "status" not in folds.columns:
+        return pd.Series("COMPLETE", index=folds.index, dtype=object)
+    return folds["status"].astype(str).str.upper()
+
+
+def _expected_folds(study: _io.Study, folds: pd.DataFrame) -> int:
+    """The study's data.folds when it lists them; else the most folds any trial has rows for,
+    whatever their status (a PRUNED or FAIL trial has a row for each fold it did not finish,
+    so a study in which nothing completed still tells; fold -1 is a placeholder, not a fold)."""
+    listed = (study.config.get("data") or {}).get("folds")
+    if isinstance(listed, list) and listed:
+        return len(listed)
+    if not len(folds) or "fold" not in folds.columns:
+        return 0
+    fold = pd.to_numeric(folds["fold"], errors="coerce")
+    real = fold.ge(0).to_numpy()
+    return int(fold[real].groupby(folds.loc[real, "trial_id"]).nunique().max()) if real.any() else 0
 
 
 def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFrame, int]:
     """-> (one row per trial indexed by trial_id, ranked best first; k folds expected)."""
-    status = folds["status"].astype(str).str.upper() if "status" in folds.columns else pd.Series("COMPLETE", index=folds.index)
+    status = row_status(folds)
     complete = folds[status.eq("COMPLETE").to_numpy()]
     summary = fold_summary(complete) if len(complete) else pd.DataFrame(columns=["folds", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std"))])
     select = folds["select"].astype(str) if "select" in folds.columns else pd.Series("", index=folds.index)
@@ -95,7 +141,7 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
     }, index=folds.index).groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), oracle=("oracle", "any"), written=("written", "min"))
     board = flags.join(summary, how="left")
     board["folds"] = board["folds"].fillna(0).astype(int)
-    k = _expected_folds(study, board["folds"])
+    k = _expected_folds(study, folds)
     board["status"] = np.select(
         [board["fail"], board["pruned"], board["folds"] >= max(k, 1)],
         ["FAIL", "PRUNED", "COMPLETE"],
@@ -199,16 +245,29 @@ def _by_column(by: str | None, study: _io.Study, board: pd.DataFrame) -> tuple[s
     return path, None
 
 
-def _levels(column: pd.Series, notes: list[str], path: str) -> tuple[pd.Series, list[str] | None]:
-    """Level of each trial, and their order when it is not the values' own; a numeric knob with
-    many distinct values is cut into 5 quantile bins labelled low-high."""
+def _levels(column: pd.Series, knob: _io.Knob | None, notes: list[str], path: str) -> tuple[pd.Series, list[str] | None]:
+    """Level of each trial, and their order when it is not the values' own.
+
+    A float knob (a continuous range) is cut into quantile bins, as is an integer knob with
+    more than MAX_LEVELS distinct values. Why bins and not a refusal: a float knob is sampled
+    from a range, so every trial has its own value and one row per value would only be the
+    leaderboard sorted by that knob; what a researcher asks with --by loss.alpha is "how good
+    can it get in each part of the range". Quantile bins hold equal numbers of trials, so each
+    bin's best is a best of as many tries as the others' (equal-width bins would pit a bin of
+    one trial against a bin of twenty, and the maximum grows with the count), and they follow
+    a log-sampled knob without a scale to choose. At most BINS bins, fewer when there are few
+    trials, so that each holds at least PER_BIN. knobs.png shows every trial."""
     numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-    if numeric and column.nunique() > MAX_LEVELS:
-        _note(notes, f"--by {path}: {column.nunique()} distinct values, grouped into 5 quantile bins")
-        codes, edges = pd.qcut(column, 5, labels=False, retbins=True, duplicates="drop")
-        labels = [f"{edges[i]:.4g} to {edges[i + 1]:.4g}" for i in range(len(edges) - 1)]
-        return codes.map(dict(enumerate(labels))), labels
-    return column, None
+    continuous = knob is not None and knob.kind == "float"
+    if not numeric or column.nunique() < 2 or not (continuous or column.nunique() > MAX_LEVELS):
+        return column, None
+    bins = max(1, min(BINS, int(column.notna().sum()) // PER_BIN))
+    codes, edges = pd.qcut(column, bins, labels=False, retbins=True, duplicates="drop")
+    # qcut's intervals: (low, high], the first one closed on the left too
+    labels = [f"{'[' if i == 0 else '('}{edges[i]:.4g}, {edges[i + 1]:.4g}]" for i in range(len(edges) - 1)]
+    kind = "a continuous knob (float range)" if continuous else f"{column.nunique()} distinct values"
+    _note(notes, f"--by {path}: {kind}: the best trial in each of {plural(len(labels), 'quantile bin')} of its values; knobs.png shows every trial")
+    return codes.map(dict(enumerate(labels))), labels
 
 
 def _by_level(ok: pd.DataFrame, levels: pd.Series, knob: _io.Knob | None, order: list[str] | None = None) -> list[tuple[Any, str, int]]:
@@ -236,18 +295,19 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
     ok = board[(board["status"] == "COMPLETE") & board[report.objective].notna()]
     rows: list[dict] = []
 
-    def ours(level: Any, trial: str, n: int) -> dict:
+    def ours(level: Any, trial: str, n: int, binned: bool = False) -> dict:
         r = board.loc[trial]
         return {
-            "source": "ours", "level": "" if level is None else str(level), "method": f"{path} = {level}" if path else "best trial",
+            "source": "ours", "level": "" if level is None else str(level), "method": (f"{path} in {level}" if binned else f"{path} = {level}") if path else "best trial",
             "trial_id": trial, "trials": n, "select": r["select"],
             **{f"{m}_{s}": r[f"{m}_{s}"] for m in METRICS for s in ("mean", "std")},
         }
 
     if column is not None:
-        levels, order = _levels(ok[column], notes, path)
+        levels, order = _levels(ok[column], study.knobs.get(path), notes, path)
+        report.by_bins = order is not None
         for level, trial, n in _by_level(ok, levels, study.knobs.get(path), order):
-            rows.append(ours(level, trial, n))
+            rows.append(ours(level, trial, n, binned=order is not None and level != "(not set)"))
     elif len(ok):
         if path:
             _note(notes, f"--by {path}: not searched in this study (fixed at {study.fixed(path)!r}): one row")
@@ -295,7 +355,7 @@ def _comparisons(report: Report) -> list[tuple[str, str, str]]:
     trial of each level of each categorical knob."""
     board = report.leaderboard
     ok = board[(board["status"] == "COMPLETE") & board[report.objective].notna()]
-    reference = report.baseline or report.best
+    reference = report.reference
     out = [("best trial", "", report.best)] if report.best and report.best != reference else []
     for knob in report.study.knobs.values():
         if knob.kind != "choice" or knob.column not in ok.columns:
@@ -306,7 +366,7 @@ def _comparisons(report: Report) -> list[tuple[str, str, str]]:
 
 
 def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataFrame, draws: int, seed: int) -> pd.DataFrame:
-    reference = report.baseline or report.best
+    reference = report.reference
     columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{m}" for m in METRICS), *(f"{t}_p_{m}" for m in METRICS for t in ("t", "wilcoxon")), "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
     if reference is None:
         _note(report.notes, "ablation: no completed trial to compare against")
@@ -458,21 +518,42 @@ def importance_table(report: Report, importances: dict[str, float]) -> pd.DataFr
 
 
 def status_table(board: pd.DataFrame, folds: pd.DataFrame, report: Report) -> pd.DataFrame:
+    """One row per trial status (COMPLETE: all k folds completed; INCOMPLETE, PRUNED, FAIL):
+    how many trials, and their rows in folds.parquet by each row's own status. The two differ:
+    a PRUNED trial's finished first fold is a COMPLETE row of a PRUNED trial, not a COMPLETE
+    trial. Columns: status, trials, fold_rows_<row status> (complete, pruned, fail, then any
+    other status the rows carry)."""
     trials = board["status"].value_counts()
-    rows_status = folds["status"].astype(str).str.upper().value_counts() if len(folds) else pd.Series(dtype=int)
+    rows = row_status(folds)
+    trial_status = folds["trial_id"].map(board["status"]) if len(folds) else pd.Series(dtype=object)
+    cross = pd.crosstab(trial_status, rows) if len(folds) else pd.DataFrame()
     out = pd.DataFrame({"status": list(STATUS_ORDER)})
     out["trials"] = out["status"].map(trials).fillna(0).astype(int)
-    out["fold_rows"] = out["status"].map(rows_status).fillna(0).astype(int)
+    for s in [*ROW_STATUSES, *sorted(set(cross.columns) - set(ROW_STATUSES))]:
+        counts = cross[s] if s in cross.columns else pd.Series(dtype=int)
+        out[f"fold_rows_{s.lower()}"] = out["status"].map(counts).fillna(0).astype(int)
     counts = dict(zip(out["status"], out["trials"]))
     if counts["PRUNED"]:
-        _note(report.notes, f"{counts['PRUNED']} trial(s) PRUNED: stopped by ASHA after some folds; their means cover only the folds they finished and they rank below complete trials")
+        _note(report.notes, f"{plural(counts['PRUNED'], 'trial')} PRUNED: stopped by ASHA after some folds; their means cover only the folds they finished and they rank below complete trials")
     if counts["INCOMPLETE"]:
-        _note(report.notes, f"{counts['INCOMPLETE']} trial(s) with fewer than {report.k} folds and no PRUNED or FAIL mark (still running, or killed)")
+        _note(report.notes, f"{plural(counts['INCOMPLETE'], 'trial')} with fewer than {plural(report.k, 'fold')} and no PRUNED or FAIL mark (still running, or killed)")
     if counts["FAIL"]:
-        errors = board.loc[board["status"] == "FAIL", "error"].fillna("(no error message)") if "error" in board.columns else pd.Series(["(no error message)"] * counts["FAIL"])
-        top = errors.value_counts().head(3)
-        _note(report.notes, f"{counts['FAIL']} trial(s) FAILED; most common errors: " + "; ".join(f"{n}x {e}" for e, n in top.items()))
+        top = report.errors.head(3)
+        _note(report.notes, f"{plural(counts['FAIL'], 'trial')} FAILED; most common errors: " + "; ".join(f"{n}x {e}" for e, n in zip(top["error"], top["trials"])))
     return out
+
+
+def errors_table(board: pd.DataFrame) -> pd.DataFrame:
+    """The distinct errors of FAIL trials (each trial's first error line): how many trials
+    raised each, most first, and the first trial that did (in the order trials were written)."""
+    failed = board[board["status"] == "FAIL"]
+    if not len(failed):
+        return pd.DataFrame(columns=["error", "trials", "first_trial"])
+    errors = failed["error"] if "error" in failed.columns else pd.Series(np.nan, index=failed.index)
+    frame = pd.DataFrame({"error": errors.fillna(NO_ERROR).astype(str).to_numpy(), "written": failed["written"].to_numpy(), "trial_id": failed.index.to_numpy()})
+    frame = frame.sort_values(["written", "trial_id"], kind="stable")
+    out = frame.groupby("error", sort=False).agg(trials=("trial_id", "size"), first_trial=("trial_id", "first")).reset_index()
+    return out.sort_values("trials", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def history_table(board: pd.DataFrame, objective: str, direction: str) -> pd.DataFrame:
@@ -507,15 +588,21 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
     notes = list(study.notes)
     if "trial_id" in folds.columns:
         folds["trial_id"] = folds["trial_id"].astype(str)
+    for m in METRICS:  # PRUNED and FAIL rows carry no metrics: a study in which nothing completed has no such column
+        if m not in folds.columns:
+            folds[m] = np.nan
     _io.add_column_knobs(study, folds)
     board, k = build_leaderboard(folds, study)
     report = Report(study, k, board, None, None, None, *(pd.DataFrame() for _ in range(9)), notes=notes, timings=timings)
     if not len(board):
         _note(notes, f"no trials recorded yet in {results / 'folds.parquet'}")
     report.best = best_trial(board, report.objective)
-    if report.best is None and len(board):
-        _note(notes, f"no trial completed all {k} folds with a finite {study.metric}: no best trial")
     report.baseline = find_baseline(board, folds, study, notes) if len(board) else None
+    if report.baseline is not None and report.reference != report.baseline:
+        status = board.at[report.baseline, "status"]
+        against = f"ablation differences are against the best trial {report.best}" if report.best else "nothing to compare"
+        _note(notes, f"the baseline trial {report.baseline} did not complete ({status}): {against}")
+    report.errors = errors_table(board)
     report.status = status_table(board, folds, report)
     report.history = history_table(board, report.objective, study.direction)
     lap("leaderboard")
@@ -527,8 +614,7 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
     if len(predictions):
         predictions["trial_id"] = predictions["trial_id"].astype(str)
     lap("read predictions")
-    status = folds["status"].astype(str).str.upper() if len(folds) else pd.Series(dtype=str)
-    complete = folds[status.eq("COMPLETE").to_numpy()]
+    complete = folds[row_status(folds).eq("COMPLETE").to_numpy()]
     report.ablation = ablation_table(report, complete, predictions, draws, seed)
     report.pooled = pooled_table(report, predictions)
     lap("ablation, pooled")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search.report._build import ORACLE, Report
+from search.report._build import ORACLE, Report, plural
 from search.report._stats import scores
 
 DPI = 120
@@ -55,7 +55,7 @@ def history(report: Report, path: Path) -> Path | None:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     failed = int((h["status"] == "FAIL").sum())
-    ax.set_xlabel("trial, in the order its first fold was written" + (f"  ({failed} failed trials not drawn)" if failed else ""))
+    ax.set_xlabel("trial, in the order its first fold was written" + (f"  ({plural(failed, 'failed trial')} not drawn)" if failed else ""))
     ax.set_ylabel(_label(report))
     ax.set_title(f"{report.study.name}: optimization history ({'higher' if report.study.direction == 'max' else 'lower'} is better)")
     ax.grid(alpha=0.3)
@@ -163,13 +163,17 @@ def curves(report: Report, path: Path) -> Path | None:
     for ax, column in zip(axes, panels):
         for i, (fold, g) in enumerate(e.groupby("fold")):
             colour = SUBSET_COLOURS[i % len(SUBSET_COLOURS)]
-            few = g["epoch"].nunique() <= 30  # points visible, and a one-epoch run still shows
-            ax.plot(g["epoch"], g[column], color=colour, lw=1.2, marker="." if few else None, label=f"fold {fold}")
+            # test_ and val_ metrics exist only at the evaluated epochs (train.eval_every), NaN
+            # between: each line joins the points it has, or matplotlib would break it at every gap
+            points = g.dropna(subset=[column])
+            few = len(points) <= 30  # points visible, and a one-epoch run still shows
+            ax.plot(points["epoch"], points[column], color=colour, lw=1.2, marker="." if few else None, label=f"fold {fold}")
             val = column.replace("test_", "val_")
             if column.startswith("test_") and val in g.columns and g[val].notna().any():
-                ax.plot(g["epoch"], g[val], color=colour, lw=1, ls=":", label=f"fold {fold} inner val")
+                inner = g.dropna(subset=[val])
+                ax.plot(inner["epoch"], inner[val], color=colour, lw=1, ls=":", marker="." if len(inner) <= 30 else None, label=f"fold {fold} inner val")
             if fold in selected.index and pd.notna(selected[fold]):
-                at = g[g["epoch"] == selected[fold]]
+                at = points[points["epoch"] == selected[fold]]
                 if len(at):
                     ax.scatter(at["epoch"], at[column], color=colour, edgecolor="k", s=40, zorder=5)
         ax.set_xlabel("epoch")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fbp import paper
-from search.report._build import ORACLE, Report, leaderboard_csv
+from search.report._build import ORACLE, ROW_STATUSES, Report, leaderboard_csv, plural
 
 DAGGER, DDAGGER = "†", "‡"
 DASH = "–"
@@ -32,6 +33,7 @@ class Section:
     csv: pd.DataFrame  # numbers
     intro: str = ""
     footnotes: list[str] = field(default_factory=list)
+    omitted: str = ""  # why the table is not shown (one line), e.g. nothing completed
 
 
 def _num(x, digits: int = 4) -> str:
@@ -53,9 +55,11 @@ def _signed(x, digits: int = 4) -> str:
 
 
 def _mean_std(mean, std) -> str:
-    if pd.isna(mean):
+    """`0.9012 ± 0.0123`; the mean alone when there is no spread to show (one fold: a sample
+    std needs two), never `± nan`."""
+    if mean is None or pd.isna(mean):
         return DASH
-    return f"{mean:.4f} ± {std:.4f}" if pd.notna(std) else f"{mean:.4f}"
+    return f"{mean:.4f} ± {std:.4f}" if std is not None and pd.notna(std) and math.isfinite(std) else f"{mean:.4f}"
 
 
 def _value(v) -> str:
@@ -97,10 +101,10 @@ def leaderboard_section(report: Report, top: int) -> Section:
             "MAE": _mean_std(r["mae_mean"], r["mae_std"]), "RMSE": _mean_std(r["rmse_mean"], r["rmse_std"]), "PC": _mean_std(r["pc_mean"], r["pc_std"]),
             **{c.removeprefix("param."): _value(r.get(c)) for c in knobs},
         })
-    intro = f"{len(board)} trials ranked by mean {report.study.metric} over folds ({'higher' if report.study.direction == 'max' else 'lower'} is better); complete trials first, then incomplete, pruned and failed ones."
+    intro = f"{plural(len(board), 'trial')} ranked by mean {report.study.metric} over folds ({'higher' if report.study.direction == 'max' else 'lower'} is better); complete trials first, then incomplete, pruned and failed ones."
     if len(board) > len(shown):
         intro += f" Top {top} shown; all in leaderboard.csv."
-    notes = ["Mean ± sample std over each trial's completed folds (the paper's convention)."]
+    notes = ["Mean ± sample std over each trial's completed folds (the paper's convention); the mean alone for a trial with one completed fold."]
     return Section("leaderboard", "Leaderboard", pd.DataFrame(rows), leaderboard_csv(report), intro, notes + _oracle_footnote(report, shown.index))
 
 
@@ -119,7 +123,7 @@ def paper_section(report: Report) -> Section:
             "PC": _mean_std(r["pc_mean"], r["pc_std"]),
         })
     by = report.by
-    intro = f"Best trial per level of {by}, in the paper's MAE | RMSE | PC format." if by else "The best trial, in the paper's MAE | RMSE | PC format (the study searches no categorical knob; choose one with --by)."
+    intro = f"Best trial per {'quantile bin' if report.by_bins else 'level'} of {by}, in the paper's MAE | RMSE | PC format." if by else "The best trial, in the paper's MAE | RMSE | PC format (the study searches no categorical knob; choose one with --by)."
     intro += f" Dataset {report.study.dataset}, protocol {report.study.protocol}."
     notes = []
     if (t["source"] == "published").any():
@@ -130,7 +134,7 @@ def paper_section(report: Report) -> Section:
 def ablation_section(report: Report, draws: int, seed: int) -> Section:
     t = report.ablation
     m = report.study.metric
-    reference = report.baseline or report.best
+    reference = report.reference
     rows = []
     for _, r in t.iterrows():
         ci = f"{_signed(r['oof_d_pc'])} [{_signed(r['oof_ci_low'])}, {_signed(r['oof_ci_high'])}]" if pd.notna(r["oof_d_pc"]) else DASH
@@ -142,7 +146,7 @@ def ablation_section(report: Report, draws: int, seed: int) -> Section:
             f"p t ({m})": _p(r[f"t_p_{m}"]), f"p Wilcoxon ({m})": _p(r[f"wilcoxon_p_{m}"]),
             "ΔPC pooled [95% CI]": ci,
         })
-    against = "the baseline" if report.baseline else "the best trial (no baseline trial)"
+    against = "the baseline" if reference is not None and reference == report.baseline else "the best trial (no baseline trial)" if report.baseline is None else "the best trial (the baseline trial did not complete)"
     k = int(t["k"].max()) if len(t) and t["k"].notna().any() else max(report.k, 1)
     intro = f"Each row: a trial minus {against}, {_trial(report, reference) if reference else DASH}. For every level of each categorical knob the row is that level's best trial."
     notes = [
@@ -187,20 +191,37 @@ def importance_section(report: Report) -> Section:
 
 def status_section(report: Report) -> Section:
     t = report.status
-    rows = [{"status": r["status"], "trials": str(r["trials"]), "fold rows": str(r["fold_rows"])} for _, r in t.iterrows()]
-    intro = "PRUNED: stopped by the scheduler (ASHA) after some folds. FAIL: raised an error. INCOMPLETE: fewer folds than the others and no mark (running or killed)."
-    return Section("status", "Trials by status", pd.DataFrame(rows), t, intro)
+    folds = [c for c in t.columns if c.startswith("fold_rows_")]
+    header = {c: f"{c.removeprefix('fold_rows_').upper()} fold rows" for c in folds}
+    rows = [{"trial status": r["status"], "trials": str(r["trials"]), **{header[c]: str(r[c]) for c in folds}} for _, r in t.iterrows()]
+    if len(t):
+        rows.append({"trial status": "total", "trials": str(t["trials"].sum()), **{header[c]: str(t[c].sum()) for c in folds}})
+    intro = (
+        f"Rows: trials by their status. COMPLETE: all {plural(report.k, 'fold')} completed. PRUNED: stopped by the scheduler (ASHA) after some folds. "
+        "FAIL: raised an error. INCOMPLETE: fewer folds and no mark (running or killed). "
+        f"Columns: those trials' rows in folds.parquet by each row's own status ({', '.join(ROW_STATUSES)}): "
+        "a PRUNED trial's finished first fold is a COMPLETE fold row of a PRUNED trial."
+    )
+    return Section("status", "Trials and fold rows by status", pd.DataFrame(rows), t, intro)
+
+
+def errors_section(report: Report) -> Section:
+    t = report.errors
+    rows = [{"error": r["error"], "trials": str(r["trials"]), "first trial": r["first_trial"]} for _, r in t.iterrows()]
+    intro = "The distinct errors of FAIL trials (the last line of each trial's error), how many trials raised each, and the first trial that did."
+    return Section("errors", "Errors of failed trials", pd.DataFrame(rows), t, intro, omitted="" if len(t) else "no trial failed")
 
 
 def sections(report: Report, top: int = 20, draws: int = 2000, seed: int = 0) -> list[Section]:
-    return [
-        leaderboard_section(report, top),
+    needs_a_complete_trial = [
         paper_section(report),
         ablation_section(report, draws, seed),
         pooled_section(report),
         importance_section(report),
-        status_section(report),
     ]
+    for s in needs_a_complete_trial:
+        s.omitted = report.nothing_completed or ""
+    return [leaderboard_section(report, top), *needs_a_complete_trial, status_section(report), errors_section(report)]
 
 
 def header_lines(report: Report) -> list[str]:
@@ -209,9 +230,9 @@ def header_lines(report: Report) -> list[str]:
     n = sum(counts.values())
     return [
         f"Results: `{s.results}`" + (f", spec_hash `{s.spec_hash}`" if s.spec_hash else ""),
-        f"Dataset {s.dataset or DASH}, protocol {s.protocol or DASH}, {report.k} folds per trial, eval.select {s.select or DASH}; objective: {s.direction} {s.metric}.",
-        f"{n} trials: {counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} failed, {counts.get('INCOMPLETE', 0)} incomplete.",
-    ]
+        f"Dataset {s.dataset or DASH}, protocol {s.protocol or DASH}, {plural(report.k, 'fold')} per trial, eval.select {s.select or DASH}; objective: {s.direction} {s.metric}.",
+        f"{plural(n, 'trial')}: {counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} failed, {counts.get('INCOMPLETE', 0)} incomplete.",
+    ] + ([f"**{why[0].upper()}{why[1:]}: no best trial; the tables that need one are omitted.**"] if (why := report.nothing_completed) and n else [])
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -234,6 +255,9 @@ def markdown(report: Report, secs: list[Section], figures: list[Path]) -> str:
     out = [f"# Report: {report.study.name}", "", *header_lines(report), ""]
     for s in secs:
         out += [f"## {s.title}", ""]
+        if s.omitted:
+            out += [f"_Omitted: {s.omitted}._", ""]
+            continue
         if s.intro:
             out += [s.intro, ""]
         out += [markdown_table(s.frame), ""]
@@ -281,7 +305,7 @@ def _numeric_column(col: pd.Series) -> bool:
 
 def latex(report: Report, secs: list[Section]) -> str:
     head = [f"% fbp-search report of {report.study.name}; needs \\usepackage{{booktabs}}.", ""]
-    return "\n".join(head + [tex_table(s) + "\n" for s in secs])
+    return "\n".join(head + [(f"% {s.title}: omitted ({s.omitted})\n" if s.omitted else tex_table(s) + "\n") for s in secs])
 
 
 # --- files and terminal -----------------------------------------------------------------------
@@ -307,7 +331,7 @@ def write_csvs(out: Path, secs: list[Section]) -> list[Path]:
 
 def summary(console: Console, report: Report, written: list[Path], out: Path) -> None:
     for line in header_lines(report):
-        console.print(line.replace("`", ""))
+        console.print(re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/]", line.replace("`", "")))
     board = report.leaderboard
     table = Table(title=f"{report.study.name}: best and baseline", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for c in ("role", "trial", "folds", "MAE", "RMSE", "PC"):
@@ -331,11 +355,11 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
     if len(best_row) and report.baseline and report.baseline != report.best:
         r = best_row.iloc[0]
         ci = f", pooled ΔPC {_signed(r['oof_d_pc'])} [{_signed(r['oof_ci_low'])}, {_signed(r['oof_ci_high'])}]" if pd.notna(r["oof_d_pc"]) else ""
-        console.print(f"best vs baseline over {r['k']} folds: ΔPC {_signed(r['d_pc'])}, ΔMAE {_signed(r['d_mae'])}, ΔRMSE {_signed(r['d_rmse'])}{ci}")
+        console.print(f"best vs baseline over {plural(int(r['k']), 'fold')}: ΔPC {_signed(r['d_pc'])}, ΔMAE {_signed(r['d_mae'])}, ΔRMSE {_signed(r['d_rmse'])}{ci}")
     imp = report.importance.dropna(subset=["importance"]) if len(report.importance) else report.importance
     if len(imp):
         console.print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in zip(imp["knob"].head(5), imp["importance"].head(5))))
     for n in report.notes:
         console.print(f"[yellow]note:[/] {n}", soft_wrap=True)
     names = ", ".join(p.name for p in written)
-    console.print(f"wrote {len(written)} files to {out}: {names}", soft_wrap=True)
+    console.print(f"wrote {plural(len(written), 'file')} to {out}: {names}", soft_wrap=True)

@@ -5,6 +5,7 @@ report that says what it could not compute."""
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from search.results import read_table
 from tests.search.report.make_results import SPACE, T, make_results, standard_trials
 
 BASELINE = {"loss.name": "combo", "loss.alpha": 2.0, "train.lr": 0.01}
-TABLES = ["leaderboard.csv", "paper.csv", "ablation.csv", "pooled.csv", "importance.csv", "status.csv", "tables.md", "tables.tex"]
+TABLES = ["leaderboard.csv", "paper.csv", "ablation.csv", "pooled.csv", "importance.csv", "status.csv", "errors.csv", "tables.md", "tables.tex"]
 PLOTS = ["history.png", "importance.png", "knobs.png", "predicted_vs_true.png", "curves.png"]
 
 
@@ -188,7 +189,7 @@ def test_fail_and_pruned_counts_are_stated(standard):
     status = pd.read_csv(standard / "report" / "status.csv").set_index("status")
     assert status["trials"].to_dict() == {"COMPLETE": 5, "INCOMPLETE": 0, "PRUNED": 2, "FAIL": 1}
     md = (standard / "report" / "tables.md").read_text()
-    assert "2 trial(s) PRUNED" in md and "1 trial(s) FAILED" in md and "loss is NaN" in md
+    assert "2 trials PRUNED" in md and "1 trial FAILED" in md and "loss is NaN" in md and "(s)" not in md
 
 
 def test_every_output_file_is_written(standard):
@@ -199,7 +200,7 @@ def test_every_output_file_is_written(standard):
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 150
     md = (out / "tables.md").read_text()
-    for section in ("## Leaderboard", "## Paper format", "## Ablation", "## Pooled and per-subset", "## Knob importance", "## Trials by status", "## Plots"):
+    for section in ("## Leaderboard", "## Paper format", "## Ablation", "## Pooled and per-subset", "## Knob importance", "## Trials and fold rows by status", "## Errors of failed trials", "## Plots"):
         assert section in md
 
 
@@ -301,3 +302,163 @@ def test_a_train_run_directory(tmp_path):
     assert any("no search section" in n for n in report.notes)
     assert {p.name for p in written} >= {"leaderboard.csv", "pooled.csv", "tables.md", "predicted_vs_true.png", "curves.png"}
     assert list(report.paper.loc[report.paper["source"] == "ours", "trial_id"]) == ["t1234abcd"]
+
+
+# --- a study in which nothing completed ---------------------------------------------------------
+
+NAN_LOSS = "TrainingError: fold 1, epoch 1: loss term 'loss' is not finite (nan)"
+OOM = "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
+def failed_study(root: Path, pruned: bool, nan_metrics: bool) -> Path:
+    """Three FAIL trials (two share an error; the first is the baseline point) and, with
+    `pruned`, a PRUNED trial that finished its first fold. With `nan_metrics` the FAIL rows
+    carry mae, rmse and pc columns holding NaN; without, they carry none (as the Tune callback
+    writes them), so with no PRUNED trial the folds table has no metric column at all."""
+    trials = [
+        T("f_00000", BASELINE, status="FAIL", error=NAN_LOSS),
+        T("f_00001", {"loss.name": "l1", "loss.alpha": 1.0, "train.lr": 0.003}, status="FAIL", error=OOM),
+        T("f_00002", {"loss.name": "mse", "loss.alpha": 3.0, "train.lr": 0.05}, status="FAIL", error=NAN_LOSS),
+    ]
+    if pruned:
+        trials.append(T("p_00003", {"loss.name": "combo", "loss.alpha": 1.5, "train.lr": 0.02}, status="PRUNED", folds_done=1))
+    root = make_results(root, trials, baseline=BASELINE)
+    if nan_metrics:
+        from search.results import write_part
+
+        for t in trials:
+            if t.status == "FAIL":
+                rows = pd.read_parquet(root / "folds.parquet" / f"{t.trial_id}-fail.parquet")
+                write_part(root, "folds", f"{t.trial_id}-fail", rows.assign(mae=np.nan, rmse=np.nan, pc=np.nan))
+    return root
+
+
+@pytest.mark.parametrize("pruned, nan_metrics", [(False, False), (False, True), (True, False)], ids=["all-fail", "all-fail-nan-metrics", "fail-and-pruned"])
+def test_a_study_in_which_nothing_completed_writes_what_it_can(tmp_path, capsys, pruned, nan_metrics):
+    root = failed_study(tmp_path / "failed", pruned, nan_metrics)
+    assert run_cli(str(root), "--bootstrap", "50") == 0
+    out = capsys.readouterr().out
+    assert "Nothing completed (none of the" in out
+    report = root / "report"
+
+    # trials by status, and their fold rows by each row's own status: 3 FAIL trials x 5 folds;
+    # the PRUNED trial finished fold 1 and has PRUNED rows for folds 2..5
+    status = pd.read_csv(report / "status.csv").set_index("status")
+    assert status["trials"].to_dict() == {"COMPLETE": 0, "INCOMPLETE": 0, "PRUNED": int(pruned), "FAIL": 3}
+    assert status.loc["FAIL", ["fold_rows_complete", "fold_rows_pruned", "fold_rows_fail"]].tolist() == [0, 0, 15]
+    assert status.loc["PRUNED", ["fold_rows_complete", "fold_rows_pruned", "fold_rows_fail"]].tolist() == ([1, 4, 0] if pruned else [0, 0, 0])
+
+    # the distinct errors, how many trials raised each, and the first trial that did
+    errors = pd.read_csv(report / "errors.csv")
+    assert errors.to_dict("records") == [
+        {"error": NAN_LOSS, "trials": 2, "first_trial": "f_00000"},
+        {"error": OOM, "trials": 1, "first_trial": "f_00001"},
+    ]
+    md = (report / "tables.md").read_text()
+    assert f"| {NAN_LOSS} | 2 | f_00000 |" in md.replace("\\|", "|")
+    # every section that needs a complete trial is there as its title and a one-line note
+    for title in ("Paper format", "Ablation", "Pooled and per-subset out-of-fold metrics", "Knob importance and the edge of the space"):
+        after = md.split(f"## {title}\n\n", 1)[1].split("\n")
+        assert after[0].startswith("_Omitted: ") and after[1] == "", title
+    assert "## Trials and fold rows by status" in md and "## Errors of failed trials" in md
+    assert "\\begin{tabular}" in (report / "tables.tex").read_text()
+    board = pd.read_csv(report / "leaderboard.csv")
+    assert sorted(board["trial_id"]) == sorted(["f_00000", "f_00001", "f_00002"] + (["p_00003"] if pruned else []))
+    for name in ("predicted_vs_true.png", "curves.png", "knobs.png"):
+        assert not (report / name).exists(), name
+
+
+def test_the_cli_exits_0_when_every_trial_failed(tmp_path):
+    """Through the installed entry point, in a fresh interpreter: no traceback, exit 0."""
+    root = failed_study(tmp_path / "failed", pruned=False, nan_metrics=False)
+    done = subprocess.run([sys.executable, "-m", "search.cli", "report", str(root), "--bootstrap", "10", "--format", "md,csv"], check=False, capture_output=True, text=True, cwd=Path(__file__).parents[3])
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Nothing completed" in done.stdout
+
+
+def test_a_failed_baseline_is_not_the_reference(tmp_path):
+    """The baseline point was a trial that failed: differences are taken against the best."""
+    failed = standard_trials()[-1]  # tr_00007, FAIL
+    root = make_results(tmp_path / "basefail", standard_trials(), baseline=failed.params, journal=False)
+    report = build_report(root, draws=50)
+    assert report.baseline == "tr_00007" and report.best == "tr_00003"
+    assert set(report.ablation["reference"]) == {"tr_00003"}
+    assert any("baseline trial tr_00007 did not complete (FAIL)" in n for n in report.notes)
+    write_report(report, root / "report", formats=("md", "csv"))
+    assert "a trial minus the best trial" in (root / "report" / "tables.md").read_text()
+
+
+# --- cosmetics ----------------------------------------------------------------------------------
+
+
+def test_status_table_splits_trials_from_their_fold_rows(standard):
+    """standard_trials: 5 COMPLETE trials of 5 folds; PRUNED tr_00005 finished 2 folds and
+    tr_00006 one, each with PRUNED rows for the rest; FAIL tr_00007 has 5 FAIL rows."""
+    status = pd.read_csv(standard / "report" / "status.csv").set_index("status")
+    rows = status[["trials", "fold_rows_complete", "fold_rows_pruned", "fold_rows_fail"]]
+    assert rows.loc["COMPLETE"].tolist() == [5, 25, 0, 0]
+    assert rows.loc["PRUNED"].tolist() == [2, 2 + 1, 3 + 4, 0]
+    assert rows.loc["FAIL"].tolist() == [1, 0, 0, 5]
+    assert rows.loc["INCOMPLETE"].tolist() == [0, 0, 0, 0]
+    assert rows["fold_rows_complete"].sum() == (read_table(standard, "folds")["status"] == "COMPLETE").sum()
+
+
+def test_one_fold_shows_the_mean_alone_and_singular_words(tmp_path, capsys):
+    root = make_results(tmp_path / "one", [T("a_00000", BASELINE), T("b_00001", {"loss.name": "l1", "loss.alpha": 1.0, "train.lr": 0.01})], k=1, baseline=BASELINE, journal=False)
+    assert run_cli(str(root), "--bootstrap", "50") == 0
+    out = capsys.readouterr().out
+    md = (root / "report" / "tables.md").read_text()
+    tex = (root / "report" / "tables.tex").read_text()
+    for text in (md, tex, out):
+        assert not re.search(r"\bnan\b", text, re.I), text
+        assert "1 folds" not in text and "1 trials" not in text
+    assert "1 fold per trial" in md and "1 fold per trial" in out
+    per_fold = recomputed_folds(root).set_index("trial_id")
+    line = next(x for x in md.splitlines() if x.startswith("| 1 | a_00000 |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[5:8] == [f"{per_fold.at['a_00000', m]:.4f}" for m in ("mae", "rmse", "pc")]  # no "±": one fold has no spread
+
+
+def test_curves_join_the_evaluated_epochs(tmp_path, monkeypatch):
+    """eval_every 2 over 5 epochs: test metrics at epochs 2, 4 and 5 only (NaN elsewhere);
+    each fold's test line goes through those points, unbroken."""
+    from search.report import _plots
+
+    root = make_results(tmp_path / "every2", standard_trials()[:2], baseline=BASELINE, epochs=5, eval_every=2, journal=False)
+    report = build_report(root, draws=10)
+    drawn = {}
+
+    def keep(fig, path):
+        drawn["fig"] = fig
+        return path
+
+    monkeypatch.setattr(_plots, "_save", keep)
+    assert _plots.curves(report, tmp_path / "curves.png") is not None
+    epochs = read_table(root, "epochs")
+    epochs = epochs[epochs["trial_id"] == report.best]
+    ax = next(a for a in drawn["fig"].axes if a.get_ylabel() == "test_pc")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for fold, g in epochs.groupby("fold"):
+        line = lines[f"fold {fold}"]
+        assert list(line.get_xdata()) == [2, 4, 5]
+        np.testing.assert_allclose(line.get_ydata(), g.set_index("epoch").loc[[2, 4, 5], "test_pc"].to_numpy(float), rtol=1e-12)
+
+
+def test_by_a_float_knob_gives_quantile_bins(tmp_path):
+    """12 complete trials, alpha 0.25, 0.5, ..., 3.0: four quantile bins of three trials each
+    (alpha order), and in each the trial with the highest mean PC."""
+    alphas = [0.25 * (i + 1) for i in range(12)]
+    trials = [T(f"t_{i:05d}", {"loss.name": ["combo", "l1", "mse"][i % 3], "loss.alpha": a, "train.lr": 0.01}) for i, a in enumerate(alphas)]
+    space = {"loss.alpha": SPACE["loss.alpha"], "loss.name": SPACE["loss.name"], "train.lr": SPACE["train.lr"]}  # a float knob first
+    root = make_results(tmp_path / "float", trials, space=space, journal=False, n_images=40)
+    assert build_report(root, draws=0).by == "loss.name"  # the default is the first categorical knob, not the float one
+    assert run_cli(str(root), "--by", "loss.alpha", "--bootstrap", "0", "--format", "csv,md") == 0
+    ours = pd.read_csv(root / "report" / "paper.csv").query("source == 'ours'")
+    pc = recomputed_folds(root).groupby("trial_id")["pc"].mean()
+    groups = [[t.trial_id for t in trials[3 * b : 3 * b + 3]] for b in range(4)]
+    assert list(ours["trials"]) == [3, 3, 3, 3]
+    # quartiles of 12 evenly spaced values (linear interpolation): 0.25 + 2.75 * 0.25, 0.25 + 5.5 * 0.25
+    assert list(ours["level"])[:2] == ["[0.25, 0.9375]", "(0.9375, 1.625]"]
+    assert list(ours["trial_id"]) == [pc[g].idxmax() for g in groups]
+    md = (root / "report" / "tables.md").read_text()
+    assert "Best trial per quantile bin of loss.alpha" in md and "4 quantile bins" in md
