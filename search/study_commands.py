@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fbp.config import apply_overrides, read_yaml
+from fbp.errors import InputError
 from search.space import describe, to_distributions
-from search.spec import StudySpec, resolved, validate_spec
+from search.spec import StudySpec, load_base, resolved, validate_spec
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -43,18 +44,29 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny synthetic data and model, 1 epoch, 2 folds, 2 trials: checks the study runs end to end")
 
 
+def _single(args: argparse.Namespace) -> str:
+    return f"{args.study} has no search section: it is one configuration; train it with: fbp-search train {args.study}"
+
+
 def load(args: argparse.Namespace) -> StudySpec:
     from search.runner import smoke
 
     raw = read_yaml(args.study)
+    if "search" not in raw:  # e.g. studies/paper.yaml; a default search would be a tpe over nothing
+        raise InputError(_single(args))
     if args.smoke:
         raw = smoke(raw)
     return validate_spec(apply_overrides(raw, args.overrides), str(args.study))
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    spec = load(args)
     console = Console(highlight=False, soft_wrap=True)
+    if "search" not in read_yaml(args.study):  # one configuration: checked as `train` reads it
+        config, _ = load_base(args.study, args.overrides)
+        console.print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
+        console.print(_single(args))
+        return 0
+    spec = load(args)
     console.print(yaml.safe_dump(resolved(spec), sort_keys=False).rstrip())
     table = Table(title=f"search space of {spec.name}: sampler {spec.search.sampler}, {spec.search.num_trials} trials")
     for column in ("path", "distribution", "when"):
