@@ -7,6 +7,10 @@ training loop reads batches from the decoded uint8 cache held on the device, aug
 batch, and keeps the loss terms on the device, read once per epoch (no host sync per step).
 The reported test metrics come from the weights `eval.select` names; only `test_oracle` looks
 at the test fold to choose, and `FoldResult.select` records that it did.
+
+`on_progress` receives a `TrainProgress` before the images are decoded, when they are ready,
+about once a second mid-epoch and after every epoch: enough for a progress display, and never
+a reason for the loop to wait on the device.
 """
 
 from __future__ import annotations
@@ -51,6 +55,89 @@ class FoldResult:
     predictions: dict[str, list] = field(default_factory=dict)  # image, subset, y_true, y_pred, y_reg, y_exp
 
 
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where a `run_kfold` (or `fit_fold`) call stands, for a progress display or a log line."""
+
+    event: str  # "prepare" (before decoding the images), "ready" (images decoded), "step" (mid-epoch), "epoch" (an epoch ended)
+    fold: int  # 1-based fold number; 0 for prepare/ready
+    fold_position: int  # 1..folds_total: which of this call's folds it is; 0 for prepare/ready
+    folds_total: int  # folds this run_kfold call trains (skip excluded)
+    epoch: int  # 1-based; 0 for prepare/ready
+    epochs: int
+    step: int  # steps done in this epoch (a fold's first event is step 0 of epoch 1)
+    steps: int  # steps per epoch
+    loss: float | None  # the epoch's mean training loss: "epoch" events only
+    images_per_second: float | None  # training throughput of this fold so far (steps only, evaluation excluded)
+    seconds: float  # since run_kfold began
+    seconds_left: float | None  # estimate for the rest of this run_kfold call, None until one epoch has ended
+    message: str = ""  # prepare/ready: e.g. "decoding 5500 images at 256 px"
+    test: dict | None = None  # test metrics (mae, rmse, pc) when this epoch was evaluated, "epoch" events only
+
+
+class _Progress:
+    """The loop's counters turned into `TrainProgress` events for a hook.
+
+    Step events are throttled by wall time and carry counts only: nothing here reads a device
+    value, so the hook never makes the loop wait for the GPU. Without a hook every call returns
+    at once; with one, a step costs a clock read.
+    """
+
+    STEP_INTERVAL = 1.0  # s, at least, between two "step" events
+
+    def __init__(self, hook: Callable[[TrainProgress], None] | None, epochs: int, folds_total: int = 0):
+        self.hook, self.epochs, self.folds_total = hook, epochs, folds_total
+        self.started = time.perf_counter()
+        self.epoch_seconds: list[float] = []  # wall time of each epoch of this call, evaluation included
+        self.fold = self.position = self.steps = 0
+        self.next_step = 0.0
+
+    def _emit(self, event: str, epoch: int = 0, step: int = 0, **fields) -> None:
+        fold, position = (self.fold, self.position) if epoch else (0, 0)
+        self.hook(TrainProgress(event, fold, position, self.folds_total, epoch, self.epochs, step, self.steps, seconds=time.perf_counter() - self.started, **fields))
+
+    def note(self, event: str, message: str) -> None:
+        if self.hook is not None:
+            self._emit(event, loss=None, images_per_second=None, seconds_left=None, message=message)
+
+    def begin_fold(self, fold: int, steps: int) -> None:
+        self.fold, self.steps, self.position = fold, steps, self.position + 1
+        if self.hook is not None:  # step 0: shows the fold while its first step (and any compilation) runs
+            self._emit("step", 1, 0, loss=None, images_per_second=None, seconds_left=self._left(1, 0.0))
+            self.next_step = time.perf_counter() + self.STEP_INTERVAL
+
+    def step(self, epoch: int, step: int, images: int, train_seconds: float, epoch_start: float) -> None:
+        """`images` trained in this fold so far, `train_seconds` of the fold's steps before this epoch."""
+        if self.hook is None:
+            return
+        now = time.perf_counter()
+        if now < self.next_step:
+            return
+        self.next_step = now + self.STEP_INTERVAL
+        seconds = train_seconds + now - epoch_start
+        self._emit("step", epoch, step, loss=None, images_per_second=images / seconds if seconds > 0 else None, seconds_left=self._left(epoch, now - epoch_start))
+
+    def end_epoch(self, epoch: int, loss: float, images: int, train_seconds: float, epoch_start: float, test: dict | None) -> None:
+        now = time.perf_counter()
+        self.epoch_seconds.append(now - epoch_start)
+        if self.hook is None:
+            return
+        self.next_step = now + self.STEP_INTERVAL
+        rate = images / train_seconds if train_seconds > 0 else None
+        self._emit("epoch", epoch, self.steps, loss=loss, images_per_second=rate, seconds_left=self._left(epoch, None), test=dict(test) if test else None)
+
+    def _left(self, epoch: int, into_epoch: float | None) -> float | None:
+        """Seconds left in this call: the mean epoch so far times the epochs to go, less the
+        part of the current epoch already run (`into_epoch`; None when it has ended)."""
+        if not self.epoch_seconds:
+            return None
+        times = self.epoch_seconds[1:] or self.epoch_seconds  # the first epoch carries warm-up and compilation
+        per_epoch = sum(times) / len(times)
+        after = (self.folds_total - self.position) * self.epochs + (self.epochs - epoch)  # whole epochs after this one
+        current = 0.0 if into_epoch is None else max(per_epoch - into_epoch, 0.0)
+        return per_epoch * after + current
+
+
 @dataclass
 class TrialData:
     """What every fold of a trial shares: the dataset, its folds and the decoded images."""
@@ -73,6 +160,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def prepare(config: TrialConfig) -> TrialData:
+    """The dataset, its folds (`data.folds` of them) and its images decoded onto the device."""
+    return _prepare(config, _Progress(None, config.train.epochs))
+
+
+def _prepare(config: TrialConfig, progress: _Progress, skip: set[int] = frozenset()) -> TrialData:
     c = config.data
     dataset = load_dataset(c.dataset, c.root, **c.options)
     folds = dataset.folds(c.protocol)
@@ -82,7 +174,11 @@ def prepare(config: TrialConfig) -> TrialData:
             raise InputError(f"data.folds: fold {bad[0]} does not exist; protocol {c.protocol!r} has folds 1..{len(folds)}")
         folds = [folds[k - 1] for k in c.folds]
     device = resolve_device(config.train.device)
+    progress.folds_total = progress.folds_total or sum(f.index + 1 not in skip for f in folds)
+    progress.note("prepare", f"loading {len(dataset.images)} {c.dataset} images at {c.cached_side} px onto {device} (decoded on first use, then cached)")
+    started = time.perf_counter()
     images = torch.from_numpy(np.array(decoded_images(dataset, c.cached_side))).to(device)  # a private, writable copy
+    progress.note("ready", f"{len(dataset.images)} images ready on {device} ({images.nbytes / 2**20:.1f} MiB, {time.perf_counter() - started:.1f} s)")
     index = {name: i for i, name in enumerate(dataset.images)}
     return TrialData(dataset, folds, images, index, dataset.scores(dataset.images), device)
 
@@ -154,10 +250,14 @@ def _fold_model(config: TrialConfig, num_classes: int, data: TrialData) -> tuple
     return model, forward
 
 
-def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> FoldResult:
+def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None, on_progress: Callable[[TrainProgress], None] | None = None) -> FoldResult:
     """Train on `fold.train`, evaluate on `fold.test`, with the weights `eval.select` names."""
+    return _fit_fold(config, fold, data, _Progress(on_progress, config.train.epochs, folds_total=1))
+
+
+def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress: _Progress) -> FoldResult:
     started, started_at = time.perf_counter(), time.time()
-    data = data or prepare(config)
+    data = data or _prepare(config, progress)
     t, device = config.train, data.device
     seed = t.seed * 1000 + fold.index  # each fold its own stream, reproducible alone
     torch.manual_seed(seed)
@@ -212,6 +312,7 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
     curves: list[dict] = []
     best = {"pc": float("nan"), "epoch": t.epochs, "reg": None, "exp": None}
     step_seconds, images_seen = 0.0, 0
+    progress.begin_fold(fold.index + 1, steps_per_epoch)
     for epoch in range(1, t.epochs + 1):
         # 4) one epoch; loss terms summed on the device, read once at its end
         lr = optimizer.param_groups[0]["lr"]
@@ -220,7 +321,7 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
         order = rows_t[torch.randperm(len(rows_t), generator=shuffle).to(device)]
         if drop_last:
             order = order[: steps_per_epoch * t.batch_size]
-        for start in range(0, len(order), t.batch_size):
+        for step, start in enumerate(range(0, len(order), t.batch_size), 1):
             batch = order[start : start + t.batch_size]
             x = train_view(data.images[batch], config.data.image_size, t.augment, augment_rng)
             if channels_last:
@@ -236,6 +337,7 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
             scheduler.step()
             for name, value in {"loss": loss, **terms}.items():
                 sums[name] = sums.get(name, 0) + value.detach() * len(batch)
+            progress.step(epoch, step, images_seen + start + len(batch), step_seconds, epoch_start)
         means = {name: float(v) / len(order) for name, v in sums.items()}  # the epoch's one sync
         step_seconds += time.perf_counter() - epoch_start
         images_seen += len(order)
@@ -244,6 +346,7 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
             term = next((n for n in bad if n != "loss"), "loss")
             raise TrainingError(f"fold {fold.index + 1}, epoch {epoch}: loss term {term!r} is not finite ({means[term]})")
         row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in means.items()}}
+        test = None
 
         # 5) evaluation and model selection
         if epoch % t.eval_every == 0 or epoch == t.epochs:
@@ -259,6 +362,7 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
             if choose or best["reg"] is None:
                 best = {"pc": judge, "epoch": epoch, "reg": reg_np, "exp": exp_np}
         curves.append(row)
+        progress.end_epoch(epoch, means["loss"], images_seen, step_seconds, epoch_start, test)
 
     # 6) the selected epoch's test predictions and metrics
     y_true = scores[test_rows]
@@ -293,16 +397,23 @@ def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None) -> 
     )
 
 
-def run_kfold(config: TrialConfig, on_fold: Callable[[FoldResult], None] | None = None, skip: set[int] = frozenset()) -> list[FoldResult]:
-    """Every fold of the config's protocol (or `data.folds`), in order; `on_fold` after each.
-    Folds numbered in `skip` (1-based, e.g. done before a restart) are not trained again."""
-    data = prepare(config)
+def run_kfold(
+    config: TrialConfig,
+    on_fold: Callable[[FoldResult], None] | None = None,
+    skip: set[int] = frozenset(),
+    on_progress: Callable[[TrainProgress], None] | None = None,
+) -> list[FoldResult]:
+    """Every fold of the config's protocol (or `data.folds`), in order; `on_fold` after each,
+    `on_progress` as it goes (see `TrainProgress`). Folds numbered in `skip` (1-based, e.g.
+    done before a restart) are not trained again."""
+    progress = _Progress(on_progress, config.train.epochs)
+    data = _prepare(config, progress, skip)
     results = []
     for fold in data.folds:
         if fold.index + 1 in skip:
             continue
         try:
-            result = fit_fold(config, fold, data)
+            result = _fit_fold(config, fold, data, progress)
         except torch.OutOfMemoryError as e:
             # the allocator's message is a paragraph; the one line a results row can carry says what to change
             first = str(e).strip().splitlines()[0] if str(e).strip() else "no details"

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import yaml
 
+from fbp.config import TrialConfig
 from fbp.data import LAYOUTS, load_dataset
 from fbp.errors import InputError
 from search.spec import StudySpec
 
+Checked = StudySpec | TrialConfig  # a study, or the one configuration `fbp-search train` trains
 
-def check_data(spec: StudySpec, source: str) -> list[int]:
+
+def check_data(spec: Checked, source: str) -> list[int]:
     """Read the dataset's labels before anything runs; returns the numbers of the folds a trial trains."""
     d = spec.data
     try:
@@ -43,9 +46,9 @@ def check_data(spec: StudySpec, source: str) -> list[int]:
     return list(d.folds) if d.folds else every
 
 
-def _values(spec: StudySpec, path: str, fixed):
+def _values(spec: Checked, path: str, fixed):
     """Every value a trial of the study can give `path`: its choices, a range's bounds, or the base value."""
-    dim = spec.search.space.get(path)
+    dim = spec.search.space.get(path) if isinstance(spec, StudySpec) else None
     if dim is None:
         return [fixed]
     if dim.choice is not None:
@@ -53,7 +56,7 @@ def _values(spec: StudySpec, path: str, fixed):
     return list(dict.fromkeys(dim.float_ or dim.int_))
 
 
-def check_model(spec: StudySpec, source: str, offline: bool = False) -> None:
+def check_model(spec: Checked, source: str, offline: bool = False) -> None:
     """Each backbone the study can build, with each of its pretrained settings, at each image
     size it can be fed. `offline`: do not ask whether timm's weights can be had."""
     from fbp.models import check_model as check_one
@@ -71,13 +74,13 @@ def check_model(spec: StudySpec, source: str, offline: bool = False) -> None:
             raise InputError(f"{source}: {e}") from None
 
 
-def check_device(spec: StudySpec, source: str, ray_trials: bool) -> None:
-    """CUDA asked for where there is none. Under Ray a trial sees a GPU only when it reserves
-    one (resources.gpu); without Ray, this machine must have one."""
+def check_device(spec: Checked, source: str) -> None:
+    """CUDA asked for where there is none. A study's trials (Ray) see a GPU only when they
+    reserve one (resources.gpu); a configuration trained here needs one on this machine."""
     device = spec.train.device
     if not device.startswith("cuda"):
         return
-    if ray_trials:
+    if isinstance(spec, StudySpec):
         if spec.resources.gpu == 0:
             raise InputError(f"{source}: train.device: {device!r}, but resources.gpu is 0, so no trial gets a GPU; set resources.gpu (e.g. 1, or 0.5 to share one) or train.device: auto")
         return
@@ -106,13 +109,13 @@ def check_results(results: Path, spec_hash: str, resume: bool, flag: str = "--re
         raise InputError(f"{flag} {results}: exists and is not a results directory of this study; choose another {flag}")
 
 
-def preflight(spec: StudySpec, source: str, results: Path | None = None, spec_hash: str | None = None, resume: bool = False,
-              offline: bool = False, ray_trials: bool = True) -> list[int]:
+def preflight(spec: Checked, source: str, results: Path | None = None, spec_hash: str | None = None, resume: bool = False,
+              offline: bool = False) -> list[int] | None:
     """All of the above, cheapest first; returns the fold numbers a trial trains (None when
     `offline` skips the data)."""
     if results is not None:
         check_results(results, spec_hash, resume)
-    check_device(spec, source, ray_trials)
+    check_device(spec, source)
     folds = None if offline else check_data(spec, source)
     check_model(spec, source, offline=offline)
     return folds

@@ -44,6 +44,7 @@ from fbp.config import (
     read_yaml,
     resolve_paths,
     set_path,
+    validate_config,
 )
 from fbp.errors import InputError
 
@@ -275,6 +276,28 @@ def with_absolute_paths(spec: StudySpec, base: Path) -> StudySpec:
     space = {p: d.model_copy(update={"choice": [fix(v) for v in d.choice]}) if p in paths and d.choice else d for p, d in spec.search.space.items()}
     baseline = [{p: fix(v) if p in paths else v for p, v in point.items()} for point in spec.search.baseline]
     return spec.model_copy(update={"search": spec.search.model_copy(update={"space": space, "baseline": baseline})})
+
+
+STUDY_ONLY = tuple(k for k in StudySpec.model_fields if k not in TrialConfig.model_fields)
+"""The keys a study file adds to a trial config: name, description, search, objective, ..."""
+
+
+def load_base(path: str | Path, overrides: list[str] = ()) -> tuple[TrialConfig, str | None]:
+    """The one configuration a file describes, and the study's name if it is a study file.
+
+    A plain TrialConfig file is that config. A file with any study key is validated as a
+    study (the whole schema, so a typo anywhere still names its key) and gives its base
+    config; its search, objective, scheduler and resources are not used. The search space
+    itself is not checked: nothing is searched.
+    """
+    raw = apply_overrides(read_yaml(path), list(overrides))
+    if not raw.keys() & set(STUDY_ONLY):
+        return validate_config(raw, str(path)), None
+    try:
+        spec = StudySpec.model_validate(raw)
+        return spec.base, spec.name
+    except ValidationError as e:  # the base's own cross-section checks run when it is built
+        raise InputError(f"{path}: {format_validation_error(e)}") from None
 
 
 def resolved(spec: StudySpec) -> dict:

@@ -62,6 +62,9 @@ def validate_command(args: argparse.Namespace) -> int:
     preflight(spec, str(args.study), offline=args.offline)
     console = Console(highlight=False, soft_wrap=True)
     console.print(yaml.safe_dump(resolved(spec), sort_keys=False).rstrip())
+    if not spec.search.space:
+        console.print(f"one configuration, no search: train it here with fbp-search train {args.study}, or as one trial on Ray with fbp-search run {args.study}")
+        return 0
     table = Table(title=f"search space of {spec.name}: sampler {spec.search.sampler}, {spec.search.num_trials} trials")
     for column in ("path", "distribution", "when"):
         table.add_column(column)

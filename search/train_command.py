@@ -1,4 +1,10 @@
-"""`fbp-search train CONFIG.yaml`: one config, every fold, results in the study layout."""
+"""`fbp-search train FILE.yaml`: one config, every fold, results in the study layout.
+
+FILE is a TrialConfig or a study file; a study trains its base configuration (its search,
+objective, scheduler and resources are not used), so `fbp-search train studies/paper.yaml`
+runs the paper's setting. Progress: a live bar on a terminal; elsewhere (a log file, CI,
+nohup) one whole line at prepare, at ready and per epoch, never wrapped.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,124 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fbp import metrics
-from fbp.config import apply_overrides, read_yaml, validate_config
+from fbp.config import TrialConfig, resolve_paths
 from fbp.errors import InputError, TrainingError
-from fbp.train import FoldResult, run_kfold
+from fbp.train import FoldResult, TrainProgress, run_kfold
 from search.results import spec_hash, write_fold
+from search.spec import load_base
+
+LOG_WIDTH = 1000  # columns rich lays tables out in when stdout is no terminal (it would use 80)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    train = commands.add_parser("train", help="train one config over all its folds")
-    train.add_argument("config", type=Path, help="a TrialConfig YAML (sections data, model, loss, train, eval)")
+    train = commands.add_parser("train", help="train one config over all its folds (a study file: its base config, no search)")
+    train.add_argument("config", type=Path, help="a TrialConfig YAML (sections data, model, loss, train, eval) or a study file, e.g. studies/paper.yaml")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help="override a dotted path, e.g. loss.alpha=1.5 (repeatable)")
-    train.add_argument("--out", type=Path, help="results directory (default results/<config name>)")
+    train.add_argument("--out", type=Path, help="results directory (default results/<study name, else the file's name>)")
     train.set_defaults(run=run_train)
 
 
-def _claim(out: Path, resolved: dict, digest: str) -> None:
-    """Refuse a results directory that holds another config's results."""
+# --- progress ----------------------------------------------------------------------------------
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def progress_parts(p: TrainProgress, loss: float | None = None, elapsed: bool = True) -> list[str]:
+    """The pieces of a progress line: fold, epoch, (step,) loss, test metrics, images/s, time.
+    `loss` stands in for a step event's (the last epoch's mean)."""
+    if p.event in ("prepare", "ready"):
+        return [p.message]
+    fold = f"fold {p.fold_position}/{p.folds_total}" if p.fold == p.fold_position else f"fold {p.fold} ({p.fold_position}/{p.folds_total})"
+    parts = [fold, f"epoch {p.epoch}/{p.epochs}"]
+    if p.event == "step":
+        parts.append(f"step {p.step}/{p.steps}")
+    loss = p.loss if p.loss is not None else loss
+    if loss is not None:
+        parts.append(f"loss {loss:.4f}")
+    if p.test:
+        parts.append(f"test MAE {p.test['mae']:.4f} RMSE {p.test['rmse']:.4f} PC {p.test['pc']:.4f}")
+    if p.images_per_second is not None:
+        parts.append(f"{p.images_per_second:.0f} images/s")
+    if elapsed:
+        parts.append(f"{_clock(p.seconds)} elapsed")
+    parts.append(f"~{_clock(p.seconds_left)} left" if p.seconds_left is not None else "time left: after the first epoch")
+    return parts
+
+
+def progress_line(p: TrainProgress) -> str:
+    """One whole line for a log: `fold 1/5  epoch 3/200  loss 0.4123  ...  ~1:02:33 left`."""
+    return "  ".join(progress_parts(p))
+
+
+class TrainDisplay:
+    """`on_progress` for `run_kfold`: a live bar (fold, epoch, loss, images/s, time left) on a
+    terminal; elsewhere one line at prepare and ready and one per epoch, flushed as written."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.bar: Progress | None = None
+        self.task = None
+        self.loss: float | None = None  # the fold's last epoch's, shown during the next one
+
+    def __call__(self, p: TrainProgress) -> None:
+        if not self.console.is_terminal:
+            if p.event != "step":
+                self.console.out(progress_line(p))
+            return
+        if self.bar is None:
+            self.bar = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                console=self.console, transient=True,
+            )
+            self.task = self.bar.add_task("", total=None, detail="")
+            self.bar.start()
+        if p.event in ("prepare", "ready"):
+            self.console.print(p.message, markup=False)
+            self.bar.update(self.task, description="loading the images" if p.event == "prepare" else "building the model", detail="")
+            return
+        if p.event == "step" and (p.epoch, p.step) == (1, 0):  # a fold begins
+            self.loss = None
+        if p.loss is not None:
+            self.loss = p.loss
+        parts = progress_parts(p, self.loss, elapsed=False)  # the bar's own clock ticks between events
+        done = ((p.fold_position - 1) * p.epochs + p.epoch - 1) * p.steps + p.step
+        self.bar.update(self.task, total=p.folds_total * p.epochs * p.steps, completed=done, description=" · ".join(parts[:2]), detail=" · ".join(parts[2:]))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def _check_out(out: Path, digest: str) -> None:
+    """Refuse a results directory that is a file, holds another config's results, or holds
+    other files; nothing is written here."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == out else f"is inside {existing}, a file"
+        raise InputError(f"--out {out}: {what}, not a directory; choose another --out")
     marker = out / "study.yaml"
-    if marker.exists():
+    if marker.is_file():
         previous = (yaml.safe_load(marker.read_text()) or {}).get("spec_hash")
         if previous != digest:
-            raise InputError(f"{out} holds results of another config (spec_hash {previous}, this one {digest}); choose another --out")
+            raise InputError(f"--out {out}: holds results of another config (spec_hash {previous}, this one {digest}); choose another --out")
+    elif out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise InputError(f"--out {out}: holds files that are not results of this config; choose another --out")
+
+
+def _claim(out: Path, resolved: dict, digest: str) -> None:
+    """Write study.yaml (once `_check_out` has accepted the directory)."""
+    marker = out / "study.yaml"
+    if marker.exists():
         return
     out.mkdir(parents=True, exist_ok=True)
     tmp = marker.with_name(".study.yaml.tmp")
@@ -38,13 +138,25 @@ def _claim(out: Path, resolved: dict, digest: str) -> None:
     tmp.replace(marker)
 
 
+def _header(source: Path, config: TrialConfig, out: Path) -> str:
+    d, t = config.data, config.train
+    folds = f"folds {', '.join(map(str, d.folds))}" if d.folds else "every fold"
+    return f"{source}: {config.model.backbone} on {d.dataset} {d.protocol} ({folds}), {t.epochs} epoch{'s' if t.epochs != 1 else ''}, batch {t.batch_size}, device {t.device}; results in {out}"
+
+
 def run_train(args: argparse.Namespace) -> int:
-    raw = apply_overrides(read_yaml(args.config), args.overrides)
-    config = validate_config(raw, source=str(args.config))
+    from search.preflight import preflight
+
+    config, name = load_base(args.config, args.overrides)
+    config = resolve_paths(config, Path.cwd())  # recorded as the paths it used
     resolved = config.model_dump(mode="json")
     digest = spec_hash(resolved)
-    out = args.out or Path("results") / args.config.stem
+    out = args.out or Path("results") / (name or args.config.stem)
+    _check_out(out, digest)
+    preflight(config, str(args.config))
     console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = LOG_WIDTH
     trial = {"study": out.name, "spec_hash": digest, "trial_id": f"t{digest[:8]}", "seed": config.train.seed}
 
     table = Table(title=f"{args.config.name}: {config.model.backbone}, loss {config.loss.name}, select {config.eval.select}")
@@ -58,16 +170,25 @@ def run_train(args: argparse.Namespace) -> int:
         console.print(f"fold {r.fold}: MAE {r.mae:.4f}  RMSE {r.rmse:.4f}  PC {r.pc:.4f}  ({r.train_seconds:.0f} s, {r.images_per_second:.0f} images/s on {r.device})")
         table.add_row(str(r.fold), f"{r.mae:.4f}", f"{r.rmse:.4f}", f"{r.pc:.4f}", str(r.selected_epoch), f"{r.images_per_second:.0f}", f"{r.train_seconds:.0f}")
 
-    _claim(out, resolved, digest)
-    with console.status(f"training {config.data.dataset} {config.data.protocol} with {config.model.backbone} ..."):
-        try:
-            run_kfold(config, on_fold=on_fold)
-        except TrainingError as e:
-            console.print(f"[bold red]training failed:[/] {e}")
-            return 1
+    display = TrainDisplay(console)
+
+    def on_progress(p: TrainProgress) -> None:
+        if p.event == "ready":
+            _claim(out, resolved, digest)  # the data is there: a config that cannot start writes nothing
+        display(p)
+
+    console.out(_header(args.config, config, out))
+    try:
+        run_kfold(config, on_fold=on_fold, on_progress=on_progress)
+    except TrainingError as e:
+        console.print(f"[bold red]training failed:[/] {e}")
+        return 1
+    finally:
+        display.close()
     summary = metrics.mean_std([{"mae": r.mae, "rmse": r.rmse, "pc": r.pc} for r in results])
     table.add_section()
-    table.add_row("mean ± std", *(f"{m:.4f} ± {s:.4f}" for m, s in (summary[k] for k in ("mae", "rmse", "pc"))), "", "", "")
+    spread = len(results) > 1  # one fold has no spread
+    table.add_row("mean ± std" if spread else "mean", *(f"{m:.4f} ± {s:.4f}" if spread else f"{m:.4f}" for m, s in (summary[k] for k in ("mae", "rmse", "pc"))), "", "", "")
     console.print(table)
     if config.eval.select == "test_oracle":
         console.print("note: eval.select=test_oracle chose each fold's epoch on its test set; these figures are optimistic")

@@ -140,3 +140,81 @@ def test_compiled_once_per_trial_and_each_fold_as_if_alone():
 def test_compile_true_means_default():
     assert _config(train={"compile": True}).train.compile == "default"
     assert _config(train={"compile": False}).train.compile == "off"
+
+
+def _events(config, **kwargs):
+    events = []
+    results = run_kfold(config, on_progress=events.append, **kwargs)
+    return events, results
+
+
+def test_progress_events_arrive_in_order_with_the_fold_and_epoch_numbers():
+    events, results = _events(_config(data={"folds": [1, 2]}, train={"epochs": 2}))
+    kinds = [e.event for e in events]
+    assert kinds[:2] == ["prepare", "ready"] and "prepare" not in kinds[2:] and "ready" not in kinds[2:]
+    assert "60 synthetic images" in events[0].message and "60 images ready" in events[1].message
+    assert all(e.folds_total == 2 and e.epochs == 2 for e in events)
+    epochs = [e for e in events if e.event == "epoch"]
+    assert [(e.fold, e.fold_position, e.epoch) for e in epochs] == [(1, 1, 1), (1, 1, 2), (2, 2, 1), (2, 2, 2)]
+    curves = [row for r in results for row in r.curves]
+    assert [e.loss for e in epochs] == [row["train_loss"] for row in curves] and all(math.isfinite(e.loss) for e in epochs)
+    assert [e.test for e in epochs] == [{k: row[f"test_{k}"] for k in ("mae", "rmse", "pc")} for row in curves]
+    assert all(e.step == e.steps == 3 and e.images_per_second > 0 for e in epochs)  # 48 training images, batch 16
+    # each fold opens with step 0 of epoch 1, before any of its epochs ends
+    starts = [i for i, e in enumerate(events) if e.event == "step" and e.step == 0]
+    assert [events[i].fold for i in starts] == [1, 2] and starts[1] > kinds.index("epoch")
+    # no time-left estimate until an epoch has ended; from then on every event has one, 0 at the end
+    first = kinds.index("epoch")
+    assert all(e.seconds_left is None for e in events[:first]) and all(e.seconds_left is not None for e in events[first:])
+    assert epochs[-1].seconds_left == 0
+    seconds = [e.seconds for e in events]
+    assert seconds == sorted(seconds)
+
+
+def test_progress_counts_only_the_folds_this_call_trains():
+    events, _ = _events(_config(data={"folds": [1, 2]}, train={"epochs": 1}), skip={1})
+    epochs = [e for e in events if e.event == "epoch"]
+    assert [(e.fold, e.fold_position, e.folds_total) for e in epochs] == [(2, 1, 1)]
+
+
+def test_step_events_carry_counts_only_and_are_throttled(monkeypatch):
+    import fbp.train
+
+    monkeypatch.setattr(fbp.train._Progress, "STEP_INTERVAL", 0.0)  # every step reported
+    events, _ = _events(_config(train={"epochs": 2}))
+    steps = [(e.epoch, e.step) for e in events if e.event == "step"]
+    assert steps == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    assert all(e.loss is None and e.test is None for e in events if e.event == "step")
+    assert all(e.images_per_second > 0 for e in events if e.event == "step" and e.step > 0)
+
+    monkeypatch.setattr(fbp.train._Progress, "STEP_INTERVAL", 3600.0)  # none after a fold's first
+    events, _ = _events(_config(train={"epochs": 2}))
+    assert [(e.epoch, e.step) for e in events if e.event == "step"] == [(1, 0)]
+
+
+def test_a_progress_hook_changes_no_number(monkeypatch):
+    import fbp.train
+
+    monkeypatch.setattr(fbp.train._Progress, "STEP_INTERVAL", 0.0)  # the hook called as often as it can be
+    config = _config(data={"folds": [1, 2]}, train={"epochs": 2})
+    plain = run_kfold(config)
+    events, hooked = _events(config)
+    assert len(events) > 10
+    for a, b in zip(plain, hooked, strict=True):
+        assert (a.mae, a.rmse, a.pc) == (b.mae, b.rmse, b.pc)
+        assert a.predictions == b.predictions
+        assert repr(a.curves) == repr(b.curves)  # every loss term and test metric, to the last bit (NaN too)
+
+
+def test_fit_fold_alone_reports_itself_as_the_only_fold(monkeypatch):
+    import fbp.train
+    from fbp.train import fit_fold
+
+    monkeypatch.setattr(fbp.train._Progress, "STEP_INTERVAL", 3600.0)  # only the fold's opening step event
+    config = _config(data={"folds": [2]}, train={"epochs": 1})
+    data = prepare(config)
+    events = []
+    result = fit_fold(config, data.folds[0], data, on_progress=events.append)
+    assert [e.event for e in events] == ["step", "epoch"]  # the images were given: no prepare, no ready
+    assert [(e.fold, e.fold_position, e.folds_total) for e in events] == [(2, 1, 1)] * 2
+    assert events[-1].loss == result.curves[0]["train_loss"]
