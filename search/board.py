@@ -30,6 +30,10 @@ class ProgressBoard:
         if line:
             self.lines.setdefault(trial_id, []).append(line)
 
+    def forget(self, trial_id: str) -> None:
+        """A trial ended: its state is no longer news (the board stays small over 10,000 trials)."""
+        self.latest.pop(trial_id, None)
+
     def take(self) -> tuple[dict[str, dict], dict[str, list[str]]]:
         """Every trial's latest state, and the epoch lines posted since the last take."""
         lines, self.lines = self.lines, {}

@@ -140,11 +140,11 @@ class Progress(tune.Callback):
         return [f"  {t.trial_id}: {board.describe(self.states[t.trial_id]) if t.trial_id in self.states else 'starting'}"
                 for t in trials if t.status == "RUNNING"]
 
-    def _poll(self) -> None:
+    def _poll(self, force: bool = False) -> None:
         """Read the board (about once a second): the running trials' states, and their new
         epoch lines into their logs."""
         now = time.monotonic()
-        if self.board is None or now - self._polled < 1.0:
+        if self.board is None or (now - self._polled < 1.0 and not force):
             return
         self._polled = now
         try:
@@ -178,7 +178,22 @@ class Progress(tune.Callback):
         else:
             self.live.update(panel)
 
+    def _forget(self, trial) -> None:
+        self._poll(force=True)  # its last epoch lines into its log first
+        try:
+            import ray
+
+            ray.get_actor(self.board).forget.remote(trial.trial_id)
+        except Exception:  # no board: nothing to forget
+            pass
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if self.board is not None:
+            self._forget(trial)
+
     def on_trial_error(self, iteration, trials, trial, **info):
+        if self.board is not None:
+            self._forget(trial)
         line = error_line(_error_text(trial))
         if line not in self.errors_seen:  # the closing lines count them all
             self.errors_seen.add(line)
@@ -186,8 +201,7 @@ class Progress(tune.Callback):
             self.console.print(f"trial {trial.trial_id} failed: {line}{where}")
 
     def on_experiment_end(self, trials, **info):
-        self._polled = 0.0
-        self._poll()
+        self._poll(force=True)
         if self.live is not None:
             self.live.update(Text(self._status(trials)))
             self.live.stop()

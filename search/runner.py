@@ -214,10 +214,11 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
 
 @contextmanager
 def _board(name: str):
-    """The study's progress board (search.board) for the length of Tune's run."""
-    open_board(name)
+    """The study's progress board (search.board) for the length of Tune's run. The handle is
+    held here: an actor whose last handle goes is ended, named or not."""
+    handle = open_board(name)
     try:
-        yield
+        yield handle
     finally:
         close_board(name)
 

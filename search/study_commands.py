@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from fbp.config import apply_overrides, read_yaml
-from search.space import describe, to_distributions
-from search.spec import StudySpec, resolved, validate_spec, with_absolute_paths
+from rich.console import Console
+
+if TYPE_CHECKING:  # the schema, Optuna and Ray are imported when a command runs, not for --help
+    from search.spec import StudySpec
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -45,7 +44,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> StudySpec:
+    from fbp.config import apply_overrides, read_yaml
     from search.runner import smoke
+    from search.spec import validate_spec, with_absolute_paths
 
     raw = read_yaml(args.study)
     if args.smoke:
@@ -56,7 +57,12 @@ def load(args: argparse.Namespace) -> StudySpec:
 
 
 def validate_command(args: argparse.Namespace) -> int:
+    import yaml
+    from rich.table import Table
+
     from search.preflight import preflight
+    from search.space import describe, to_distributions
+    from search.spec import resolved
 
     spec = load(args)
     preflight(spec, str(args.study), offline=args.offline)

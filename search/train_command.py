@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fbp import metrics
-from fbp.config import TrialConfig, resolve_paths
-from fbp.errors import InputError, TrainingError
-from fbp.train import FoldResult, TrainProgress, run_kfold
-from search.results import spec_hash, write_fold
-from search.spec import load_base
+from fbp.errors import InputError
+
+if TYPE_CHECKING:  # torch and the trainer are imported when a command trains, not for --help
+    from fbp.config import TrialConfig
+    from fbp.train import FoldResult, TrainProgress
 
 LOG_WIDTH = 1000  # columns rich lays tables out in when stdout is no terminal (it would use 80)
 
@@ -145,7 +145,13 @@ def _header(source: Path, config: TrialConfig, out: Path) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from fbp import metrics
+    from fbp.config import resolve_paths
+    from fbp.errors import TrainingError
+    from fbp.train import run_kfold
     from search.preflight import preflight
+    from search.results import spec_hash, write_fold
+    from search.spec import load_base
 
     config, name = load_base(args.config, args.overrides)
     config = resolve_paths(config, Path.cwd())  # recorded as the paths it used

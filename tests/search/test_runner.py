@@ -181,3 +181,21 @@ def test_max_failures_bounds_the_retries_of_a_failing_trial(local_ray, tmp_path)
     assert error_file.read_text().count("Failure #") == 3  # the first try and two retries
     folds = read_table(tmp_path / "retry", "folds")
     assert len(folds) == 2 and (folds["status"] == "FAIL").all()
+
+
+def test_the_live_panel_names_each_running_trials_fold_and_epoch_and_its_log_has_every_epoch(local_ray, tmp_path):
+    import io
+    import re
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=200, highlight=False)
+    spec = _spec(search={"sampler": "random", "num_trials": 1, "seed": 0, "space": {"loss.alpha": {"float": [0.0, 4.0]}}, "baseline": []},
+                 train={**TINY["train"], "epochs": 30})  # long enough for the panel to refresh while it trains
+    run_study(spec, "tiny.yaml", tmp_path / "live", console=console)
+    trial_id = read_table(tmp_path / "live", "folds")["trial_id"].iloc[0]
+    assert re.search(rf"{trial_id}: fold [12] \([12]/2\) epoch \d+/30", screen.getvalue())
+    log = (tmp_path / "live" / "logs" / f"{trial_id}.log").read_text().splitlines()
+    epochs = [line for line in log if re.match(r"fold [12] \([12]/2\) epoch \d+/30: loss \d", line)]
+    assert len(epochs) == 2 * 30 and epochs[0].startswith("fold 1 (1/2) epoch 1/30") and epochs[-1].startswith("fold 2 (2/2) epoch 30/30")

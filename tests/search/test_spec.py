@@ -97,3 +97,37 @@ def test_broken_yaml_gives_line_and_column(tmp_path, capsys):
     study.write_text("name: t\nsearch:\n  space: {loss.alpha: {float: [0, 1]}\nobjective: {}\n")
     assert main(["validate", str(study)]) == 2
     assert f"{study}:4:1: invalid YAML" in capsys.readouterr().err.replace("\n", "")
+
+
+def test_every_path_is_made_absolute_against_the_directory_given(tmp_path):
+    from search.spec import validate_spec, with_absolute_paths
+
+    raw = _with("data/root", "data/SCUT")
+    raw["model"]["pretrained"] = "~/weights/a.safetensors"
+    raw["search"]["space"]["model.pretrained"] = {"choice": [False, "w/b.safetensors", "/abs/c.pt", "s3://bucket/d.safetensors"]}
+    raw["search"]["baseline"] = [{"loss.alpha": 2.0, "model.pretrained": "w/b.safetensors"}]
+    spec = with_absolute_paths(validate_spec(raw, "t.yaml"), tmp_path)
+    assert spec.data.root == f"{tmp_path}/data/SCUT"
+    assert spec.model.pretrained == f"{Path.home()}/weights/a.safetensors"
+    assert spec.search.space["model.pretrained"].choice == [False, f"{tmp_path}/w/b.safetensors", "/abs/c.pt", "s3://bucket/d.safetensors"]
+    assert spec.search.baseline[0] == {"loss.alpha": 2.0, "model.pretrained": f"{tmp_path}/w/b.safetensors"}
+    assert spec.search.space["loss.alpha"] == validate_spec(raw, "t.yaml").search.space["loss.alpha"]  # not a path: untouched
+    assert with_absolute_paths(spec, tmp_path / "elsewhere") == spec  # absolute already: a second pass changes nothing
+
+
+def test_a_study_without_a_space_is_one_trial_and_more_is_refused():
+    from search.spec import validate_spec
+
+    raw = _with("search", DELETE)
+    assert validate_spec(raw, "t.yaml").search.num_trials == 1
+    raw["search"] = {"num_trials": 4}
+    assert refusal(raw) == "t.yaml: search.num_trials: 4 trials, but search.space is empty: every trial would train the same configuration; give a space, or num_trials: 1"
+
+
+def refusal(raw) -> str:
+    from fbp.errors import InputError
+    from search.spec import validate_spec
+
+    with pytest.raises(InputError) as e:
+        validate_spec(raw, "t.yaml")
+    return str(e.value)

@@ -80,6 +80,13 @@ def test_a_study_in_which_every_trial_fails_exits_1_with_one_line_per_error(proj
     assert 'fbp/train.py", line' in log.read_text() and "TrainingError" in log.read_text()  # the frames, not just the line
     assert run.stdout.strip().splitlines()[-1] == "no trial completed (2 trials: 0 complete, 0 pruned, 2 failed); see the errors above and results/quickstart-smoke/logs"
 
+    # the report writes what it can and says that nothing completed
+    report = fbp_search("report", "results/quickstart-smoke", cwd=project)
+    assert report.returncode == 0 and "Traceback" not in report.stdout + report.stderr
+    assert "Nothing completed" in report.stdout
+    errors = (results / "report" / "errors.csv").read_text()
+    assert "TrainingError: fold 1, epoch 1: loss term" in errors and first in errors
+
 
 def test_results_path_that_is_a_file_is_one_line_and_exit_2(project):
     (project / "taken").write_text("a file\n")
