@@ -198,7 +198,7 @@ def _pretrained_true_error(backbone: str, e: WeightsUnavailable) -> InputError:
     return InputError(
         f"model.pretrained: true, but {e}; put them on disk once, on a machine with internet: "
         f"fbp-search weights {backbone} --out weights/{backbone}.safetensors, then set model.pretrained "
-        "to that file's absolute path (or fill HF_HOME there and share it: README, Pretrained weights offline)"
+        "to that file (or fill HF_HOME there and share it: README, Pretrained weights offline)"
     )
 
 

@@ -14,9 +14,9 @@ from rich.live import Live
 from rich.text import Text
 
 from search import board
+from search.console import command_console
 from search.outcome import append_log, log_path
 from search.results import write_part
-
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote task's name
 
@@ -110,7 +110,7 @@ class Progress(tune.Callback):
         return {k: v for k, v in self.__dict__.items() if k not in ("console", "live")}
 
     def __setstate__(self, state):
-        self.__dict__.update(state, console=Console(highlight=False, soft_wrap=True), live=None, started=time.monotonic())
+        self.__dict__.update(state, console=command_console(), live=None, started=time.monotonic())
 
     # --- what is shown
 

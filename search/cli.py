@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
-
 from fbp.errors import InputError
 from search import data_commands, report, study_commands, train_command, weights_command
+from search.console import command_console
 
 COMMANDS = {
     "data": data_commands.register,
@@ -36,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except InputError as e:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        command_console(stderr=True).print(f"[bold red]error:[/] {e}")
         return 2
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
+        command_console(stderr=True).print("interrupted")
         return 130
 
 

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 
 from fbp.data import DATASETS, Dataset, load_dataset
 from fbp.data.synthetic import SynthParams, generate
 from fbp.discretize import RULES, class_counts, class_weights, fit_discretization
 from fbp.errors import InputError
+from search.console import command_console
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def run_synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     manifest = generate(args.out, params)
     seconds = time.perf_counter() - start
-    console = Console(highlight=False, soft_wrap=True)
+    console = command_console()
     console.print(f"wrote {params.n} faces of {params.size}x{params.size} px to {args.out} in {seconds:.1f} s")
     console.print(f"noise ceiling (Pearson of latent vs rated mean): {manifest['noise_ceiling']:.4f}")
     console.print(f"check it: fbp-search data check scut-fbp5500 {args.out}")
@@ -65,7 +65,7 @@ def run_check(args: argparse.Namespace) -> int:
     protocols = [args.protocol] if args.protocol else list(dataset.protocols)
     folds_by_protocol = {p: dataset.folds(p) for p in protocols}  # validates before printing
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = command_console()
     images = dataset.images
     console.print(f"[bold]{dataset.name}[/] at {dataset.root}: {len(images)} images, all present")
     subsets = dataset.subsets(images)

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from fbp.errors import InputError
 from search.board import board_name, close_board, open_board
+from search.console import command_console
 from search.outcome import LOGS, study_outcome
 from search.preflight import preflight
 from search.results import compact, spec_hash
@@ -133,14 +134,13 @@ def _start_ray(address: str | None, spec: StudySpec) -> None:
 
 def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0, console: Console | None = None, storage: str | None = None) -> dict:
     import optuna
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search.callbacks import ParquetWriter, Progress
     from search.searcher import StudySearcher
 
-    console = console or Console(highlight=False, soft_wrap=True)
+    console = console or command_console()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = with_absolute_paths(spec, Path.cwd())  # trials run elsewhere: they get the paths the user meant
     study = resolved(spec)

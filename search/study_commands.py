@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+
+from search.console import command_console
 
 if TYPE_CHECKING:  # the schema, Optuna and Ray are imported when a command runs, not for --help
     from search.spec import StudySpec
@@ -66,7 +67,7 @@ def validate_command(args: argparse.Namespace) -> int:
 
     spec = load(args)
     preflight(spec, str(args.study), offline=args.offline)
-    console = Console(highlight=False, soft_wrap=True)
+    console = command_console()
     console.print(yaml.safe_dump(resolved(spec), sort_keys=False).rstrip())
     if not spec.search.space:
         console.print(f"one configuration, no search: train it here with fbp-search train {args.study}, or as one trial on Ray with fbp-search run {args.study}")
@@ -87,7 +88,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     spec = load(args)
     results = args.results or Path("results") / (spec.name + ("-smoke" if args.smoke else ""))
-    console = Console(highlight=False, soft_wrap=True)
+    console = command_console()
     outcome = run_study(spec, str(args.study), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage)
     return _closing(outcome, results, console)
 
@@ -109,6 +110,6 @@ def _closing(outcome: dict, results: Path, console: Console) -> int:
 def resume_command(args: argparse.Namespace) -> int:
     from search.runner import resume_study
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = command_console()
     console.print(f"resuming the study in {args.results}")
     return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)

@@ -14,16 +14,21 @@ from typing import TYPE_CHECKING
 
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from fbp.errors import InputError
+from search.console import command_console
 
 if TYPE_CHECKING:  # torch and the trainer are imported when a command trains, not for --help
     from fbp.config import TrialConfig
     from fbp.train import FoldResult, TrainProgress
-
-LOG_WIDTH = 1000  # columns rich lays tables out in when stdout is no terminal (it would use 80)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -160,9 +165,7 @@ def run_train(args: argparse.Namespace) -> int:
     out = args.out or Path("results") / (name or args.config.stem)
     _check_out(out, digest)
     preflight(config, str(args.config))
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console.width = LOG_WIDTH
+    console = command_console()
     trial = {"study": out.name, "spec_hash": digest, "trial_id": f"t{digest[:8]}", "seed": config.train.seed}
 
     table = Table(title=f"{args.config.name}: {config.model.backbone}, loss {config.loss.name}, select {config.eval.select}")

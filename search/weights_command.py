@@ -11,9 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 from fbp.errors import InputError
+from search.console import command_console
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -46,7 +45,7 @@ def run_weights(args: argparse.Namespace) -> int:
         hint = "; run this where the hub is reachable, or with HF_HOME pointing at a cache that holds them" if e.exist else ""
         raise InputError(f"weights {args.backbone}: {e}{hint}") from None
     size = save_weights(backbone, out, metadata={"backbone": args.backbone, "source": "timm"})
-    console = Console(highlight=False, soft_wrap=True)
+    console = command_console()
     console.print(f"wrote timm's {args.backbone} weights (bare backbone, {size / 2**20:.1f} MiB) to {out} in {time.perf_counter() - start:.1f} s")
     console.print(f"use them on any node: model.pretrained: {out.resolve()}")
     return 0

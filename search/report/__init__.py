@@ -73,8 +73,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from search.console import command_console
     from search.report import _render
 
     formats = parse_formats(args.format)
@@ -84,7 +83,7 @@ def run_report(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     report = build_report(args.results, by=args.by, draws=args.bootstrap, seed=args.seed, cache=not args.no_cache)
     written = write_report(report, out, formats, top=args.top, draws=args.bootstrap, seed=args.seed)
-    console = Console(highlight=False)
+    console = command_console()
     _render.summary(console, report, written, out)
     console.print(f"report took {time.perf_counter() - start:.1f} s")
     return 0

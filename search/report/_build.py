@@ -24,7 +24,13 @@ import pandas as pd
 from fbp import paper
 from fbp.errors import InputError
 from search.report import _io
-from search.report._stats import METRICS, bootstrap_pc_differences, fold_summary, paired_tests, pooled
+from search.report._stats import (
+    METRICS,
+    bootstrap_pc_differences,
+    fold_summary,
+    paired_tests,
+    pooled,
+)
 
 STATUS_ORDER = {"COMPLETE": 0, "INCOMPLETE": 1, "PRUNED": 2, "FAIL": 3}  # a trial's status
 ROW_STATUSES = ("COMPLETE", "PRUNED", "FAIL")  # a fold row's status, as the writers set it
@@ -551,7 +557,9 @@ def errors_table(board: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["error", "trials", "first_trial"])
     errors = failed["error"] if "error" in failed.columns else pd.Series(np.nan, index=failed.index)
     frame = pd.DataFrame({"error": errors.fillna(NO_ERROR).astype(str).to_numpy(), "written": failed["written"].to_numpy(), "trial_id": failed.index.to_numpy()})
-    frame = frame.sort_values(["written", "trial_id"], kind="stable")
+    # ties (a compacted table: one part, one mtime) keep the rows' order, which is the order
+    # they were written in, as the run's closing lines count them (search.outcome)
+    frame = frame.sort_values("written", kind="stable")
     out = frame.groupby("error", sort=False).agg(trials=("trial_id", "size"), first_trial=("trial_id", "first")).reset_index()
     return out.sort_values("trials", ascending=False, kind="stable").reset_index(drop=True)
 

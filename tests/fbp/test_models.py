@@ -46,7 +46,7 @@ def test_pretrained_true_offline_without_the_weights_is_one_clear_line(offline_h
         assert message.startswith("model.pretrained: true, but timm's weights for 'test_resnet' are not in the local cache")
         assert "HF_HUB_OFFLINE=1" in message and "\n" not in message
         assert "fbp-search weights test_resnet --out weights/test_resnet.safetensors" in message
-        assert "then set model.pretrained to that file's absolute path" in message
+        assert "then set model.pretrained to that file (or fill HF_HOME" in message
 
 
 def test_pretrained_true_for_a_backbone_timm_has_no_weights_for(offline_hub):

@@ -7,8 +7,8 @@ import sys
 import time
 
 import optuna
-import pytest
 import pandas as pd
+import pytest
 import yaml
 
 from search.results import read_table
@@ -102,10 +102,9 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_exits_130(local_ray, tmp_pa
 
 
 def test_a_damaged_part_is_named_and_resume_trains_its_folds_again(local_ray, tmp_path):
+    from fbp.errors import InputError
     from search.runner import run_study
     from search.spec import validate_spec
-
-    from fbp.errors import InputError
 
     results = tmp_path / "results"
     spec = validate_spec({**STUDY, "data": {**STUDY["data"], "folds": [1, 2]}, "train": {**STUDY["train"], "epochs": 1}, "search": {**STUDY["search"], "num_trials": 2}}, "killed.yaml")

@@ -1,7 +1,6 @@
 """Studies through real Ray Tune and Optuna on a loopback-only local Ray."""
 
 import optuna
-import pandas as pd
 import pytest
 import yaml
 

@@ -1,6 +1,5 @@
 import hashlib
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
