@@ -84,6 +84,7 @@ def test_a_study_in_which_every_trial_fails_exits_1_with_one_line_per_error(proj
     report = fbp_search("report", "results/quickstart-smoke", cwd=project)
     assert report.returncode == 0 and "Traceback" not in report.stdout + report.stderr
     assert "Nothing completed" in report.stdout
+    assert "Dataset synthetic, protocol 5fold, 2 folds per trial, eval.select last; objective: max pc." in report.stdout.splitlines()  # whole
     errors = (results / "report" / "errors.csv").read_text()
     assert "TrainingError: fold 1, epoch 1: loss term" in errors and first in errors
 
