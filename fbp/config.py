@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fbp.errors import InputError
 
@@ -28,11 +28,38 @@ PATH = {"path": True}
 absolute. Mark every new path field with it."""
 
 
-def _registered(what: str, name: str, registry) -> str:
+TRUSTED = {"trusted": True}
+"""Validation context for a config this program wrote itself (a results directory's study.yaml):
+its registered names were checked when it was written, so the registries, whose modules import
+torch, are not imported again (`StudySpec.model_validate(raw, context=TRUSTED)`)."""
+
+
+def _registered(what: str, name: str, registry: Callable[[], dict], info: ValidationInfo) -> str:
     """Names of datasets, losses, rules come from their registries; unknown ones list them."""
-    if name not in registry:
-        raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(registry)}")
+    if (info.context or {}).get("trusted"):
+        return name
+    names = registry()
+    if name not in names:
+        raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(names)}")
     return name
+
+
+def _datasets() -> dict:
+    from fbp.data import DATASETS
+
+    return DATASETS
+
+
+def _rules() -> dict:
+    from fbp.discretize import RULES
+
+    return RULES
+
+
+def _losses() -> dict:
+    from fbp.losses import LOSSES
+
+    return LOSSES
 
 
 class DataConfig(Section):
@@ -54,10 +81,8 @@ class DataConfig(Section):
 
     @field_validator("dataset")
     @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        from fbp.data import DATASETS
-
-        return _registered("dataset", v, DATASETS)
+    def _known_dataset(cls, v: str, info: ValidationInfo) -> str:
+        return _registered("dataset", v, _datasets, info)
 
     @model_validator(mode="after")
     def _resize_holds_the_crop(self) -> "DataConfig":
@@ -72,24 +97,14 @@ class DataConfig(Section):
 
 class ModelConfig(Section):
     backbone: str = "seresnext50_32x4d"
-    """Any timm model name; used with num_classes=0 and global pooling."""
+    """Any timm model name; used with num_classes=0 and global pooling. The name is checked
+    with the model (`fbp.models.check_model`) before anything trains, not here: that needs timm."""
     pretrained: bool | str = Field(False, json_schema_extra=PATH)
     """false; true (timm's weights: the local cache, else downloaded); or a path to a weights
     file (safetensors or a torch state dict) of an FBPNet or of the bare backbone. A relative
     path is resolved against the directory the command runs from."""
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout before the two heads."""
-
-    @field_validator("backbone")
-    @classmethod
-    def _known_backbone(cls, v: str) -> str:
-        import timm
-
-        if not timm.is_model(v):
-            close = timm.list_models(f"*{v.split('.')[0][:6]}*")[:8]
-            hint = f"; similar: {', '.join(close)}" if close else ""
-            raise ValueError(f"unknown timm backbone {v!r}{hint}")
-        return v
 
 
 class DiscretizationConfig(Section):
@@ -104,10 +119,8 @@ class DiscretizationConfig(Section):
 
     @field_validator("rule")
     @classmethod
-    def _known_rule(cls, v: str) -> str:
-        from fbp.discretize import RULES
-
-        return _registered("discretization rule", v, RULES)
+    def _known_rule(cls, v: str, info: ValidationInfo) -> str:
+        return _registered("discretization rule", v, _rules, info)
 
 
 class LossConfig(Section):
@@ -129,10 +142,8 @@ class LossConfig(Section):
 
     @field_validator("name")
     @classmethod
-    def _known_loss(cls, v: str) -> str:
-        from fbp.losses import LOSSES
-
-        return _registered("loss", v, LOSSES)
+    def _known_loss(cls, v: str, info: ValidationInfo) -> str:
+        return _registered("loss", v, _losses, info)
 
     @model_validator(mode="after")
     def _some_term(self) -> "LossConfig":

@@ -7,13 +7,14 @@ cls (B,) true class index (long).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fbp.config import LossConfig
+if TYPE_CHECKING:  # fbp.config checks loss names against LOSSES: no import back at run time
+    from fbp.config import LossConfig
 
 Terms = dict[str, Tensor]
 
@@ -103,7 +104,7 @@ def smooth_huber(delta: float) -> Callable[[Tensor], Tensor]:
     return rho
 
 
-LossFactory = Callable[[LossConfig, Tensor, Tensor], nn.Module]
+LossFactory = Callable[["LossConfig", Tensor, Tensor], nn.Module]
 LOSSES: dict[str, LossFactory] = {
     "combo": lambda c, values, weights: ComboLoss(c.alpha, c.beta, c.gamma, values, weights, c.ce_input),
     "l1": lambda c, values, weights: RegressionLoss("l1", l1),

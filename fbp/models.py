@@ -295,15 +295,28 @@ def build_model(config: ModelConfig, num_classes: int) -> FBPNet:
     return model
 
 
+def check_backbone_name(name: str) -> None:
+    """An unknown timm name, with the names that look like it (the caller names the key)."""
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:8]
+        hint = f"; similar: {', '.join(close)}" if close else ""
+        raise InputError(f"unknown timm backbone {name!r}{hint}")
+
+
 def check_model(config: ModelConfig, image_sizes: Iterable[int], timeout: float = PROBE_SECONDS) -> None:
     """Raise InputError (one line, naming the key and value) for what would fail every trial:
 
+    - a backbone name timm does not know;
     - `pretrained: true` and timm's weights neither on disk nor downloadable (the hub is asked
       for metadata only, at most `timeout` seconds; not at all when offline);
     - `pretrained: <path>` that does not exist, cannot be read, or does not fit the backbone;
     - an image size the backbone cannot take: one forward pass of a (1, 3, S, S) batch, on the
       CPU in eval mode (seresnext50_32x4d at 224 px: about 0.35 s with the build, 2 CPU cores).
     """
+    try:
+        check_backbone_name(config.backbone)
+    except InputError as e:
+        raise InputError(f"model.backbone: {e}") from None
     pretrained = config.pretrained
     if pretrained is True:
         try:

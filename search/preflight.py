@@ -59,9 +59,16 @@ def _values(spec: Checked, path: str, fixed):
 def check_model(spec: Checked, source: str, offline: bool = False) -> None:
     """Each backbone the study can build, with each of its pretrained settings, at each image
     size it can be fed. `offline`: do not ask whether timm's weights can be had."""
+    from fbp.models import check_backbone_name
     from fbp.models import check_model as check_one
 
     backbones = _values(spec, "model.backbone", spec.model.backbone)
+    searched = isinstance(spec, StudySpec) and "model.backbone" in spec.search.space
+    for backbone in backbones:  # names first: the key says where an unknown one was written
+        try:
+            check_backbone_name(backbone)
+        except InputError as e:
+            raise InputError(f"{source}: {'search.space.' if searched else ''}model.backbone: {e}") from None
     weights = _values(spec, "model.pretrained", spec.model.pretrained)
     sizes = [int(s) for s in _values(spec, "data.image_size", spec.data.image_size)]
     for backbone, pretrained in itertools.product(backbones, weights):

@@ -29,15 +29,12 @@ def run_weights(args: argparse.Namespace) -> int:
     if out.exists():
         raise InputError(f"--out {out} exists; remove it or choose another file")
 
-    from pydantic import ValidationError
-
-    from fbp.config import ModelConfig
-    from fbp.models import WeightsUnavailable, pretrained_backbone, save_weights
+    from fbp.models import WeightsUnavailable, check_backbone_name, pretrained_backbone, save_weights
 
     try:
-        ModelConfig(backbone=args.backbone)  # an unknown name lists similar ones
-    except ValidationError as e:
-        raise InputError(f"weights: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        check_backbone_name(args.backbone)  # an unknown name lists similar ones
+    except InputError as e:
+        raise InputError(f"weights: {e}") from None
     start = time.perf_counter()
     try:
         backbone = pretrained_backbone(args.backbone)

@@ -150,3 +150,12 @@ def test_an_image_size_the_backbone_cannot_take_is_found_before_training():
     )
     check_model(ModelConfig(backbone="vit_tiny_patch16_224"), [224])
     check_model(ModelConfig(backbone="test_resnet"), [16, 32, 64])
+
+
+def test_an_unknown_backbone_is_named_with_similar_ones():
+    from fbp.errors import InputError
+    from fbp.models import check_backbone_name
+
+    with pytest.raises(InputError, match=r"^unknown timm backbone 'resnet_nope'; similar: .*resnet"):
+        check_backbone_name("resnet_nope")
+    check_backbone_name("test_resnet")  # known: no error

@@ -68,7 +68,7 @@ def test_validate_prints_the_resolved_study_and_space(tmp_path, capsys):
         ("search/sampler", "bayes", "search.sampler: Input should be 'tpe', 'random', 'grid', 'gp', 'cmaes' or 'nsga2', got 'bayes'"),
         ("search/num_trials", 0, "search.num_trials: Input should be greater than or equal to 1, got 0"),
         ("search/space/loss.alpha", {"float": [-1.0, 4.0]}, "search.space.loss.alpha: -1.0 is not a valid loss.alpha"),
-        ("search/space/model.backbone", {"choice": ["resnet18", "nonet"]}, "search.space.model.backbone: 'nonet' is not a valid model.backbone"),
+        ("search/space/model.backbone", {"choice": ["resnet18", "nonet"]}, "search.space.model.backbone: unknown timm backbone 'nonet'"),
         ("search/space/train.lr", {"float": [0.0, 0.1], "log": True}, "search.space.train.lr: log needs a float or int range with low > 0"),
         ("search/space/train.schedule.step_size", {"int": [10, 50], "when": {"train.shedule.name": "step"}}, "condition on 'train.shedule.name', which is no path"),
         ("search/baseline", [{"loss.beta": 1.0}], "search.baseline[0].loss.beta: not a searched path"),
