@@ -208,10 +208,11 @@ def main() -> None:
     args = ap.parse_args()
 
     start = time.perf_counter()
-    import search.report._build  # noqa: F401  (import cost, counted apart)
-    import search.report._plots  # noqa: F401
     import matplotlib.figure  # noqa: F401
     import optuna  # noqa: F401
+
+    import search.report._build  # noqa: F401  (import cost, counted apart)
+    import search.report._plots  # noqa: F401
     print(f"imports: {time.perf_counter() - start:.1f} s")
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="fbp-report-bench-")) / "bench"
@@ -220,9 +221,9 @@ def main() -> None:
     start = time.perf_counter()
     info = generate(root, args.trials, args.folds, args.sample, args.images, args.epochs, "per-fold" if args.layout == "compacted" else args.layout)
     if args.layout == "compacted":
-        from search.results import compact
+        from search.results import ResultsDir
 
-        compact(root, "folds")
+        ResultsDir(root).compact("folds")
     print(f"generated {info['trials']} trials x {args.folds} folds ({info['fold_parts']} folds parts, {args.layout}), predictions and epochs for {info['predicted_trials']} trials, in {time.perf_counter() - start:.1f} s: {root}")
     try:
         for label, cache in (("cold (no snapshot)", True), ("warm (folds snapshot)", True)):

@@ -8,7 +8,8 @@ NaN, recorded, not an error.
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -28,14 +29,39 @@ def pearson(y_true, y_pred) -> float:
     return float(np.sum(a * b) / denominator) if denominator > 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One metric of the vocabulary: what studies optimise, trials report and tables show."""
+
+    name: str  # the key everywhere: config (objective.metric), rows, columns
+    label: str  # how tables print it
+    direction: Literal["max", "min"]  # which way is better
+    compute: Callable[..., float]  # (y_true, y_pred) -> value
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether `a` is better than `b` (a NaN is never better)."""
+        return a > b if self.direction == "max" else a < b
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("mae", "MAE", "min", mae),
+    Metric("rmse", "RMSE", "min", rmse),
+    Metric("pc", "PC", "max", pearson),
+)}
+"""The FBP metrics, in the order tables show them. Everything that names a metric asks here."""
+
+NAMES = tuple(METRICS)
+
+
 def scores(y_true, y_pred) -> dict[str, float]:
-    return {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "pc": pearson(y_true, y_pred)}
+    """Every metric of `y_pred` against `y_true`."""
+    return {name: m.compute(y_true, y_pred) for name, m in METRICS.items()}
 
 
 def mean_std(per_fold: Sequence[dict[str, float]]) -> dict[str, tuple[float, float]]:
     """Mean and sample std over folds of each metric (std is NaN for one fold)."""
     out = {}
-    for key in ("mae", "rmse", "pc"):
+    for key in NAMES:
         values = np.array([f[key] for f in per_fold], np.float64)
         out[key] = (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"))
     return out

@@ -35,18 +35,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import pyarrow.parquet as pq  # noqa: E402
 import yaml  # noqa: E402
 
-from search.results import TABLES, read_table  # noqa: E402
+from search.results import TABLES, ResultsDir, read_table  # noqa: E402
 
-STUDY = {
-    "name": "drill",
-    "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1, 2, 3]},
-    "model": {"backbone": "test_resnet"},
-    "train": {"epochs": 4, "batch_size": 16, "device": "cpu"},
-    "eval": {"batch_size": 64},
-    "search": {"sampler": "random", "num_trials": 3, "seed": 0, "space": {"loss.alpha": {"float": [0.0, 4.0]}}},
-    "scheduler": {"name": "none"},
-    "resources": {"cpu": 1, "gpu": 0, "max_concurrent": 1},
-}
+STUDY = yaml.safe_load((Path(__file__).parent / "drill.yaml").read_text())
 FOLDS = 3
 
 
@@ -122,7 +113,7 @@ def _count(fault: str, results: Path, before: set, started: float, note: str = "
 def _optuna_running(results: Path) -> int:
     import optuna
 
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    storage = ResultsDir(results).journal()
     study = optuna.load_study(study_name=STUDY["name"], storage=storage)
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 

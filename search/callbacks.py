@@ -15,8 +15,8 @@ from rich.text import Text
 
 from search import board
 from search.console import command_console
-from search.outcome import append_log, log_path
-from search.results import write_part
+from search.results import ResultsDir, marks_frame
+from search.trainable import StudyContext
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote task's name
 
@@ -41,45 +41,35 @@ def error_line(text: str) -> str:
 
 class ParquetWriter(tune.Callback):
     """Writes each reported fold's rows, and a row per fold a trial did not complete
-    (PRUNED when the scheduler stopped it, FAIL with the error when it raised)."""
+    (PRUNED when the scheduler stopped it, FAIL with the error when it raised); a failed
+    trial's traceback goes to its log."""
 
-    def __init__(self, results: Path, meta: dict, folds: list[int], param_paths: list[str]):
-        self.results, self.meta, self.folds, self.param_paths = results, meta, folds, param_paths
+    def __init__(self, results: ResultsDir, context: StudyContext, folds: list[int], param_paths: list[str]):
+        self.results, self.context, self.folds, self.param_paths = results, context, folds, param_paths
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         rows = result.get("fbp_rows")
         if not rows:
             return
-        part = f"{trial.trial_id}-fold{result['fold']}"
-        for table in ("epochs", "predictions", "folds"):  # folds last: it marks the fold done
-            frame = pd.DataFrame(rows[table])
-            if table == "folds":  # a knob switched off by its condition still gets its column
-                for path in self.param_paths:
-                    frame[f"param.{path}"] = frame.get(f"param.{path}", None)
-            write_part(self.results, table, part, frame)
-
-    def _completed(self, trial_id: str) -> set[int]:
-        """Folds of a trial already on disk: the part names say (this survives restarts)."""
-        return {int(p.stem.rsplit("-fold", 1)[1]) for p in (self.results / "folds.parquet").glob(f"{trial_id}-fold*.parquet")}
+        frames = {table: pd.DataFrame(rows[table]) for table in rows}
+        for path in self.param_paths:  # a knob switched off by its condition still gets its column
+            frames["folds"][f"param.{path}"] = frames["folds"].get(f"param.{path}", None)
+        self.results.write_fold(frames, trial.trial_id, result["fold"])
 
     def _close(self, trial, status: str, error: str | None) -> None:
-        done = self._completed(trial.trial_id)
-        missing = [f for f in self.folds if f not in done]
+        missing = [f for f in self.folds if f not in self.results.folds_written(trial.trial_id)]
         if not missing:
             return
-        params = {f"param.{p}": trial.config.get(p) for p in self.param_paths}
-        frame = pd.DataFrame([
-            {"study": self.meta["study"], "spec_hash": self.meta["spec_hash"], "trial_id": trial.trial_id, "fold": f, "seed": None, "status": status, "error": error, **params}
-            for f in missing
-        ])
-        write_part(self.results, "folds", f"{trial.trial_id}-{status.lower()}", frame)
+        fields = {"study": self.context.study, "spec_hash": self.context.spec_hash, "trial_id": trial.trial_id,
+                  **{f"param.{p}": trial.config.get(p) for p in self.param_paths}}
+        self.results.write_marks(marks_frame(fields, missing, status, error), trial.trial_id, status)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._close(trial, "PRUNED", None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         text = _error_text(trial)
-        append_log(self.results, trial.trial_id, f"failed:\n{text}")
+        self.results.append_log(trial.trial_id, f"failed:\n{text}")
         self._close(trial, "FAIL", error_line(text))
 
 
@@ -94,7 +84,7 @@ class Progress(tune.Callback):
     """
 
     def __init__(self, console: Console, num_trials: int, metric: str, mode: str, num_folds: int,
-                 results: Path | None = None, board: str | None = None, quiet_seconds: float = 30.0):
+                 results: ResultsDir | None = None, board: str | None = None, quiet_seconds: float = 30.0):
         self.console, self.num_trials, self.metric, self.mode, self.num_folds = console, num_trials, metric, mode, num_folds
         self.results, self.board, self.quiet_seconds = results, board, quiet_seconds
         self.started = time.monotonic()
@@ -156,7 +146,7 @@ class Progress(tune.Callback):
         self.states = latest
         if self.results is not None:
             for trial_id, new in lines.items():
-                append_log(self.results, trial_id, "\n".join(new))
+                self.results.append_log(trial_id, "\n".join(new))
 
     # --- Tune's hooks
 
@@ -197,7 +187,7 @@ class Progress(tune.Callback):
         line = error_line(_error_text(trial))
         if line not in self.errors_seen:  # the closing lines count them all
             self.errors_seen.add(line)
-            where = f" (traceback: {log_path(self.results, trial.trial_id)})" if self.results is not None else ""
+            where = f" (traceback: {self.results.log(trial.trial_id)})" if self.results is not None else ""
             self.console.print(f"trial {trial.trial_id} failed: {line}{where}")
 
     def on_experiment_end(self, trials, **info):

@@ -10,23 +10,17 @@ import argparse
 import sys
 
 from fbp.errors import InputError
-from search import data_commands, report, study_commands, train_command, weights_command
+from search.commands import data, report, study, train, weights
 from search.console import command_console
 
-COMMANDS = {
-    "data": data_commands.register,
-    "train": train_command.register,
-    "study": study_commands.register,
-    "report": report.register,
-    "weights": weights_command.register,
-}
+COMMANDS = (study, train, report, data, weights)  # the order --help lists them in
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fbp-search", description="Facial beauty prediction studies: ComboLoss, Optuna and Ray Tune.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in COMMANDS.values():
-        register(commands)
+    for command in COMMANDS:
+        command.register(commands)
     return parser
 
 

@@ -6,34 +6,21 @@ from Tune's in-memory view), so a resumed study counts the trials of every sessi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
-from search.results import read_table
+from fbp.metrics import METRICS
+from search.results import ResultsDir, params_of, trial_status
 
-LOGS = "logs"  # RESULTS/logs/<trial_id>.log: a trial's epochs and, if it failed, its traceback
-
-
-def log_path(results: Path, trial_id: str) -> Path:
-    return results / LOGS / f"{trial_id}.log"
-
-
-def append_log(results: Path, trial_id: str, text: str) -> None:
-    """Add lines to a trial's log (the driver writes it: workers may be on other nodes)."""
-    path = log_path(results, trial_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
+NO_ERROR = "(no error message)"
 
 
 @dataclass(frozen=True)
 class DistinctError:
     line: str  # the exception's own line, e.g. "InputError: dataset root not found: ..."
     trials: int
-    first_trial: str
+    first_trial: str  # the first written
 
 
 @dataclass
@@ -50,57 +37,36 @@ class Outcome:
         return self.complete + self.pruned + self.failed + self.incomplete
 
 
-def trial_status(folds: pd.DataFrame, num_folds: int) -> pd.Series:
-    """trial_id -> COMPLETE (every fold complete), FAIL (a fold failed), PRUNED, INCOMPLETE."""
-    if folds.empty:
-        return pd.Series(dtype=object)
-
-    def status(rows: pd.DataFrame) -> str:
-        states = set(rows["status"])
-        if "FAIL" in states:
-            return "FAIL"
-        if "PRUNED" in states:
-            return "PRUNED"
-        return "COMPLETE" if (rows["status"] == "COMPLETE").sum() >= num_folds else "INCOMPLETE"
-
-    return folds.groupby("trial_id", sort=False)[["status"]].apply(status)
+def distinct_errors(folds) -> list[DistinctError]:
+    """The FAIL trials' error lines (each trial's first), most common first; ties keep the
+    order the rows were written in."""
+    failed = folds[folds["status"] == "FAIL"].drop_duplicates("trial_id") if len(folds) else folds
+    if not len(failed):
+        return []
+    lines = (failed["error"] if "error" in failed.columns else pd.Series(None, index=failed.index)).fillna(NO_ERROR).astype(str)
+    grouped = failed.groupby(lines.to_numpy(), sort=False)["trial_id"]
+    errors = [DistinctError(str(line), len(ids), str(ids.iloc[0])) for line, ids in grouped]
+    return sorted(errors, key=lambda e: -e.trials)
 
 
-def study_outcome(results: Path, num_folds: int, metric: str, mode: str) -> Outcome:
+def study_outcome(results: ResultsDir, num_folds: int, metric: str) -> Outcome:
     """Count the study's trials by status, group its errors, find its best complete trial."""
-    folds = read_table(results, "folds")
+    folds = results.read("folds")
     statuses = trial_status(folds, num_folds)
     counts = statuses.value_counts()
     outcome = Outcome(
         complete=int(counts.get("COMPLETE", 0)), pruned=int(counts.get("PRUNED", 0)),
         failed=int(counts.get("FAIL", 0)), incomplete=int(counts.get("INCOMPLETE", 0)),
+        errors=distinct_errors(folds),
     )
-    if folds.empty:
-        return outcome
-    failed = folds[folds["status"] == "FAIL"]
-    if len(failed):
-        first_rows = failed.drop_duplicates("trial_id")
-        for line, rows in first_rows.groupby(first_rows["error"].fillna("(no error message)"), sort=False):
-            outcome.errors.append(DistinctError(str(line), len(rows), str(rows["trial_id"].iloc[0])))
-        outcome.errors.sort(key=lambda e: -e.trials)
     complete = statuses[statuses == "COMPLETE"].index
     if len(complete):
         rows = folds[folds["trial_id"].isin(complete) & (folds["status"] == "COMPLETE")]
         means = rows.groupby("trial_id")[metric].mean().dropna()
         if len(means):
-            best = means.idxmax() if mode == "max" else means.idxmin()
-            first = rows[rows["trial_id"] == best].iloc[0]
-            params = {c.removeprefix("param."): _plain(first[c]) for c in rows.columns if c.startswith("param.") and not _empty(first[c])}
-            outcome.best = (str(best), float(means[best]), params)
+            best = means.idxmax() if METRICS[metric].direction == "max" else means.idxmin()
+            outcome.best = (str(best), float(means[best]), params_of(rows[rows["trial_id"] == best].iloc[0]))
     return outcome
-
-
-def _empty(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def _count(n: int, word: str) -> str:
@@ -111,22 +77,21 @@ def _value(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def closing_lines(outcome: Outcome, results: Path, metric: str) -> list[str]:
+def closing_lines(outcome: Outcome, results: ResultsDir, metric: str) -> list[str]:
     """One line per distinct error, then the last line: counts, the best trial, what next."""
     lines = []
-    logs = results / LOGS
     for e in outcome.errors:
-        lines.append(f"failed: {_count(e.trials, 'trial')} with {e.line} (first: {e.first_trial}; traceback in {log_path(results, e.first_trial)})")
+        lines.append(f"failed: {_count(e.trials, 'trial')} with {e.line} (first: {e.first_trial}; traceback in {results.log(e.first_trial)})")
     counts = f"{_count(outcome.trials, 'trial')}: {outcome.complete} complete, {outcome.pruned} pruned, {outcome.failed} failed"
     if outcome.incomplete:
         counts += f", {outcome.incomplete} incomplete"
     if not outcome.complete:
-        lines.append(f"no trial completed ({counts}); see the errors above and {logs}")
+        lines.append(f"no trial completed ({counts}); see the errors above and {results / results.LOGS}")
         return lines
     if outcome.best is None:
-        lines.append(f"finished, {counts}; no complete trial has a finite {metric}. Next: fbp-search report {results}")
+        lines.append(f"finished, {counts}; no complete trial has a finite {metric}. Next: fbp-search report {results.path}")
         return lines
     trial_id, value, params = outcome.best
     knobs = ", ".join(f"{k}={_value(v)}" for k, v in params.items()) or "the base config"
-    lines.append(f"finished, {counts}; best {trial_id}: {metric} {value:.4f} with {knobs}. Next: fbp-search report {results}")
+    lines.append(f"finished, {counts}; best {trial_id}: {metric} {value:.4f} with {knobs}. Next: fbp-search report {results.path}")
     return lines

@@ -9,15 +9,14 @@ been written yet.
     model     each backbone the study can build takes each image size it can be fed, and its
               pretrained weights are on disk or downloadable
     device    train.device asks for CUDA only where trials get a GPU
-    results   the results directory can hold this study
+
+(Whether the results directory can hold the study is `search.results.ResultsDir.check`.)
 """
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
-
-import yaml
 
 from fbp.config import TrialConfig
 from fbp.data import LAYOUTS, load_dataset
@@ -97,31 +96,9 @@ def check_device(spec: Checked, source: str) -> None:
         raise InputError(f"{source}: train.device: {device!r}, but this machine has no CUDA device; use train.device: cpu or auto")
 
 
-def check_results(results: Path, spec_hash: str, resume: bool, flag: str = "--results") -> None:
-    """The directory can hold this study: new (or empty), or this study's own when resuming."""
-    if results.exists() and not results.is_dir():
-        raise InputError(f"{flag} {results}: is a file, not a directory; choose a directory")
-    marker = results / "study.yaml"
-    if marker.is_file():
-        try:
-            previous = (yaml.safe_load(marker.read_text()) or {}).get("spec_hash")
-        except yaml.YAMLError:
-            previous = None
-        if previous != spec_hash:
-            raise InputError(f"{flag} {results}: holds another study's results (spec_hash {previous}, this one {spec_hash}); choose another {flag}")
-        if not resume:
-            raise InputError(f"{flag} {results}: already holds this study; continue it with: fbp-search resume {results}")
-        return
-    if results.is_dir() and any(results.iterdir()):
-        raise InputError(f"{flag} {results}: exists and is not a results directory of this study; choose another {flag}")
-
-
-def preflight(spec: Checked, source: str, results: Path | None = None, spec_hash: str | None = None, resume: bool = False,
-              offline: bool = False) -> list[int] | None:
+def preflight(spec: Checked, source: str, offline: bool = False) -> list[int] | None:
     """All of the above, cheapest first; returns the fold numbers a trial trains (None when
-    `offline` skips the data)."""
-    if results is not None:
-        check_results(results, spec_hash, resume)
+    `offline` skips the data). The results directory is `ResultsDir.check`'s."""
     check_device(spec, source)
     folds = None if offline else check_data(spec, source)
     check_model(spec, source, offline=offline)

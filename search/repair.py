@@ -17,44 +17,21 @@ resources; the driver writes the rows, as it does during the study.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from search.results import read_table, write_fold
+from search.results import ResultsDir, fold_frames, params_of
 from search.spec import StudySpec
+from search.trainable import STATE, StudyContext
 
 
-def _params(rows: pd.DataFrame) -> dict:
-    """A trial's params from its rows' `param.<path>` columns (a knob its condition switched off is empty)."""
-    first = rows.iloc[0]
-    return {c.removeprefix("param."): _plain(first[c]) for c in rows.columns if c.startswith("param.") and not _empty(first[c])}
-
-
-def _empty(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _has_part(results: Path, table: str, trial_id: str, fold: int) -> bool:
-    return (results / f"{table}.parquet" / f"{trial_id}-fold{fold}.parquet").is_file()
-
-
-def missing_folds(grid, results: Path, fold_numbers: list[int]) -> tuple[dict[str, tuple[dict, list[int]]], set[str]]:
+def missing_folds(grid, results: ResultsDir, fold_numbers: list[int]) -> tuple[dict[str, tuple[dict, list[int]]], set[str]]:
     """trial_id -> (params, folds to train) for lost rows and orphan trials; and the orphans."""
-    from search.trial import STATE
-
-    folds = read_table(results, "folds")
+    folds = results.read("folds")
     complete = folds[folds["status"] == "COMPLETE"] if len(folds) else folds
     done = set(zip(complete["trial_id"], complete["fold"].astype(int)))
 
     def whole(trial_id: str, fold: int) -> bool:
-        return (trial_id, fold) in done and _has_part(results, "epochs", trial_id, fold) and _has_part(results, "predictions", trial_id, fold)
+        return (trial_id, fold) in done and results.has_part("epochs", trial_id, fold) and results.has_part("predictions", trial_id, fold)
 
     todo: dict[str, tuple[dict, list[int]]] = {}
     known = set()
@@ -75,23 +52,23 @@ def missing_folds(grid, results: Path, fold_numbers: list[int]) -> tuple[dict[st
         if trial_id not in known:
             left = [f for f in fold_numbers if not whole(trial_id, f)]
             if left:
-                todo[trial_id] = (_params(rows), left)
+                todo[trial_id] = (params_of(rows.iloc[0]), left)
                 orphans.add(trial_id)
     return todo, orphans
 
 
-def _tell_orphans(results: Path, spec: StudySpec, storage, orphans: set[str]) -> None:
+def _tell_orphans(results: ResultsDir, spec: StudySpec, orphans: set[str]) -> None:
     """Give each orphan's Optuna trial (RUNNING, found by its params) the orphan's result."""
     import optuna
 
     if not orphans:
         return
-    study = optuna.load_study(study_name=spec.name, storage=storage)
+    study = optuna.load_study(study_name=spec.name, storage=results.journal())
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    folds = read_table(results, "folds")
+    folds = results.read("folds")
     for trial_id in orphans:
         rows = folds[(folds["trial_id"] == trial_id) & (folds["status"] == "COMPLETE")]
-        params = _params(rows)
+        params = params_of(rows.iloc[0])
         match = next((t for t in running if t.params == params), None)
         if match is not None:
             values = [float(rows[o.metric].mean()) for o in spec.objectives]
@@ -99,22 +76,21 @@ def _tell_orphans(results: Path, spec: StudySpec, storage, orphans: set[str]) ->
             running = [t for t in running if t.number != match.number]
 
 
-def repair(grid, results: Path, spec: StudySpec, meta: dict, storage, fold_numbers: list[int]) -> int:
+def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fold_numbers: list[int]) -> int:
     """Train every missing fold; returns how many were trained."""
     import ray
 
-    from search.trial import retrain_folds
+    from search.trainable import retrain_folds
 
     todo, orphans = missing_folds(grid, results, fold_numbers)
     if not todo:
         return 0
     task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(retrain_folds)
-    spec_json = spec.model_dump(mode="json", by_alias=True)
-    pending = [task.remote(params, spec_json, meta, trial_id, folds) for trial_id, (params, folds) in todo.items()]
+    pending = [task.remote(params, spec, context, trial_id, folds) for trial_id, (params, folds) in todo.items()]
     trained = 0
     for rows in ray.get(pending):
         for result, trial in rows:
-            write_fold(results, result, trial)
+            results.write_fold(fold_frames(result, trial), trial["trial_id"], result.fold)
             trained += 1
-    _tell_orphans(results, spec, storage, orphans)
+    _tell_orphans(results, spec, orphans)
     return trained

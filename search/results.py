@@ -1,128 +1,483 @@
-"""The results directory: Parquet tables written as atomic part files, read back deduplicated.
+"""The results directory: its layout, its tables, its study and its journal, one owner for all.
 
     results/<study>/
-      study.yaml              the resolved study and its spec_hash
-      folds.parquet/          one row per (trial_id, fold)
+      study.yaml              the resolved study (every default filled in) and its spec_hash
+      folds.parquet/          one row per (trial_id, fold)           FOLD_COLUMNS + param.<path>
       epochs.parquet/         one row per (trial_id, fold, epoch)
-      predictions.parquet/    one row per (trial_id, fold, image)
+      predictions.parquet/    one row per (trial_id, fold, image)    PREDICTION_COLUMNS
+      optuna.journal          Optuna's JournalStorage of the study
+      tune/                   Ray Tune's state and checkpoints, unless storage.yaml says where
+      storage.yaml            where `--storage` put Tune's state
+      logs/                   <trial_id>.log: a trial's epochs and, if it failed, its traceback
+      report/                 written by `fbp-search report`
 
 Each write is one part file, written under a temporary name in the same folder and renamed
 into place, so a reader never sees half a file and a killed writer leaves at most a hidden
-temporary file. Part names are deterministic per (trial, fold): writing the same fold again
-replaces its part instead of adding a second copy; readers still dedupe on the key.
+temporary file. A fold's part is named `<trial_id>-fold<k>` (`part_name`): writing the same
+fold again replaces it; readers still keep one row per key, the last written. A study of many
+trials leaves tens of thousands of small parts, so the reader opens them in threads, can keep a
+snapshot of a whole table that makes the next read incremental (the report's), and reads only
+the parts of the trials asked for.
+
+Everything here is pandas and pyarrow: the report reads results without torch or Ray.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from fbp.errors import InputError
+from fbp.metrics import NAMES as METRIC_NAMES
 
-if TYPE_CHECKING:  # the report reads results without importing torch
+if TYPE_CHECKING:
     from fbp.train import FoldResult
+    from search.spec import StudySpec
 
-TABLES = {
-    "folds": ["trial_id", "fold"],
-    "epochs": ["trial_id", "fold", "epoch"],
-    "predictions": ["trial_id", "fold", "image"],
+# --- the rows ------------------------------------------------------------------------------------
+
+FOLD_COLUMNS: dict[str, pa.DataType] = {
+    "study": pa.string(), "spec_hash": pa.string(), "trial_id": pa.string(), "fold": pa.int64(), "seed": pa.int64(),
+    "status": pa.string(),  # COMPLETE, PRUNED (the scheduler stopped the trial first), FAIL (it raised)
+    "error": pa.string(),  # the exception's line, FAIL rows only
+    **{m: pa.float64() for m in METRIC_NAMES},
+    "n_train": pa.int64(), "n_test": pa.int64(), "epochs_run": pa.int64(), "selected_epoch": pa.int64(), "select": pa.string(),
+    "train_seconds": pa.float64(), "images_per_second": pa.float64(), "device": pa.string(),
+    "started_at": pa.float64(), "finished_at": pa.float64(),
+    "host": pa.string(), "node_id": pa.string(),  # where the fold ran: a restart may move a trial
 }
+"""A folds row; then one `param.<dotted.path>` column per searched knob."""
+
+PREDICTION_COLUMNS: dict[str, pa.DataType] = {
+    "trial_id": pa.string(), "fold": pa.int64(), "image": pa.string(), "subset": pa.string(),
+    "y_true": pa.float64(), "y_pred": pa.float64(), "y_reg": pa.float64(), "y_exp": pa.float64(),
+}
+"""A predictions row: one test image of a fold, out of fold."""
+
+EPOCH_KEY = ("trial_id", "fold", "epoch")  # then lr, train_<loss term>, test_<metric>, val_<metric>
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "folds": ("trial_id", "fold"),
+    "epochs": EPOCH_KEY,
+    "predictions": ("trial_id", "fold", "image"),
+}
+"""Each table and its key: a reader keeps the last written row of each key."""
+
+SCHEMAS = {"folds": FOLD_COLUMNS, "predictions": PREDICTION_COLUMNS}
+STATUSES = ("COMPLETE", "PRUNED", "FAIL")
+WRITTEN = "_written"  # a read's per-row mtime (ns) of its part: the "last written" order
+_PART = "_part"
+_SNAPSHOT_VERSION = "1"
+
+
+def part_name(trial_id: str, fold: int) -> str:
+    """The part of one fold of one trial, in every table."""
+    return f"{trial_id}-fold{fold}"
+
+
+def marks_name(trial_id: str, status: str) -> str:
+    """The folds part that marks a trial's unfinished folds PRUNED or FAIL."""
+    return f"{trial_id}-{status.lower()}"
+
+
+_OF_A_TRIAL = re.compile(r"^(?P<trial>.+)-(?:fold(?P<fold>-?\d+)|pruned|fail)$")
+
+
+def trial_of(part: str) -> str | None:
+    """The trial a part belongs to (`part_name`, `marks_name`); None for a compacted part."""
+    m = _OF_A_TRIAL.match(part.removesuffix(".parquet"))
+    return m.group("trial") if m else None
 
 
 def spec_hash(resolved: dict) -> str:
     """A short hash of a resolved study or config (its canonical JSON)."""
-    import json
-
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def write_part(results: Path, table: str, part: str, frame: pd.DataFrame) -> Path:
-    folder = results / f"{table}.parquet"
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{part}.parquet"
-    tmp = folder / f".{part}.tmp-{os.getpid()}"
-    try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
-def _read_part(path: Path) -> pd.DataFrame:
-    try:
-        return pq.read_table(path).to_pandas()
-    except (pa.ArrowInvalid, OSError) as e:
-        # Our writers never leave a partial part (temporary name, then rename): a damaged one
-        # was damaged afterwards. Stop and name it rather than silently drop its rows.
-        raise InputError(f"{path}: damaged part file ({e}); move it out of {path.parent} and run `fbp-search resume {path.parent.parent}` to train its folds again") from None
-
-
-def read_table(results: Path, table: str) -> pd.DataFrame:
-    """All parts of a table, the last written copy of each key kept. Hidden files (a writer's
-    temporary parts) are not parts; a damaged part stops the read with its path."""
-    folder = results / f"{table}.parquet"
-    parts = sorted((p for p in folder.glob("*.parquet") if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
-    if not parts:
-        return pd.DataFrame(columns=TABLES[table])
-    frame = pd.concat([_read_part(p) for p in parts], ignore_index=True)
-    return frame.drop_duplicates(subset=TABLES[table], keep="last").reset_index(drop=True)
-
-
-def compact(results: Path, table: str) -> int:
-    """Merge a table's parts into one (the deduplicated rows), then remove the merged parts.
-
-    A study of many trials leaves tens of thousands of small parts and opening each costs a
-    millisecond; one compacted part makes reading it fast. Killed at any point, nothing is
-    lost: the merged part is in place before any part it replaces is removed, and readers
-    dedupe the brief overlap. Returns the number of parts merged.
-    """
-    folder = results / f"{table}.parquet"
-    parts = [p for p in folder.glob("*.parquet") if not p.name.startswith(".")] if folder.is_dir() else []
-    if len(parts) < 2:
-        return 0
-    frame = read_table(results, table)
-    merged = write_part(results, table, f"compacted-{time.time_ns()}", frame)
-    for part in parts:
-        if part != merged:
-            part.unlink(missing_ok=True)
-    return len(parts)
-
-
-def fold_frames(result: FoldResult, trial: dict) -> dict[str, pd.DataFrame]:
-    """The rows one finished fold adds to each table. `trial` holds study, spec_hash,
-    trial_id, seed, status, error, host, node_id and the `param.<path>` values."""
+def fold_frames(result: FoldResult, trial: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The rows one finished fold adds to each table. `trial` holds the per-trial columns of
+    FOLD_COLUMNS (study, spec_hash, trial_id, seed, host, node_id) and `param.<path>` values."""
     key = {"trial_id": trial["trial_id"], "fold": result.fold}
-    folds = pd.DataFrame([{
-        **{k: trial[k] for k in ("study", "spec_hash", "trial_id")},
-        "fold": result.fold,
-        "seed": trial["seed"],
-        "status": trial.get("status", "COMPLETE"),
-        "error": trial.get("error"),
-        "mae": result.mae, "rmse": result.rmse, "pc": result.pc,
-        "n_train": result.n_train, "n_test": result.n_test,
-        "epochs_run": result.epochs_run, "selected_epoch": result.selected_epoch, "select": result.select,
-        "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
-        "device": result.device, "started_at": result.started_at, "finished_at": result.finished_at,
-        "host": trial.get("host"), "node_id": trial.get("node_id"),  # where it ran: a restart may move it
-        **{k: v for k, v in trial.items() if k.startswith("param.")},
-    }])
-    epochs = pd.DataFrame([{**key, **row} for row in result.curves])
+    measured = {c: getattr(result, c) for c in FOLD_COLUMNS if hasattr(result, c)}
+    row = {c: trial.get(c) for c in FOLD_COLUMNS} | measured | {"status": "COMPLETE", "error": None}
+    folds = pd.DataFrame([{**row, **{k: v for k, v in trial.items() if k.startswith("param.")}}])
+    epochs = pd.DataFrame([{**key, **epoch} for epoch in result.curves])
     predictions = pd.DataFrame({**{k: [v] * result.n_test for k, v in key.items()}, **result.predictions})
     return {"folds": folds, "epochs": epochs, "predictions": predictions}
 
 
-def write_fold(results: Path, result: FoldResult, trial: dict) -> None:
-    """Write one fold's rows; the folds row last, so a fold counts as done only when its
-    curves and predictions are already on disk."""
-    part = f"{trial['trial_id']}-fold{result.fold}"
-    frames = fold_frames(result, trial)
-    for table in ("epochs", "predictions", "folds"):
-        write_part(results, table, part, frames[table])
+def params_of(row: pd.Series) -> dict[str, Any]:
+    """A trial's params from a folds row's `param.<path>` columns (a knob its condition
+    switched off is empty there, and absent here), as plain Python values."""
+    params = {}
+    for column, value in row.items():
+        if str(column).startswith("param.") and value is not None and not (isinstance(value, float) and np.isnan(value)):
+            params[str(column).removeprefix("param.")] = value.item() if isinstance(value, np.generic) else value
+    return params
+
+
+def marks_frame(trial: dict[str, Any], folds: list[int], status: str, error: str | None) -> pd.DataFrame:
+    """A row per fold a trial did not complete, marked PRUNED or FAIL (no metrics)."""
+    row = {c: trial.get(c) for c in FOLD_COLUMNS} | {"status": status, "error": error}
+    params = {k: v for k, v in trial.items() if k.startswith("param.")}
+    return pd.DataFrame([{**row, "fold": f, **params} for f in folds])
+
+
+def _typed(t: pa.Table, schema: dict[str, pa.DataType]) -> pa.Table:
+    """The schema's types on the columns it names: a part whose column holds only None (a FAIL
+    row's metrics) is then typed like every other part, and readers concatenate without guessing."""
+    for i, f in enumerate(t.schema):
+        wanted = schema.get(f.name)
+        if wanted is not None and f.type != wanted:
+            t = t.set_column(i, pa.field(f.name, wanted), t.column(i).cast(wanted))
+    return t
+
+
+def trial_status(folds: pd.DataFrame, num_folds: int) -> pd.Series:
+    """trial_id -> COMPLETE (num_folds folds complete), FAIL (a fold failed), PRUNED (the
+    scheduler stopped it), or INCOMPLETE (started, neither finished nor marked: a stop, a kill),
+    in the order the trials first appear."""
+    if folds.empty:
+        return pd.Series(dtype=object)
+    status = folds["status"].astype(str).str.upper() if "status" in folds.columns else pd.Series("COMPLETE", index=folds.index)
+    flags = pd.DataFrame({"fail": status.eq("FAIL").to_numpy(), "pruned": status.eq("PRUNED").to_numpy(), "complete": status.eq("COMPLETE").to_numpy()}, index=folds.index)
+    per_trial = flags.groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), complete=("complete", "sum"))
+    chosen = np.select([per_trial["fail"], per_trial["pruned"], per_trial["complete"] >= max(num_folds, 1)], ["FAIL", "PRUNED", "COMPLETE"], "INCOMPLETE")
+    return pd.Series(chosen, index=per_trial.index, dtype=object)
+
+
+# --- reading parts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    path: str  # plain strings: a Path per part costs more than the stat at 50,000 parts
+    name: str
+    mtime_ns: int
+    size: int
+
+    @property
+    def trial(self) -> str | None:
+        return trial_of(self.name)
+
+
+def _read_part(part: Part) -> pa.Table:
+    try:
+        t = pq.ParquetFile(part.path).read(use_threads=False)  # a third of read_table's overhead per file
+    except Exception as e:  # pyarrow raises several types for a damaged or foreign file
+        # our writers never leave a partial part (temporary name, then rename): a damaged one was
+        # damaged afterwards. Stop and name it rather than silently drop its rows.
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        folder = Path(part.path).parent
+        raise InputError(f"{part.path}: damaged part file ({first}); move it out of {folder} and run `fbp-search resume {folder.parent}` to train its folds again") from None
+    t = t.append_column(WRITTEN, pa.array(np.full(t.num_rows, part.mtime_ns, dtype=np.int64)))
+    return t.append_column(_PART, pa.array([part.name] * t.num_rows, pa.string()).dictionary_encode())
+
+
+def _read_parts(parts: list[Part]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame()
+    workers = min(8, max(1, (os.cpu_count() or 1)), len(parts))
+    if workers > 1 and len(parts) > 8:
+        with ThreadPoolExecutor(workers) as pool:  # Arrow releases the GIL while reading
+            tables = list(pool.map(_read_part, parts))
+    else:
+        tables = [_read_part(p) for p in parts]
+    try:
+        # one chunk per column: pandas ops on a 50,000-chunk Arrow-backed string column crawl
+        return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # parts disagree on a column's type (a number in one, text in another): let pandas mix them
+        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+
+
+def _manifest(parts: list[Part]) -> dict[str, list[int]]:
+    return {p.name: [p.mtime_ns, p.size] for p in parts}
+
+
+def _load_snapshot(path: Path, parts: list[Part]) -> tuple[pd.DataFrame, set[str]]:
+    """Rows of the parts that have not changed since the snapshot, and those parts' names."""
+    try:
+        t = pq.read_table(path)
+        meta = t.schema.metadata or {}
+        if meta.get(b"fbp_report_cache") != _SNAPSHOT_VERSION.encode():
+            return pd.DataFrame(), set()
+        then = json.loads(meta[b"fbp_manifest"])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return pd.DataFrame(), set()
+    now = _manifest(parts)
+    frame = t.to_pandas()
+    if now == then:  # nothing written since: the common case, no filtering
+        return frame, set(now)
+    same = {name for name, stamp in now.items() if then.get(name) == stamp}
+    if not same:
+        return pd.DataFrame(), set()
+    return frame[frame[_PART].astype(str).isin(same).to_numpy()], same
+
+
+def _save_snapshot(path: Path, frame: pd.DataFrame, parts: list[Part]) -> None:
+    """Atomically; a folder that cannot be written just means no snapshot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = pa.Table.from_pandas(frame, preserve_index=False)
+        t = t.replace_schema_metadata({**(t.schema.metadata or {}), b"fbp_report_cache": _SNAPSHOT_VERSION.encode(), b"fbp_manifest": json.dumps(_manifest(parts)).encode()})
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        pq.write_table(t, tmp)
+        os.replace(tmp, path)
+    except (OSError, pa.ArrowException, ValueError, TypeError):
+        pass
+
+
+# --- the directory -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultsDir:
+    path: Path
+
+    STUDY = "study.yaml"
+    JOURNAL = "optuna.journal"
+    STORAGE = "storage.yaml"
+    LOGS = "logs"
+    REPORT = "report"
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def table_dir(self, table: str) -> Path:
+        return self.path / f"{table}.parquet"
+
+    # --- writing
+
+    def write(self, table: str, part: str, frame: pd.DataFrame) -> Path:
+        """One part, atomically: a temporary name in the same folder, then a rename."""
+        folder = self.table_dir(table)
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"{part}.parquet"
+        tmp = folder / f".{part}.tmp-{os.getpid()}"
+        try:
+            pq.write_table(_typed(pa.Table.from_pandas(frame, preserve_index=False), SCHEMAS.get(table, {})), tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return final
+
+    def write_fold(self, frames: dict[str, pd.DataFrame], trial_id: str, fold: int) -> None:
+        """A finished fold's rows (`fold_frames`); the folds row last, so a fold counts as done
+        only when its curves and predictions are on disk."""
+        for table in ("epochs", "predictions", "folds"):
+            self.write(table, part_name(trial_id, fold), frames[table])
+
+    def write_marks(self, frame: pd.DataFrame, trial_id: str, status: str) -> None:
+        self.write("folds", marks_name(trial_id, status), frame)
+
+    # --- reading
+
+    def parts(self, table: str) -> list[Part]:
+        """The table's parts, oldest first (ties in name order); hidden files (a writer's
+        temporary parts) are not parts."""
+        folder = self.table_dir(table)
+        if not folder.is_dir():
+            return []
+        parts = []
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.name.endswith(".parquet") and not e.name.startswith(".") and e.is_file():
+                    st = e.stat()
+                    parts.append(Part(e.path, e.name, st.st_mtime_ns, st.st_size))
+        parts.sort(key=lambda p: (p.mtime_ns, p.name))
+        return parts
+
+    def read(self, table: str, trials: set[str] | None = None, snapshot: Path | None = None, written: bool = False) -> pd.DataFrame:
+        """A table's rows, the last written copy of each key kept; a damaged part stops the read
+        with its path.
+
+        trials: only these trials' rows (the parts of other trials are not opened).
+        snapshot: a folder for a snapshot of the whole table that makes the next read read only
+        the parts written since. written: keep the `_written` column (the rows' part mtimes).
+        """
+        parts = self.parts(table)
+        if trials is not None:
+            parts = [p for p in parts if p.trial is None or p.trial in trials]
+        cached, reuse = pd.DataFrame(), set()
+        if snapshot is not None and trials is None:
+            cached, reuse = _load_snapshot(snapshot / f"{table}.parquet", parts)
+        fresh = _read_parts([p for p in parts if p.name not in reuse])
+        frames = [f for f in (cached, fresh) if not f.empty]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else pd.DataFrame()
+        if snapshot is not None and trials is None and not fresh.empty:
+            _save_snapshot(snapshot / f"{table}.parquet", frame, parts)
+        if frame.empty:
+            empty = pd.DataFrame({c: pd.Series(dtype=object) for c in TABLES[table]})
+            return empty.assign(**{WRITTEN: pd.Series(dtype=np.int64)}) if written else empty
+        if trials is not None and "trial_id" in frame.columns:
+            frame = frame[frame["trial_id"].astype(str).isin(trials)]
+        keys = [k for k in TABLES[table] if k in frame.columns]
+        frame = frame.sort_values(WRITTEN, kind="stable").drop_duplicates(subset=keys, keep="last")
+        return frame.drop(columns=[_PART] if written else [_PART, WRITTEN], errors="ignore").reset_index(drop=True)
+
+    def compact(self, table: str) -> int:
+        """Merge a table's parts into one (the deduplicated rows), then remove the merged parts.
+
+        Opening each part costs a millisecond; one compacted part makes reading fast. Killed at
+        any point, nothing is lost: the merged part is in place before any part it replaces is
+        removed, and readers dedupe the brief overlap. Returns the number of parts merged.
+        """
+        parts = self.parts(table)
+        if len(parts) < 2:
+            return 0
+        merged = self.write(table, f"compacted-{time.time_ns()}", self.read(table))
+        for part in parts:
+            if Path(part.path) != merged:
+                Path(part.path).unlink(missing_ok=True)
+        return len(parts)
+
+    def folds_written(self, trial_id: str) -> set[int]:
+        """The folds of a trial whose folds part is on disk (its name says: no file is opened)."""
+        prefix = f"{trial_id}-fold"
+        return {int(p.name.removesuffix(".parquet")[len(prefix):]) for p in self.parts("folds") if p.name.startswith(prefix)}
+
+    def has_part(self, table: str, trial_id: str, fold: int) -> bool:
+        return (self.table_dir(table) / f"{part_name(trial_id, fold)}.parquet").is_file()
+
+    # --- the study
+
+    def check(self, digest: str, resume: bool, flag: str = "--results") -> None:
+        """The directory can take this study: new (or empty), or this study's own when resuming."""
+        existing = next(p for p in (self.path, *self.path.parents) if p.exists())
+        if not existing.is_dir():
+            where = "is a file" if existing == self.path else f"is inside {existing}, a file"
+            raise InputError(f"{flag} {self.path}: {where}, not a directory; choose a directory")
+        marker = self.path / self.STUDY
+        if marker.is_file():
+            previous = (self.read_study(strict=False) or {}).get("spec_hash")
+            if previous != digest:
+                raise InputError(f"{flag} {self.path}: holds another study's results (spec_hash {previous}, this one {digest}); choose another {flag}")
+            if not resume:
+                raise InputError(f"{flag} {self.path}: already holds this study; continue it with: fbp-search resume {self.path}")
+            return
+        if self.path.is_dir() and any(self.path.iterdir()):
+            raise InputError(f"{flag} {self.path}: exists and is not a results directory of this study; choose another {flag}")
+
+    def claim(self, study: dict) -> None:
+        """Write study.yaml (the resolved study with its spec_hash) into a directory `check`
+        accepted; kept as it is when resuming."""
+        marker = self.path / self.STUDY
+        if marker.exists():
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{self.STUDY}.tmp"
+        tmp.write_text(yaml.safe_dump(study, sort_keys=False))
+        tmp.replace(marker)
+
+    def read_study(self, strict: bool = True) -> dict | None:
+        """study.yaml as plain data; None when there is none (strict: an error)."""
+        marker = self.path / self.STUDY
+        if not marker.is_file():
+            if strict:
+                raise InputError(f"{self.path} is not a results directory: no {self.STUDY}")
+            return None
+        try:
+            raw = yaml.safe_load(marker.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            if not strict:
+                return None
+            raise InputError(f"{marker}: cannot read it ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        if not isinstance(raw, dict):
+            if not strict:
+                return None
+            raise InputError(f"{marker}: expected a mapping, got {type(raw).__name__}")
+        return raw
+
+    def load_spec(self) -> tuple[StudySpec, str]:
+        """The study this directory was made by, checked against its own hash, and that hash.
+        Trusted (this program wrote it): no registry is imported, so no torch."""
+        from fbp.config import TRUSTED
+        from search.spec import resolved, validate_spec
+
+        study = dict(self.read_study())
+        digest = study.pop("spec_hash", None)
+        marker = str(self.path / self.STUDY)
+        spec = validate_spec(study, marker, context=TRUSTED)
+        if spec_hash(resolved(spec)) != digest:
+            raise InputError(f"{marker}: spec_hash {digest} does not match its contents; the file was edited")
+        return spec, digest
+
+    # --- Optuna's journal
+
+    def journal(self):
+        """The study's Optuna storage (optuna-dashboard opens the same file)."""
+        import optuna
+
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(self.path / self.JOURNAL)))
+
+    # --- Tune's state
+
+    def tune_location(self, storage: str | None, name: str) -> tuple[str, str]:
+        """(storage_path, experiment name) for Tune. By default its state and checkpoints live in
+        RESULTS/tune: enough on one machine, or on a cluster whose nodes share the results
+        directory. `storage` puts them elsewhere that every node reaches: a shared path or an
+        object store URI that pyarrow opens (s3://, gs://, abfs://, hdfs://, file://)."""
+        if storage is None:
+            return str(self.path.resolve()), "tune"
+        if "://" not in storage:
+            return str(Path(storage).resolve()), name
+        import pyarrow.fs
+
+        try:
+            pyarrow.fs.FileSystem.from_uri(storage)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
+            raise InputError(f"--storage {storage}: pyarrow cannot open it ({str(e).splitlines()[0]})") from None
+        return storage.rstrip("/"), name
+
+    def record_tune_location(self, storage_path: str, name: str) -> None:
+        """Say in storage.yaml where Tune's state went, when it is not RESULTS/tune (for resume)."""
+        if name == "tune" and storage_path == str(self.path.resolve()):
+            return
+        tmp = self.path / f".{self.STORAGE}.tmp"
+        tmp.write_text(yaml.safe_dump({"tune": f"{storage_path}/{name}"}))
+        tmp.replace(self.path / self.STORAGE)
+
+    def tune_state(self) -> str:
+        """Where the study's Tune state is."""
+        recorded = self.path / self.STORAGE
+        if recorded.is_file():
+            return (yaml.safe_load(recorded.read_text()) or {})["tune"]
+        return str((self.path / "tune").resolve())
+
+    def tune_storage(self) -> str | None:
+        """The `--storage` the study was started with (None: the default, RESULTS/tune)."""
+        return self.tune_state().rsplit("/", 1)[0] if (self.path / self.STORAGE).is_file() else None
+
+    # --- logs
+
+    def log(self, trial_id: str) -> Path:
+        return self.path / self.LOGS / f"{trial_id}.log"
+
+    def append_log(self, trial_id: str, text: str) -> None:
+        """Add lines to a trial's log (the driver writes it: workers may be on other nodes)."""
+        path = self.log(trial_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+
+
+def read_table(results: Path, table: str, **options) -> pd.DataFrame:
+    """`ResultsDir(results).read(table, ...)`, for scripts and tests."""
+    return ResultsDir(results).read(table, **options)

@@ -19,10 +19,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-
-def fold_key(metric: str) -> str:
-    """The key of a fold's own value in a trial's report (the unprefixed one is the running mean)."""
-    return f"fold_{metric}"
+from search.trainable import fold_key
 
 
 class StudySearcher(OptunaSearch):

@@ -1,63 +1,75 @@
-"""The search space as data -> Optuna. `to_distributions` is the one pure mapping;
-`suggest` walks it define-by-run, skipping knobs whose `when` condition does not hold."""
+"""The search space as Optuna distributions, built once per study.
+
+    space = SearchSpace.of(spec)      # {path: distribution} and each path's `when` condition
+    params = space(trial)             # define-by-run: Ray Tune's OptunaSearch calls it per trial
+
+A knob whose `when` condition does not hold is not asked for, so the trial's params omit it and
+its config keeps the base value.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from search.spec import Dimension
+from search.spec import Dimension, StudySpec
+
+DISTRIBUTIONS = {
+    "float": lambda d: FloatDistribution(*d.float_, log=d.log, step=d.step),
+    "int": lambda d: IntDistribution(*d.int_, log=d.log, step=int(d.step) if d.step else 1),
+    "choice": lambda d: CategoricalDistribution(list(d.choice)),
+}
+"""A dimension's kind -> its Optuna distribution."""
 
 
 def to_distribution(dim: Dimension) -> BaseDistribution:
-    if dim.kind == "choice":
-        return CategoricalDistribution(list(dim.choice))
-    if dim.kind == "int":
-        low, high = dim.int_
-        return IntDistribution(low, high, log=dim.log, step=int(dim.step) if dim.step else 1)
-    low, high = dim.float_
-    return FloatDistribution(low, high, log=dim.log, step=dim.step)
+    return DISTRIBUTIONS[dim.kind](dim)
 
 
-def to_distributions(space: dict[str, Dimension]) -> dict[str, BaseDistribution]:
-    return {path: to_distribution(dim) for path, dim in space.items()}
+@dataclass(frozen=True)
+class SearchSpace:
+    distributions: dict[str, BaseDistribution]  # in the space's order: a condition names an earlier knob
+    conditions: dict[str, dict[str, Any]]  # path -> {other path: wanted value or values}
+    base: dict[str, Any]  # the base config's values by dotted path, for conditions on fixed knobs
 
+    @classmethod
+    def of(cls, spec: StudySpec) -> SearchSpace:
+        space = spec.search.space
+        return cls(
+            distributions={path: to_distribution(dim) for path, dim in space.items()},
+            conditions={path: dict(dim.when) for path, dim in space.items() if dim.when},
+            base=flatten(spec.base.model_dump(mode="json")),
+        )
 
-def condition_holds(dim: Dimension, params: dict[str, Any], base: dict[str, Any]) -> bool:
-    """`base` maps dotted paths to the base config's values, for conditions on fixed knobs."""
-    for path, wanted in (dim.when or {}).items():
-        value = params[path] if path in params else base.get(path)
-        if value not in (wanted if isinstance(wanted, list) else [wanted]):
-            return False
-    return True
+    def holds(self, path: str, params: dict[str, Any]) -> bool:
+        """Whether `path`'s condition holds given the params asked so far and the base config."""
+        for other, wanted in self.conditions.get(path, {}).items():
+            value = params[other] if other in params else self.base.get(other)
+            if value not in (wanted if isinstance(wanted, list) else [wanted]):
+                return False
+        return True
 
-
-def suggest(trial, space: dict[str, Dimension], base: dict[str, Any]) -> dict[str, Any]:
-    """Define-by-run: ask the Optuna trial for each active knob, in the space's order.
-    No computation here beyond the asking (Ray Tune calls it on the driver)."""
-    params: dict[str, Any] = {}
-    for path, dim in space.items():
-        if condition_holds(dim, params, base):
-            params[path] = _ask(trial, path, to_distribution(dim))
-    return params
-
-
-def _ask(trial, path: str, d: BaseDistribution) -> Any:
-    """The public suggest_* call for a distribution."""
-    if isinstance(d, CategoricalDistribution):
-        return trial.suggest_categorical(path, list(d.choices))
-    if isinstance(d, IntDistribution):
-        return trial.suggest_int(path, d.low, d.high, step=d.step, log=d.log)
-    return trial.suggest_float(path, d.low, d.high, step=d.step, log=d.log)
+    def __call__(self, trial) -> dict[str, Any]:
+        """Ask the Optuna trial for each active knob, in order. Nothing else happens here:
+        Ray Tune calls it on the driver for every trial."""
+        params: dict[str, Any] = {}
+        for path, distribution in self.distributions.items():
+            if self.holds(path, params):
+                # the distribution itself, as built once (what Hydra's Optuna sweeper does too):
+                # no mapping back to suggest_float/int/categorical by type on every trial
+                params[path] = trial._suggest(path, distribution)
+        return params
 
 
 def grid_space(space: dict[str, Dimension]) -> dict[str, list]:
+    """Every value of every dimension, for Optuna's GridSampler."""
     return {path: dim.grid() for path, dim in space.items()}
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    """{"loss": {"alpha": 2}} -> {"loss.alpha": 2}"""
+    """{"loss": {"alpha": 2}} -> {"loss.alpha": 2}; the loader's options stay one value."""
     out: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict) and not (prefix + key == "data.options"):

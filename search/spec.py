@@ -30,11 +30,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fbp.config import (
-    DataConfig,
-    EvalConfig,
-    LossConfig,
-    ModelConfig,
-    TrainConfig,
     TrialConfig,
     absolute_path,
     apply_overrides,
@@ -47,9 +42,9 @@ from fbp.config import (
     validate_config,
 )
 from fbp.errors import InputError
+from fbp.metrics import METRICS
 
 Scalar = float | int | str | bool | None
-METRICS = {"pc": "max", "mae": "min", "rmse": "min"}
 
 
 class Strict(BaseModel):
@@ -128,18 +123,28 @@ class SearchSpec(Strict):
 
 
 class Objective(Strict):
-    metric: Literal["pc", "mae", "rmse"] = "pc"
+    metric: str = "pc"
+    """What the search optimises: a metric of `fbp.metrics.METRICS` (pc, mae, rmse), the mean
+    over a trial's folds."""
     mode: Literal["max", "min"] | None = None
-    """Default: max for pc, min for mae and rmse."""
+    """Default: the metric's own direction (max for pc, min for mae and rmse)."""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in METRICS:
+            raise ValueError(f"unknown metric {v!r}; valid: {', '.join(METRICS)}")
+        return v
 
     @property
     def direction(self) -> str:
-        return self.mode or METRICS[self.metric]
+        return self.mode or METRICS[self.metric].direction
 
     @model_validator(mode="after")
     def _sensible(self) -> "Objective":
-        if self.mode is not None and self.mode != METRICS[self.metric]:
-            raise ValueError(f"metric {self.metric} is better when {'higher' if METRICS[self.metric] == 'max' else 'lower'}; mode {self.mode!r} would optimize it the wrong way")
+        own = METRICS[self.metric].direction
+        if self.mode is not None and self.mode != own:
+            raise ValueError(f"metric {self.metric} is better when {'higher' if own == 'max' else 'lower'}; mode {self.mode!r} would optimize it the wrong way")
         return self
 
 
@@ -158,19 +163,22 @@ class Resources(Strict):
     """Trials at once; 0 lets the resources decide."""
 
 
-class StudySpec(Strict):
+class StudySpec(TrialConfig):
+    """A trial config (its sections `data`, `model`, `loss`, `train`, `eval` are the base of every
+    trial) plus what to search and how to run it."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """The study's name: results go to results/<name> unless --results says otherwise."""
     description: str = ""
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    loss: LossConfig = LossConfig()
-    train: TrainConfig = TrainConfig()
-    eval: EvalConfig = EvalConfig()
+    """What the study is for, in words (shown by validate, kept in study.yaml)."""
     search: SearchSpec = SearchSpec()
+    """What to try: the sampler, how many trials, the space over dotted paths, baseline points."""
     objective: list[Objective] = Field(default_factory=lambda: [Objective()])
     """One objective ({metric: pc}) or several (a list) for a multi-objective study."""
     scheduler: SchedulerSpec = SchedulerSpec()
+    """When to stop weak trials early (ASHA, with folds as its rungs)."""
     resources: Resources = Resources()
+    """What each trial reserves on the cluster."""
 
     @property
     def objectives(self) -> list[Objective]:
@@ -178,7 +186,8 @@ class StudySpec(Strict):
 
     @property
     def base(self) -> TrialConfig:
-        return TrialConfig(data=self.data, model=self.model, loss=self.loss, train=self.train, eval=self.eval)
+        """The trial config every trial starts from (the study's own sections)."""
+        return TrialConfig.model_construct(**{k: getattr(self, k) for k in TrialConfig.model_fields})
 
     def trial_config(self, params: dict[str, Any]) -> TrialConfig:
         """The base config with a trial's params set at their dotted paths."""
@@ -205,23 +214,23 @@ def _field_exists(path: str) -> bool:
     return field_at(path) is not None or (parent == "data.options" and bool(key))
 
 
-def _check_value(spec: StudySpec, path: str, value: Any, where: str) -> None:
+def _check_value(spec: StudySpec, path: str, value: Any, where: str, context: dict | None = None) -> None:
     raw = spec.base.model_dump(mode="json")
     set_path(raw, path, value)
     try:
-        TrialConfig.model_validate(raw)
+        TrialConfig.model_validate(raw, context=context)
     except ValidationError as e:
         raise InputError(f"{where}: {value!r} is not a valid {path} ({format_validation_error(e)})") from None
 
 
-def check_spec(spec: StudySpec, source: str) -> None:
+def check_spec(spec: StudySpec, source: str, context: dict | None = None) -> None:
     s = spec.search
     for path, dim in s.space.items():
         where = f"{source}: search.space.{path}"
         if not _field_exists(path):
             raise InputError(f"{where}: no such path in the trial config (sections: data, model, loss, train, eval)")
         for value in dim.values_to_check:
-            _check_value(spec, path, value, where)
+            _check_value(spec, path, value, where, context)
         for condition, wanted in (dim.when or {}).items():
             if not _field_exists(condition):
                 raise InputError(f"{where}.when: condition on {condition!r}, which is no path in the trial config")
@@ -244,15 +253,17 @@ def check_spec(spec: StudySpec, source: str) -> None:
             where = f"{source}: search.baseline[{i}].{path}"
             if path not in s.space:
                 raise InputError(f"{where}: not a searched path (space: {', '.join(s.space) or 'empty'})")
-            _check_value(spec, path, value, where)
+            _check_value(spec, path, value, where, context)
 
 
-def validate_spec(raw: dict, source: str) -> StudySpec:
+def validate_spec(raw: dict, source: str, context: dict | None = None) -> StudySpec:
+    """The study, checked; errors name `source`, the YAML key and the value. `context=TRUSTED`
+    for a study.yaml this program wrote (no registry import, so no torch)."""
     try:
-        spec = StudySpec.model_validate(raw)
+        spec = StudySpec.model_validate(raw, context=context)
     except ValidationError as e:
         raise InputError(f"{source}: {format_validation_error(e)}") from None
-    check_spec(spec, source)
+    check_spec(spec, source, context)
     return spec
 
 
@@ -301,5 +312,8 @@ def load_base(path: str | Path, overrides: list[str] = ()) -> tuple[TrialConfig,
 
 
 def resolved(spec: StudySpec) -> dict:
-    """The study with every default filled in, as plain data (what study.yaml stores)."""
-    return copy.deepcopy(spec.model_dump(mode="json", by_alias=True, exclude_none=False))
+    """The study with every default filled in, as plain data (what study.yaml stores): its name
+    and description first, then the trial config's sections, then the search."""
+    plain = spec.model_dump(mode="json", by_alias=True, exclude_none=False)
+    first = {k: plain.pop(k) for k in ("name", "description")}
+    return copy.deepcopy({**first, **plain})

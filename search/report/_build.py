@@ -23,14 +23,16 @@ import pandas as pd
 
 from fbp import paper
 from fbp.errors import InputError
+from search.outcome import distinct_errors
 from search.report import _io
 from search.report._stats import (
-    METRICS,
+    NAMES,
     bootstrap_pc_differences,
     fold_summary,
     paired_tests,
     pooled,
 )
+from search.results import trial_status
 
 STATUS_ORDER = {"COMPLETE": 0, "INCOMPLETE": 1, "PRUNED": 2, "FAIL": 3}  # a trial's status
 ROW_STATUSES = ("COMPLETE", "PRUNED", "FAIL")  # a fold row's status, as the writers set it
@@ -38,7 +40,6 @@ ORACLE = "test_oracle"
 MAX_LEVELS = 12  # an integer --by knob with more distinct values is cut into quantile bins
 BINS, PER_BIN = 5, 3  # quantile bins for --by: at most BINS, of at least PER_BIN trials each
 EDGE = 0.05  # the best value within 5% of a bound sits on the edge of the space
-NO_ERROR = "(no error message)"
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:
@@ -137,7 +138,7 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
     """-> (one row per trial indexed by trial_id, ranked best first; k folds expected)."""
     status = row_status(folds)
     complete = folds[status.eq("COMPLETE").to_numpy()]
-    summary = fold_summary(complete) if len(complete) else pd.DataFrame(columns=["folds", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std"))])
+    summary = fold_summary(complete) if len(complete) else pd.DataFrame(columns=["folds", *(f"{m}_{s}" for m in NAMES for s in ("mean", "std"))])
     select = folds["select"].astype(str) if "select" in folds.columns else pd.Series("", index=folds.index)
     flags = pd.DataFrame({
         "fail": status.eq("FAIL").to_numpy(),
@@ -148,11 +149,7 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
     board = flags.join(summary, how="left")
     board["folds"] = board["folds"].fillna(0).astype(int)
     k = _expected_folds(study, folds)
-    board["status"] = np.select(
-        [board["fail"], board["pruned"], board["folds"] >= max(k, 1)],
-        ["FAIL", "PRUNED", "COMPLETE"],
-        "INCOMPLETE",
-    )
+    board["status"] = trial_status(folds, k).reindex(board.index)
     first_select = select.where(select.ne("None") & select.ne("nan") & select.ne("")).groupby(folds["trial_id"], sort=False).first()
     board["select"] = np.where(board["oracle"], ORACLE, first_select.reindex(board.index).fillna("").to_numpy())
     params = [k.column for k in study.knobs.values() if k.column in folds.columns]
@@ -162,7 +159,7 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
     if "error" in folds.columns:
         errors = folds.loc[status.eq("FAIL").to_numpy() & folds["error"].notna().to_numpy()].groupby("trial_id", sort=False)["error"].first()
         board["error"] = errors.reindex(board.index)
-    for m in METRICS:
+    for m in NAMES:
         for s in ("mean", "std"):
             if f"{m}_{s}" not in board.columns:
                 board[f"{m}_{s}"] = np.nan
@@ -217,7 +214,7 @@ def find_baseline(board: pd.DataFrame, folds: pd.DataFrame, study: _io.Study, no
             mask &= _same(board[column], value)
         candidates = board.index[mask.to_numpy()]
     else:
-        if study.raw.get("search"):
+        if study.searched:
             _note(notes, "the study names no baseline point (search.baseline): ablation differences are against the best trial")
         return None
     if not len(candidates):
@@ -306,7 +303,7 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
         return {
             "source": "ours", "level": "" if level is None else str(level), "method": (f"{path} in {level}" if binned else f"{path} = {level}") if path else "best trial",
             "trial_id": trial, "trials": n, "select": r["select"],
-            **{f"{m}_{s}": r[f"{m}_{s}"] for m in METRICS for s in ("mean", "std")},
+            **{f"{m}_{s}": r[f"{m}_{s}"] for m in NAMES for s in ("mean", "std")},
         }
 
     if column is not None:
@@ -334,7 +331,7 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
                 out.append(_published_row(p, row["level"]))
                 placed.add(i)
     out += [_published_row(p, "") for i, p in enumerate(published) if i not in placed]
-    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")), "select", "reference"]
+    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in NAMES for s in ("mean", "std")), "select", "reference"]
     return pd.DataFrame(out, columns=columns)
 
 
@@ -373,11 +370,11 @@ def _comparisons(report: Report) -> list[tuple[str, str, str]]:
 
 def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataFrame, draws: int, seed: int) -> pd.DataFrame:
     reference = report.reference
-    columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{m}" for m in METRICS), *(f"{t}_p_{m}" for m in METRICS for t in ("t", "wilcoxon")), "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
+    columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{m}" for m in NAMES), *(f"{t}_p_{m}" for m in NAMES for t in ("t", "wilcoxon")), "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
     if reference is None:
         _note(report.notes, "ablation: no completed trial to compare against")
         return pd.DataFrame(columns=columns)
-    per_fold = complete.assign(trial_id=complete["trial_id"].astype(str)).set_index(["trial_id", "fold"])[list(METRICS)].astype(np.float64).sort_index()
+    per_fold = complete.assign(trial_id=complete["trial_id"].astype(str)).set_index(["trial_id", "fold"])[list(NAMES)].astype(np.float64).sort_index()
     preds = {t: g for t, g in predictions.groupby("trial_id", sort=False)} if len(predictions) else {}
     rows = []
     comparisons = _comparisons(report)
@@ -388,7 +385,7 @@ def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataF
         row: dict[str, Any] = {"knob": knob, "level": level, "trial_id": trial, "reference": reference, "select": report.leaderboard.at[trial, "select"]}
         a, b = per_fold.loc[trial], per_fold.loc[reference]
         shared = a.index.intersection(b.index)
-        for m in METRICS:
+        for m in NAMES:
             t = paired_tests(a.loc[shared, m].to_numpy(), b.loc[shared, m].to_numpy())
             row.update({"k": t["k"], f"d_{m}": t["diff"], f"t_p_{m}": t["t_p"], f"wilcoxon_p_{m}": t["wilcoxon_p"]})
         rows.append(row)
@@ -549,19 +546,10 @@ def status_table(board: pd.DataFrame, folds: pd.DataFrame, report: Report) -> pd
     return out
 
 
-def errors_table(board: pd.DataFrame) -> pd.DataFrame:
-    """The distinct errors of FAIL trials (each trial's first error line): how many trials
-    raised each, most first, and the first trial that did (in the order trials were written)."""
-    failed = board[board["status"] == "FAIL"]
-    if not len(failed):
-        return pd.DataFrame(columns=["error", "trials", "first_trial"])
-    errors = failed["error"] if "error" in failed.columns else pd.Series(np.nan, index=failed.index)
-    frame = pd.DataFrame({"error": errors.fillna(NO_ERROR).astype(str).to_numpy(), "written": failed["written"].to_numpy(), "trial_id": failed.index.to_numpy()})
-    # ties (a compacted table: one part, one mtime) keep the rows' order, which is the order
-    # they were written in, as the run's closing lines count them (search.outcome)
-    frame = frame.sort_values("written", kind="stable")
-    out = frame.groupby("error", sort=False).agg(trials=("trial_id", "size"), first_trial=("trial_id", "first")).reset_index()
-    return out.sort_values("trials", ascending=False, kind="stable").reset_index(drop=True)
+def errors_table(folds: pd.DataFrame) -> pd.DataFrame:
+    """The distinct errors of FAIL trials, as the run's closing lines give them (search.outcome)."""
+    rows = [{"error": e.line, "trials": e.trials, "first_trial": e.first_trial} for e in distinct_errors(folds)]
+    return pd.DataFrame(rows, columns=["error", "trials", "first_trial"])
 
 
 def history_table(board: pd.DataFrame, objective: str, direction: str) -> pd.DataFrame:
@@ -596,7 +584,7 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
     notes = list(study.notes)
     if "trial_id" in folds.columns:
         folds["trial_id"] = folds["trial_id"].astype(str)
-    for m in METRICS:  # PRUNED and FAIL rows carry no metrics: a study in which nothing completed has no such column
+    for m in NAMES:  # PRUNED and FAIL rows carry no metrics: a study in which nothing completed has no such column
         if m not in folds.columns:
             folds[m] = np.nan
     _io.add_column_knobs(study, folds)
@@ -610,7 +598,7 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
         status = board.at[report.baseline, "status"]
         against = f"ablation differences are against the best trial {report.best}" if report.best else "nothing to compare"
         _note(notes, f"the baseline trial {report.baseline} did not complete ({status}): {against}")
-    report.errors = errors_table(board)
+    report.errors = errors_table(folds)
     report.status = status_table(board, folds, report)
     report.history = history_table(board, report.objective, study.direction)
     lap("leaderboard")

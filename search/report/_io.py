@@ -1,164 +1,30 @@
-"""Reading a results directory for the report: study.yaml, the Parquet tables, the journal.
+"""Reading a results directory for the report: its study (study.yaml, through the study's own
+schema), its Parquet tables (search.results.ResultsDir's reader) and its Optuna journal.
 
-The Parquet reader keeps `search.results.read_table`'s contract (every non-hidden part of a
-table, the last written copy of each key kept) but is built for studies of many trials, where
-a table is tens of thousands of small part files and opening each one dominates:
-
-- parts are read in threads, as Arrow tables, and concatenated once;
-- `folds` (always read whole) is kept in a snapshot under the report folder, keyed by every
-  part's name, mtime and size: a second report reads only the parts written since;
-- `epochs` and `predictions` are read only for the trials the report shows. A part named
-  `<trial_id>-fold<k>` (how `search.results` and the Tune callback name them) holds that
-  trial's rows only, so the other trials' parts are not opened; a part named otherwise is
-  always read and filtered.
+`folds` (always read whole) is kept in a snapshot under the report folder, so a second report
+reads only the parts written since; `epochs` and `predictions` are read only for the trials the
+report shows.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-import yaml
 
 from fbp.errors import InputError
-from search.results import TABLES
+from fbp.metrics import METRICS
+from search.results import WRITTEN, ResultsDir
 
-KEYS = TABLES
-WRITTEN = "_written"  # per-row mtime (ns) of the part it came from: the "last written" order
-_PART = "_part"
-_CACHE_VERSION = "1"
-_TRIAL_PART = re.compile(r"^(?P<trial>.+)-(?:fold-?\d+|pruned|fail)$")
-METRIC_DIRECTION = {"pc": "max", "mae": "min", "rmse": "min"}
-
-
-# --- Parquet parts ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Part:
-    path: str  # plain strings: a Path per part costs more than the stat at 50,000 parts
-    name: str
-    mtime_ns: int
-    size: int
-
-    @property
-    def trial(self) -> str | None:
-        """The trial a `<trial_id>-fold<k>` part belongs to; None for any other name."""
-        m = _TRIAL_PART.match(self.name.removesuffix(".parquet"))
-        return m.group("trial") if m else None
-
-
-def list_parts(results: Path, table: str) -> list[Part]:
-    """Non-hidden parts of a table, oldest first (ties in name order)."""
-    folder = results / f"{table}.parquet"
-    if not folder.is_dir():
-        return []
-    parts = []
-    with os.scandir(folder) as entries:
-        for e in entries:
-            if e.name.endswith(".parquet") and not e.name.startswith(".") and e.is_file():
-                st = e.stat()
-                parts.append(Part(e.path, e.name, st.st_mtime_ns, st.st_size))
-    parts.sort(key=lambda p: (p.mtime_ns, p.name))
-    return parts
-
-
-def _read_part(part: Part) -> pa.Table:
-    try:
-        t = pq.ParquetFile(part.path).read(use_threads=False)  # a third of read_table's overhead per file
-    except Exception as e:  # a damaged or foreign file: name it, one line
-        raise InputError(f"{part.path}: not a readable Parquet file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    t = t.append_column(WRITTEN, pa.array(np.full(t.num_rows, part.mtime_ns, dtype=np.int64)))
-    return t.append_column(_PART, pa.array([part.name] * t.num_rows, pa.string()).dictionary_encode())
-
-
-def _read_parts(parts: list[Part]) -> pd.DataFrame:
-    if not parts:
-        return pd.DataFrame()
-    workers = min(8, max(1, (os.cpu_count() or 1)), len(parts))
-    if workers > 1 and len(parts) > 8:
-        with ThreadPoolExecutor(workers) as pool:  # Arrow releases the GIL while reading
-            tables = list(pool.map(_read_part, parts))
-    else:
-        tables = [_read_part(p) for p in parts]
-    try:
-        # one chunk per column: pandas ops on a 50,000-chunk Arrow-backed string column crawl
-        return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        # parts disagree on a column's type (a number in one, text in another): let pandas mix them
-        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+__all__ = ["WRITTEN", "Knob", "Study", "add_column_knobs", "load_journal_study", "load_study", "read_table"]
 
 
 def read_table(results: Path, table: str, trials: set[str] | None = None, cache: Path | None = None) -> pd.DataFrame:
-    """A table's rows, last written copy of each key kept, with a `_written` column (ns).
-
-    trials: only these trials' rows (parts of other trials are not opened).
-    cache: a folder for the snapshot that makes the next read incremental (whole tables only).
-    """
-    parts = list_parts(results, table)
-    if trials is not None:
-        parts = [p for p in parts if p.trial is None or p.trial in trials]
-    cached, reuse = pd.DataFrame(), set()
-    if cache is not None and trials is None:
-        cached, reuse = _load_snapshot(cache / f"{table}.parquet", parts)
-    fresh = _read_parts([p for p in parts if p.name not in reuse])
-    frames = [f for f in (cached, fresh) if not f.empty]
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else pd.DataFrame()
-    if cache is not None and trials is None and not fresh.empty:
-        _save_snapshot(cache / f"{table}.parquet", frame, parts)
-    if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in KEYS[table]} | {WRITTEN: pd.Series(dtype=np.int64)})
-    if trials is not None and "trial_id" in frame.columns:
-        frame = frame[frame["trial_id"].astype(str).isin(trials)]
-    keys = [k for k in KEYS[table] if k in frame.columns]
-    frame = frame.sort_values(WRITTEN, kind="stable").drop_duplicates(subset=keys, keep="last")
-    return frame.drop(columns=[_PART], errors="ignore").reset_index(drop=True)
-
-
-def _manifest(parts: list[Part]) -> dict[str, list[int]]:
-    return {p.name: [p.mtime_ns, p.size] for p in parts}
-
-
-def _load_snapshot(path: Path, parts: list[Part]) -> tuple[pd.DataFrame, set[str]]:
-    """Rows of the parts that have not changed since the snapshot, and those parts' names."""
-    try:
-        t = pq.read_table(path)
-        meta = t.schema.metadata or {}
-        if meta.get(b"fbp_report_cache") != _CACHE_VERSION.encode():
-            return pd.DataFrame(), set()
-        then = json.loads(meta[b"fbp_manifest"])
-    except (OSError, KeyError, ValueError, pa.ArrowException):
-        return pd.DataFrame(), set()
-    now = _manifest(parts)
-    frame = t.to_pandas()
-    if now == then:  # nothing written since: the common case, no filtering
-        return frame, set(now)
-    same = {name for name, stamp in now.items() if then.get(name) == stamp}
-    if not same:
-        return pd.DataFrame(), set()
-    return frame[frame[_PART].astype(str).isin(same).to_numpy()], same
-
-
-def _save_snapshot(path: Path, frame: pd.DataFrame, parts: list[Part]) -> None:
-    """Atomically; a folder that cannot be written just means no snapshot."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        t = pa.Table.from_pandas(frame, preserve_index=False)
-        t = t.replace_schema_metadata({**(t.schema.metadata or {}), b"fbp_report_cache": _CACHE_VERSION.encode(), b"fbp_manifest": json.dumps(_manifest(parts)).encode()})
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        pq.write_table(t, tmp)
-        os.replace(tmp, path)
-    except (OSError, pa.ArrowException, ValueError, TypeError):
-        pass
+    """A table's rows with their `_written` order (see `ResultsDir.read`)."""
+    return ResultsDir(results).read(table, trials=trials, snapshot=cache, written=True)
 
 
 # --- study.yaml -------------------------------------------------------------------------------
@@ -189,13 +55,17 @@ class Study:
     results: Path
     name: str
     spec_hash: str | None
-    raw: dict
-    config: dict  # the resolved TrialConfig (base of a study, or a train run's config)
+    spec: Any | None  # the StudySpec of study.yaml; None when the directory has none
+    config: dict  # the resolved trial config every trial started from
     knobs: dict[str, Knob]
     baseline: dict[str, Any] | None
     metric: str
     direction: str  # max | min
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def searched(self) -> bool:
+        return self.spec is not None and bool(self.spec.search.space)
 
     @property
     def dataset(self) -> str | None:
@@ -219,68 +89,43 @@ class Study:
         return node
 
 
-def _knob(path: str, dim: Any) -> Knob | None:
-    """`{float: [lo, hi], log: true}`, `{int: [lo, hi]}`, `{choice: [...]}`; tolerant of
-    `{low, high, type}`, `{choices: [...]}` and a bare list of choices."""
-    if isinstance(dim, list):
-        return Knob(path, "choice", choices=list(dim))
-    if not isinstance(dim, dict):
-        return None
-    for kind in ("float", "int"):
-        bounds = dim.get(kind)
-        if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
-            return Knob(path, kind, float(bounds[0]), float(bounds[1]), bool(dim.get("log")))
-    choices = dim.get("choice", dim.get("choices"))
-    if isinstance(choices, list):
-        return Knob(path, "choice", choices=list(choices))
-    if "low" in dim and "high" in dim:
-        kind = "int" if str(dim.get("type", "float")).startswith("int") else "float"
-        return Knob(path, kind, float(dim["low"]), float(dim["high"]), bool(dim.get("log")))
-    return None
+def _knob(path: str, dim) -> Knob:
+    if dim.kind == "choice":
+        return Knob(path, "choice", choices=list(dim.choice))
+    low, high = dim.float_ or dim.int_
+    return Knob(path, dim.kind, float(low), float(high), dim.log)
 
 
 def load_study(results: Path) -> Study:
+    """The study of a results directory, read through the study's own schema (trusted: this
+    program wrote it, so no registry, no torch). A directory with folds but no study.yaml is
+    read with what the rows tell; the notes say so."""
+    from fbp.config import TRUSTED
+    from search.spec import resolved, validate_spec
+
     if not results.exists():
         raise InputError(f"results directory not found: {results}")
     if not results.is_dir():
         raise InputError(f"not a directory: {results} (give a results directory, e.g. results/<study>)")
-    marker = results / "study.yaml"
-    if not marker.is_file() and not (results / "folds.parquet").is_dir():
-        raise InputError(f"{results} is not a results directory: it has neither study.yaml nor folds.parquet/")
-    raw: dict = {}
-    notes: list[str] = []
-    if marker.is_file():
-        try:
-            raw = yaml.safe_load(marker.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise InputError(f"{marker}: cannot read it ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-        if not isinstance(raw, dict):
-            raise InputError(f"{marker}: expected a mapping, got {type(raw).__name__}")
-    else:
-        notes.append(f"no study.yaml in {results}: study settings (space, baseline, objective) unknown")
-    config = raw.get("config") or raw.get("base") or {k: raw[k] for k in ("data", "model", "loss", "train", "eval") if isinstance(raw.get(k), dict)}
-    search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
-    if raw and not search:
-        notes.append("study.yaml has no search section (a single-config run, e.g. fbp-search train): no space, no baseline")
-    knobs = {}
-    for path, dim in (search.get("space") or {}).items():
-        k = _knob(str(path), dim)
-        if k is not None:
-            knobs[k.path] = k
-    baselines = search.get("baseline") or []
-    baseline = baselines[0] if isinstance(baselines, list) and baselines and isinstance(baselines[0], dict) else None
-    objective = raw.get("objective") or {}
-    if isinstance(objective, list):
-        if len(objective) > 1:
-            notes.append(f"{len(objective)} objectives: trials are ranked by the first, {objective[0].get('metric', 'pc')}")
-        objective = objective[0] if objective else {}
-    metric = str(objective.get("metric") or "pc")
-    if metric not in METRIC_DIRECTION:
-        notes.append(f"objective metric {metric!r} is not one of pc, mae, rmse: ranking by pc")
-        metric = "pc"
-    direction = objective.get("mode") or objective.get("direction") or METRIC_DIRECTION[metric]
-    direction = {"maximize": "max", "minimize": "min"}.get(direction, direction)
-    return Study(results, str(raw.get("name") or results.name), raw.get("spec_hash"), raw, config or {}, knobs, baseline, metric, direction, notes)
+    directory = ResultsDir(results)
+    raw = directory.read_study(strict=False) if (results / directory.STUDY).is_file() else None
+    if raw is None and (results / directory.STUDY).is_file():
+        directory.read_study()  # raises, naming the file and why
+    if raw is None:
+        if not directory.table_dir("folds").is_dir():
+            raise InputError(f"{results} is not a results directory: it has neither study.yaml nor folds.parquet/")
+        notes = [f"no study.yaml in {results}: study settings (space, baseline, objective) unknown"]
+        return Study(results, results.name, None, None, {}, {}, None, "pc", METRICS["pc"].direction, notes)
+    digest = raw.pop("spec_hash", None)
+    spec = validate_spec(raw, str(results / directory.STUDY), context=TRUSTED)
+    notes = [] if spec.search.space else ["one configuration, no search (fbp-search train, or a study without a space): no knobs, no baseline"]
+    first = spec.objectives[0]
+    if len(spec.objectives) > 1:
+        notes.append(f"{len(spec.objectives)} objectives: trials are ranked by the first, {first.metric}")
+    knobs = {path: _knob(path, dim) for path, dim in spec.search.space.items()}
+    baseline = dict(spec.search.baseline[0]) if spec.search.baseline else None
+    config = {k: v for k, v in resolved(spec).items() if k in ("data", "model", "loss", "train", "eval")}
+    return Study(results, spec.name, digest, spec, config, knobs, baseline, first.metric, first.direction, notes)
 
 
 def add_column_knobs(study: Study, folds: pd.DataFrame) -> None:
@@ -302,14 +147,15 @@ def add_column_knobs(study: Study, folds: pd.DataFrame) -> None:
 
 def load_journal_study(results: Path, name: str):
     """(optuna study or None, note or None). Never raises for a bad journal: it is optional."""
-    path = results / "optuna.journal"
+    directory = ResultsDir(results)
+    path = directory / directory.JOURNAL
     if not path.is_file():
         return None, f"no optuna.journal in {results}: knob importance skipped"
     try:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        storage = directory.journal()
         names = [s.study_name for s in storage.get_all_studies()]
         if name not in names:
             if len(names) != 1:

@@ -15,41 +15,30 @@ import warnings
 import numpy as np
 import pandas as pd
 
-METRICS = ("mae", "rmse", "pc")
+from fbp import metrics
+from fbp.metrics import NAMES
 
 
 def fold_summary(complete: pd.DataFrame) -> pd.DataFrame:
     """complete: COMPLETE fold rows. -> index trial_id; folds, <m>_mean, <m>_std."""
-    values = complete[["trial_id", *METRICS]].copy()
-    for m in METRICS:
+    values = complete[["trial_id", *NAMES]].copy()
+    for m in NAMES:
         values[m] = pd.to_numeric(values[m], errors="coerce").astype(np.float64)
     g = values.groupby("trial_id", sort=False)
-    mean, std = g[list(METRICS)].mean(), g[list(METRICS)].std(ddof=1)
-    poisoned = values[list(METRICS)].isna().groupby(values["trial_id"], sort=False).any()
+    mean, std = g[list(NAMES)].mean(), g[list(NAMES)].std(ddof=1)
+    poisoned = values[list(NAMES)].isna().groupby(values["trial_id"], sort=False).any()
     out = pd.DataFrame({"folds": g.size()})
-    for m in METRICS:
+    for m in NAMES:
         out[f"{m}_mean"] = mean[m].mask(poisoned[m])
         out[f"{m}_std"] = std[m].mask(poisoned[m])
     return out
 
 
-def _pearson(y: np.ndarray, p: np.ndarray) -> float:
-    if len(y) < 2:
-        return float("nan")
-    a, b = y - y.mean(), p - p.mean()
-    d = np.sqrt(np.dot(a, a) * np.dot(b, b))
-    return float(np.dot(a, b) / d) if d > 0 else float("nan")
-
-
 def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    e = p - y
-    n = len(y)
-    return {
-        "n": n,
-        "mae": float(np.mean(np.abs(e))) if n else float("nan"),
-        "rmse": float(np.sqrt(np.mean(e * e))) if n else float("nan"),
-        "pc": _pearson(y, p),
-    }
+    """n and every metric of `fbp.metrics` (NaN for no rows; PC NaN for fewer than two)."""
+    if not len(y):
+        return {"n": 0, **{m: float("nan") for m in NAMES}}
+    return {"n": len(y), **metrics.scores(y, p)}
 
 
 def pooled(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -106,7 +95,7 @@ def bootstrap_pc_differences(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarra
     by_n: dict[int, list[int]] = {}
     for i, (y, pred_a, pred_b) in enumerate(pairs):
         n = len(y)
-        point = _pearson(np.asarray(y, np.float64), np.asarray(pred_a, np.float64)) - _pearson(np.asarray(y, np.float64), np.asarray(pred_b, np.float64))
+        point = metrics.pearson(y, pred_a) - metrics.pearson(y, pred_b)
         out[i] = {"n": n, "pc_diff": point, "ci_low": float("nan"), "ci_high": float("nan")}
         if n >= 3 and draws >= 1:
             by_n.setdefault(n, []).append(i)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from fbp.errors import InputError
-from search.results import compact, read_table, write_part
+from search.results import ResultsDir, read_table
 
 
 def _fold(trial, fold, pc):
@@ -12,17 +12,17 @@ def _fold(trial, fold, pc):
 
 
 def test_last_written_copy_wins_and_temporary_files_are_not_parts(tmp_path):
-    write_part(tmp_path, "folds", "a-fold1", _fold("a", 1, 0.5))
-    write_part(tmp_path, "folds", "a-fold1-again", _fold("a", 1, 0.6))
-    write_part(tmp_path, "folds", "a-fold2", _fold("a", 2, 0.7))
+    ResultsDir(tmp_path).write("folds", "a-fold1", _fold("a", 1, 0.5))
+    ResultsDir(tmp_path).write("folds", "a-fold1-again", _fold("a", 1, 0.6))
+    ResultsDir(tmp_path).write("folds", "a-fold2", _fold("a", 2, 0.7))
     (tmp_path / "folds.parquet" / ".a-fold3.tmp-999").write_bytes(b"PAR1 half a file")  # a killed writer's
     frame = read_table(tmp_path, "folds").sort_values("fold")
     assert frame["pc"].tolist() == [0.6, 0.7]
 
 
 def test_a_damaged_part_is_named(tmp_path):
-    write_part(tmp_path, "folds", "a-fold1", _fold("a", 1, 0.5))
-    path = write_part(tmp_path, "folds", "a-fold2", _fold("a", 2, 0.7))
+    ResultsDir(tmp_path).write("folds", "a-fold1", _fold("a", 1, 0.5))
+    path = ResultsDir(tmp_path).write("folds", "a-fold2", _fold("a", 2, 0.7))
     path.write_bytes(path.read_bytes()[:20])  # truncated by hand
     with pytest.raises(InputError, match=r"a-fold2.parquet: damaged part file"):
         read_table(tmp_path, "folds")
@@ -30,10 +30,10 @@ def test_a_damaged_part_is_named(tmp_path):
 
 def test_compact_keeps_every_row_once(tmp_path):
     for fold in (1, 2, 3):
-        write_part(tmp_path, "folds", f"a-fold{fold}", _fold("a", fold, fold / 10))
-    write_part(tmp_path, "folds", "a-fold3-rewritten", _fold("a", 3, 0.9))
+        ResultsDir(tmp_path).write("folds", f"a-fold{fold}", _fold("a", fold, fold / 10))
+    ResultsDir(tmp_path).write("folds", "a-fold3-rewritten", _fold("a", 3, 0.9))
     before = read_table(tmp_path, "folds").sort_values("fold").reset_index(drop=True)
-    assert compact(tmp_path, "folds") == 4
+    assert ResultsDir(tmp_path).compact("folds") == 4
     assert len(list((tmp_path / "folds.parquet").glob("*.parquet"))) == 1
     after = read_table(tmp_path, "folds").sort_values("fold").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
@@ -44,12 +44,12 @@ WRITER = """
 import sys
 from pathlib import Path
 import numpy as np, pandas as pd
-from search.results import write_part
+from search.results import ResultsDir
 rows = 200_000  # a part big enough that a kill lands mid-write
 frame = pd.DataFrame({"trial_id": ["t"] * rows, "fold": 1, "image": np.arange(rows), "y_pred": np.random.rand(rows)})
 print("ready", flush=True)
 for i in range(10_000):
-    write_part(Path(sys.argv[1]), "predictions", f"t-fold{i % 3}", frame)
+    ResultsDir(Path(sys.argv[1])).write("predictions", f"t-fold{i % 3}", frame)
 """
 
 

@@ -5,25 +5,18 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
 import yaml
 
-from search.results import read_table
+from search.results import ResultsDir, read_table
 from search.runner import resume_study
 
-STUDY = {
-    "name": "killed",
-    "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1, 2, 3]},
-    "model": {"backbone": "test_resnet"},
-    "train": {"epochs": 4, "batch_size": 16, "device": "cpu"},
-    "eval": {"batch_size": 64},
-    "search": {"sampler": "random", "num_trials": 3, "seed": 0, "space": {"loss.alpha": {"float": [0.0, 4.0]}}},
-    "scheduler": {"name": "none"},
-    "resources": {"cpu": 1, "gpu": 0, "max_concurrent": 1},
-}
+# the fault drill's study (3 trials x 3 folds, tiny synthetic faces), under its own name
+STUDY = {**yaml.safe_load((Path(__file__).parents[2] / "scripts" / "drill.yaml").read_text()), "name": "killed"}
 
 
 def _wait_for_parts(folder, count, timeout):
@@ -69,7 +62,7 @@ def test_sigkilled_driver_then_resume(local_ray, tmp_path):
     merged = before.merge(after, on=["trial_id", "fold"], suffixes=("_before", "_after"))
     assert len(merged) == len(before)
     assert (merged["started_at_before"] == merged["started_at_after"]).all()
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    storage = ResultsDir(results).journal()
     states = [t.state for t in optuna.load_study(study_name="killed", storage=storage).trials]
     assert optuna.trial.TrialState.RUNNING not in states
     assert outcome["errors"] == 0
@@ -167,7 +160,7 @@ def test_a_trial_tune_never_recorded_is_finished_by_resume(local_ray, tmp_path):
     kept = before.merge(after, on=["trial_id", "fold"], suffixes=("_before", "_after"))
     assert len(kept) == len(before) and (kept["started_at_before"] == kept["started_at_after"]).all()
     # Optuna: nothing left RUNNING, and each trial's value is the mean PC of its trial's folds
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    storage = ResultsDir(results).journal()
     trials = optuna.load_study(study_name="killed", storage=storage).trials
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     mean_pc = after.groupby("param.loss.alpha")["pc"].mean()

@@ -4,7 +4,7 @@ import optuna
 import pytest
 import yaml
 
-from search.results import read_table
+from search.results import ResultsDir, read_table
 from search.runner import run_study
 from search.spec import validate_spec
 
@@ -27,7 +27,7 @@ TINY = {
 
 
 def _journal(results):
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    storage = ResultsDir(results).journal()
     return optuna.load_study(study_name="tiny", storage=storage)
 
 
@@ -71,7 +71,7 @@ def test_a_study_fills_the_results_contract(local_ray, tmp_path):
     assert study["name"] == "tiny" and len(study["spec_hash"]) == 16 and study["train"]["lr"] == 0.01
     assert (folds["spec_hash"] == study["spec_hash"]).all()
 
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(results / "optuna.journal")))
+    storage = ResultsDir(results).journal()
     trials = optuna.load_study(study_name="tiny", storage=storage).trials
     assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert trials[0].params == {"loss.alpha": 2.0, "loss.discretization.rule": "paper"}  # the baseline first
@@ -166,7 +166,7 @@ def test_two_objectives_with_nsga2(local_ray, tmp_path):
         objective=[{"metric": "pc"}, {"metric": "mae"}],
     )
     assert run_study(spec, "tiny.yaml", tmp_path / "multi")["errors"] == 0
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "multi" / "optuna.journal")))
+    storage = ResultsDir(tmp_path / "multi").journal()
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert all(len(t.values) == 2 for t in study.trials)

@@ -2,8 +2,12 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from search.space import condition_holds, flatten, grid_space, suggest, to_distributions
+from search.space import SearchSpace, flatten, grid_space, to_distribution
 from search.spec import Dimension
+
+
+def _space(dims: dict[str, Dimension], base: dict | None = None) -> SearchSpace:
+    return SearchSpace({p: to_distribution(d) for p, d in dims.items()}, {p: d.when for p, d in dims.items() if d.when}, base or {})
 
 
 @pytest.mark.parametrize(
@@ -20,7 +24,7 @@ from search.spec import Dimension
     ],
 )
 def test_each_entry_maps_to_its_optuna_distribution(entry, distribution):
-    assert to_distributions({"x": Dimension.model_validate(entry)}) == {"x": distribution}
+    assert to_distribution(Dimension.model_validate(entry)) == distribution
 
 
 @pytest.mark.parametrize(
@@ -58,15 +62,15 @@ def test_conditions_on_searched_and_fixed_knobs():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(12):
         trial = study.ask()
-        params = suggest(trial, space, base={})
+        params = _space(space)(trial)
         name = params["train.schedule.name"]
         assert ("train.schedule.step_size" in params) == (name == "step")
         assert ("train.schedule.warmup_epochs" in params) == (name == "cosine")
         seen.add(name)
         study.tell(trial, 0.0)
     assert seen == {"step", "cosine"}
-    fixed = Dimension.model_validate({"int": [1, 2], "when": {"loss.name": "combo"}})
-    assert condition_holds(fixed, {}, {"loss.name": "combo"}) and not condition_holds(fixed, {}, {"loss.name": "l1"})
+    fixed = {"loss.beta": Dimension.model_validate({"int": [1, 2], "when": {"loss.name": "combo"}})}
+    assert _space(fixed, {"loss.name": "combo"}).holds("loss.beta", {}) and not _space(fixed, {"loss.name": "l1"}).holds("loss.beta", {})
 
 
 def test_flatten_keeps_loader_options_whole():

@@ -74,7 +74,7 @@ def test_validate_prints_the_resolved_study_and_space(tmp_path, capsys):
         ("search/baseline", [{"loss.beta": 1.0}], "search.baseline[0].loss.beta: not a searched path"),
         ("search/sampler", "grid", "grid needs a space of choices or stepped ranges; continuous: ['loss.alpha']"),
         ("objective", {"metric": "pc", "mode": "min"}, "mode 'min' would optimize it the wrong way"),
-        ("objective", {"metric": "accuracy"}, "objective.0.metric: Input should be 'pc', 'mae' or 'rmse', got 'accuracy'"),
+        ("objective", {"metric": "accuracy"}, "objective.0.metric: unknown metric 'accuracy'; valid: mae, rmse, pc, got 'accuracy'"),
         ("scheduler/name", "hyperband", "scheduler.name: Input should be 'asha' or 'none', got 'hyperband'"),
         ("data/dataset", "celeba", "data.dataset: unknown dataset 'celeba'"),
         ("loss/name", "huber", "loss.name: unknown loss 'huber'"),

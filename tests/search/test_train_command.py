@@ -31,14 +31,15 @@ def test_train_writes_the_three_tables_and_they_agree(tmp_path, capsys):
         assert row["rmse"] == pytest.approx(np.sqrt(np.mean((p["y_pred"] - p["y_true"]) ** 2)))
         assert row["pc"] == pytest.approx(np.corrcoef(p["y_true"], p["y_pred"])[0, 1])
     study = yaml.safe_load((out / "study.yaml").read_text())
-    assert study["config"]["loss"]["alpha"] == 1.5 and len(study["spec_hash"]) == 16
+    # recorded as a study of this one configuration, in the layout every results directory has
+    assert study["loss"]["alpha"] == 1.5 and len(study["spec_hash"]) == 16 and study["search"]["space"] == {}
 
     # the same config again replaces its parts, it does not add rows
     assert main(["train", str(path), "--out", str(out), "--set", "loss.alpha=1.5"]) == 0
     assert len(pd.read_parquet(out / "folds.parquet")) == 2
     # another config refuses the directory
     assert main(["train", str(path), "--out", str(out)]) == 2
-    assert "holds results of another config" in capsys.readouterr().err
+    assert "holds another study's results" in capsys.readouterr().err
 
 
 def test_train_bad_config_exits_2(tmp_path, capsys):
@@ -84,7 +85,8 @@ def test_train_takes_a_study_file_and_trains_its_base_config(tmp_path, capsys, m
     assert main(["train", "study.yaml"]) == 0
     out = tmp_path / "results" / "weights_study"  # the study's name, not the file's
     saved = yaml.safe_load((out / "study.yaml").read_text())
-    assert saved["kind"] == "train" and saved["config"]["loss"]["alpha"] == 1.25 and set(saved["config"]) == {"data", "model", "loss", "train", "eval"}
+    # the base configuration, recorded as a study of one configuration: the search is not kept
+    assert saved["name"] == "weights_study" and saved["loss"]["alpha"] == 1.25 and saved["search"]["space"] == {} and saved["search"]["num_trials"] == 1
     folds = pd.read_parquet(out / "folds.parquet")
     assert sorted(folds["fold"]) == [1, 2] and folds["trial_id"].nunique() == 1
     assert len(pd.read_parquet(out / "epochs.parquet")) == 2  # one epoch per fold
@@ -129,5 +131,5 @@ def test_train_refuses_a_directory_of_other_files(tmp_path, capsys):
     (tmp_path / "notes" / "todo.txt").write_text("x")
     assert main(["train", str(path), "--out", str(tmp_path / "notes")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert f"--out {tmp_path / 'notes'}: holds files" in line
+    assert f"--out {tmp_path / 'notes'}: exists and is not a results directory" in line
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from search.results import write_part
+from search.results import ResultsDir
 
 SUBSETS = ("AF", "AM", "CF", "CM")
 
@@ -73,7 +73,7 @@ def make_results(
         "loss": {"name": "combo", "alpha": 2.0, "beta": 1.0, "gamma": 1.0},
         "train": {"epochs": epochs, "seed": 0},
         "eval": {"select": trials[0].select if trials else "last"},
-        "search": {"sampler": "tpe", "num_trials": len(trials), "space": space, "baseline": [baseline] if baseline else []},
+        "search": {"sampler": "tpe", "num_trials": max(1, len(trials)), "space": space, "baseline": [baseline] if baseline else []},
         "objective": {"metric": "pc", "mode": "max"},
         "spec_hash": "0123456789abcdef",
     }
@@ -99,18 +99,18 @@ def make_results(
             e = pred - y
             pc = float(np.corrcoef(y, pred)[0, 1])
             part = f"{t.trial_id}-fold{fold}"
-            write_part(root, "epochs", part, pd.DataFrame({
+            ResultsDir(root).write("epochs", part, pd.DataFrame({
                 "trial_id": t.trial_id, "fold": fold, "epoch": np.arange(1, epochs + 1), "lr": 0.01,
                 "train_loss": np.linspace(2.0, 0.5, epochs) + 0.1 * fold,
                 "test_mae": np.where(evaluated, np.linspace(0.6, np.abs(e).mean(), epochs), np.nan),
                 "test_rmse": np.where(evaluated, np.linspace(0.7, np.sqrt((e**2).mean()), epochs), np.nan),
                 "test_pc": np.where(evaluated, np.linspace(0.3, pc, epochs), np.nan),
             }))
-            write_part(root, "predictions", part, pd.DataFrame({
+            ResultsDir(root).write("predictions", part, pd.DataFrame({
                 "trial_id": t.trial_id, "fold": fold, "image": np.array(images)[m], "subset": subsets[m],
                 "y_true": y, "y_pred": pred, "y_reg": pred, "y_exp": pred + 0.01,
             }))
-            write_part(root, "folds", part, pd.DataFrame([{
+            ResultsDir(root).write("folds", part, pd.DataFrame([{
                 **meta, "fold": fold, "seed": 0, "status": "COMPLETE", "error": None,
                 "mae": float(np.abs(e).mean()), "rmse": float(np.sqrt((e**2).mean())), "pc": pc,
                 "n_train": int((~m).sum()), "n_test": int(m.sum()), "epochs_run": epochs, "selected_epoch": epochs,
@@ -118,7 +118,7 @@ def make_results(
             }]))
         if t.status in ("PRUNED", "FAIL"):
             missing = list(range(done + 1, k + 1)) or [-1]
-            write_part(root, "folds", f"{t.trial_id}-{t.status.lower()}", pd.DataFrame([
+            ResultsDir(root).write("folds", f"{t.trial_id}-{t.status.lower()}", pd.DataFrame([
                 {**meta, "fold": f, "seed": None, "status": t.status, "error": t.error if t.status == "FAIL" else None} for f in missing
             ]))
     if journal:

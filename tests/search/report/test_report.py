@@ -18,7 +18,8 @@ from scipy import stats
 
 from fbp import paper
 from fbp.errors import InputError
-from search.report import build_report, register, write_report
+from search.commands.report import register
+from search.report import build_report, write_report
 from search.results import read_table
 from tests.search.report.make_results import SPACE, T, make_results, standard_trials
 
@@ -118,7 +119,8 @@ def test_ablation_paired_tests_and_bootstrap(standard):
 
 
 def test_bootstrap_is_seeded_and_matches_a_plain_resampling():
-    from search.report._stats import _pearson, bootstrap_pc_difference
+    from fbp.metrics import pearson as _pearson
+    from search.report._stats import bootstrap_pc_difference
 
     rng = np.random.default_rng(3)
     y = rng.uniform(1, 5, 40)
@@ -221,10 +223,10 @@ def test_a_single_trial_says_what_it_could_not_compute(tmp_path):
 def test_no_journal_and_a_fail_before_any_fold(tmp_path):
     trials = standard_trials()[:3]
     root = make_results(tmp_path / "nojournal", trials, baseline=BASELINE, journal=False, dataset="synthetic")
-    from search.results import write_part
+    from search.results import ResultsDir
 
-    write_part(root, "folds", "early_00009-fail", pd.DataFrame([{"trial_id": "early_00009", "fold": -1, "status": "FAIL", "error": "InputError: data.root missing", "param.loss.name": "l1"}]))
-    write_part(root, "folds", "nan_00010-fail", pd.DataFrame([{"trial_id": "nan_00010", "fold": np.nan, "status": "FAIL", "error": None}]))
+    ResultsDir(root).write("folds", "early_00009-fail", pd.DataFrame([{"trial_id": "early_00009", "fold": -1, "status": "FAIL", "error": "InputError: data.root missing", "param.loss.name": "l1"}]))
+    ResultsDir(root).write("folds", "nan_00010-fail", pd.DataFrame([{"trial_id": "nan_00010", "fold": np.nan, "status": "FAIL", "error": None}]))
     report = build_report(root, draws=50)
     write_report(report, root / "report", formats=("md", "csv"))
     assert report.leaderboard.loc[["early_00009", "nan_00010"], "status"].tolist() == ["FAIL", "FAIL"]
@@ -290,16 +292,16 @@ def test_neither_ray_nor_torch_is_imported():
 
 
 def test_a_train_run_directory(tmp_path):
-    """`fbp-search train` writes study.yaml with `config` and no search: one trial, no knobs."""
+    """`fbp-search train` writes study.yaml as a study of one configuration (no search): one trial, no knobs."""
     import yaml
 
     root = make_results(tmp_path / "train", [T("t1234abcd", {})], space={}, journal=False)
     config = yaml.safe_load((root / "study.yaml").read_text())
-    (root / "study.yaml").write_text(yaml.safe_dump({"name": "train", "kind": "train", "spec_hash": "x", "config": {k: config[k] for k in ("data", "model", "loss", "train", "eval")}}))
+    (root / "study.yaml").write_text(yaml.safe_dump({"name": "train", "spec_hash": "x", **{k: config[k] for k in ("data", "model", "loss", "train", "eval")}}))
     report = build_report(root, draws=10)
     written = write_report(report, root / "report", formats=("md", "csv", "png"))
     assert report.best == "t1234abcd" and report.study.dataset == "scut-fbp5500" and not report.study.knobs
-    assert any("no search section" in n for n in report.notes)
+    assert any("one configuration, no search" in n for n in report.notes)
     assert {p.name for p in written} >= {"leaderboard.csv", "pooled.csv", "tables.md", "predicted_vs_true.png", "curves.png"}
     assert list(report.paper.loc[report.paper["source"] == "ours", "trial_id"]) == ["t1234abcd"]
 
@@ -324,12 +326,12 @@ def failed_study(root: Path, pruned: bool, nan_metrics: bool) -> Path:
         trials.append(T("p_00003", {"loss.name": "combo", "loss.alpha": 1.5, "train.lr": 0.02}, status="PRUNED", folds_done=1))
     root = make_results(root, trials, baseline=BASELINE)
     if nan_metrics:
-        from search.results import write_part
+        from search.results import ResultsDir
 
         for t in trials:
             if t.status == "FAIL":
                 rows = pd.read_parquet(root / "folds.parquet" / f"{t.trial_id}-fail.parquet")
-                write_part(root, "folds", f"{t.trial_id}-fail", rows.assign(mae=np.nan, rmse=np.nan, pc=np.nan))
+                ResultsDir(root).write("folds", f"{t.trial_id}-fail", rows.assign(mae=np.nan, rmse=np.nan, pc=np.nan))
     return root
 
 

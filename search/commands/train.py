@@ -12,7 +12,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -23,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fbp.errors import InputError
+from fbp.metrics import METRICS
 from search.console import command_console
 
 if TYPE_CHECKING:  # torch and the trainer are imported when a command trains, not for --help
@@ -60,7 +59,7 @@ def progress_parts(p: TrainProgress, loss: float | None = None, elapsed: bool = 
     if loss is not None:
         parts.append(f"loss {loss:.4f}")
     if p.test:
-        parts.append(f"test MAE {p.test['mae']:.4f} RMSE {p.test['rmse']:.4f} PC {p.test['pc']:.4f}")
+        parts.append("test " + " ".join(f"{m.label} {p.test[name]:.4f}" for name, m in METRICS.items()))
     if p.images_per_second is not None:
         parts.append(f"{p.images_per_second:.0f} images/s")
     if elapsed:
@@ -116,33 +115,6 @@ class TrainDisplay:
 # --- the command -------------------------------------------------------------------------------
 
 
-def _check_out(out: Path, digest: str) -> None:
-    """Refuse a results directory that is a file, holds another config's results, or holds
-    other files; nothing is written here."""
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not existing.is_dir():
-        what = "is a file" if existing == out else f"is inside {existing}, a file"
-        raise InputError(f"--out {out}: {what}, not a directory; choose another --out")
-    marker = out / "study.yaml"
-    if marker.is_file():
-        previous = (yaml.safe_load(marker.read_text()) or {}).get("spec_hash")
-        if previous != digest:
-            raise InputError(f"--out {out}: holds results of another config (spec_hash {previous}, this one {digest}); choose another --out")
-    elif out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
-        raise InputError(f"--out {out}: holds files that are not results of this config; choose another --out")
-
-
-def _claim(out: Path, resolved: dict, digest: str) -> None:
-    """Write study.yaml (once `_check_out` has accepted the directory)."""
-    marker = out / "study.yaml"
-    if marker.exists():
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(".study.yaml.tmp")
-    tmp.write_text(yaml.safe_dump({"name": out.name, "kind": "train", "spec_hash": digest, "config": resolved}, sort_keys=False))
-    tmp.replace(marker)
-
-
 def _header(source: Path, config: TrialConfig, out: Path) -> str:
     d, t = config.data, config.train
     folds = f"folds {', '.join(map(str, d.folds))}" if d.folds else "every fold"
@@ -151,42 +123,44 @@ def _header(source: Path, config: TrialConfig, out: Path) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from fbp import metrics
-    from fbp.config import resolve_paths
+    from fbp.config import TrialConfig, resolve_paths
     from fbp.errors import TrainingError
     from fbp.train import run_kfold
     from search.preflight import preflight
-    from search.results import spec_hash, write_fold
-    from search.spec import load_base
+    from search.results import ResultsDir, fold_frames, spec_hash
+    from search.spec import StudySpec, load_base, resolved
 
     config, name = load_base(args.config, args.overrides)
     config = resolve_paths(config, Path.cwd())  # recorded as the paths it used
-    resolved = config.model_dump(mode="json")
-    digest = spec_hash(resolved)
-    out = args.out or Path("results") / (name or args.config.stem)
-    _check_out(out, digest)
+    # recorded as a study of this one configuration: the report reads it like any other
+    study = resolved(StudySpec(name=name or args.config.stem, **{k: getattr(config, k) for k in TrialConfig.model_fields}))
+    study["spec_hash"] = digest = spec_hash(study)
+    out = ResultsDir(args.out or Path("results") / study["name"])
+    out.check(digest, resume=True, flag="--out")  # the same configuration again replaces its folds
     preflight(config, str(args.config))
     console = command_console()
-    trial = {"study": out.name, "spec_hash": digest, "trial_id": f"t{digest[:8]}", "seed": config.train.seed}
+    trial = {"study": study["name"], "spec_hash": digest, "trial_id": f"t{digest[:8]}", "seed": config.train.seed}
 
     table = Table(title=f"{args.config.name}: {config.model.backbone}, loss {config.loss.name}, select {config.eval.select}")
-    for column in ("fold", "MAE", "RMSE", "PC", "epoch", "images/s", "seconds"):
+    for column in ("fold", *(m.label for m in metrics.METRICS.values()), "epoch", "images/s", "seconds"):
         table.add_column(column, justify="right")
     results: list[FoldResult] = []
 
     def on_fold(r: FoldResult) -> None:
-        write_fold(out, r, trial)
+        out.write_fold(fold_frames(r, trial), trial["trial_id"], r.fold)
         results.append(r)
-        console.print(f"fold {r.fold}: MAE {r.mae:.4f}  RMSE {r.rmse:.4f}  PC {r.pc:.4f}  ({r.train_seconds:.0f} s, {r.images_per_second:.0f} images/s on {r.device})")
-        table.add_row(str(r.fold), f"{r.mae:.4f}", f"{r.rmse:.4f}", f"{r.pc:.4f}", str(r.selected_epoch), f"{r.images_per_second:.0f}", f"{r.train_seconds:.0f}")
+        values = {m.label: f"{getattr(r, name):.4f}" for name, m in metrics.METRICS.items()}
+        console.print(f"fold {r.fold}: {'  '.join(f'{k} {v}' for k, v in values.items())}  ({r.train_seconds:.0f} s, {r.images_per_second:.0f} images/s on {r.device})")
+        table.add_row(str(r.fold), *values.values(), str(r.selected_epoch), f"{r.images_per_second:.0f}", f"{r.train_seconds:.0f}")
 
     display = TrainDisplay(console)
 
     def on_progress(p: TrainProgress) -> None:
         if p.event == "ready":
-            _claim(out, resolved, digest)  # the data is there: a config that cannot start writes nothing
+            out.claim(study)  # the data is there: a config that cannot start writes nothing
         display(p)
 
-    console.out(_header(args.config, config, out))
+    console.out(_header(args.config, config, out.path))
     try:
         run_kfold(config, on_fold=on_fold, on_progress=on_progress)
     except TrainingError as e:
@@ -194,12 +168,12 @@ def run_train(args: argparse.Namespace) -> int:
         return 1
     finally:
         display.close()
-    summary = metrics.mean_std([{"mae": r.mae, "rmse": r.rmse, "pc": r.pc} for r in results])
+    summary = metrics.mean_std([{m: getattr(r, m) for m in metrics.NAMES} for r in results])
     table.add_section()
     spread = len(results) > 1  # one fold has no spread
-    table.add_row("mean ± std" if spread else "mean", *(f"{m:.4f} ± {s:.4f}" if spread else f"{m:.4f}" for m, s in (summary[k] for k in ("mae", "rmse", "pc"))), "", "", "")
+    table.add_row("mean ± std" if spread else "mean", *(f"{m:.4f} ± {s:.4f}" if spread else f"{m:.4f}" for m, s in (summary[k] for k in metrics.NAMES)), "", "", "")
     console.print(table)
     if config.eval.select == "test_oracle":
         console.print("note: eval.select=test_oracle chose each fold's epoch on its test set; these figures are optimistic")
-    console.print(f"results: {out}/{{folds,epochs,predictions}}.parquet")
+    console.print(f"results: {out.path}/{{folds,epochs,predictions}}.parquet")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     validate.set_defaults(run=validate_command)
 
 
+SMOKE = {
+    "data.dataset": "synthetic", "data.root": None, "data.protocol": "5fold", "data.options": {"n": 60, "size": 48, "seed": 0},
+    "data.image_size": 32, "data.resize": None, "data.folds": [1, 2],
+    "model.backbone": "test_resnet", "model.pretrained": False,
+    "train.epochs": 1, "train.batch_size": 16, "train.device": "cpu", "train.compile": "off", "eval.batch_size": 64,
+    "search.num_trials": 2, "resources.cpu": 1, "resources.gpu": 0, "resources.max_concurrent": 2,
+}
+"""--smoke: dotted paths set before the user's --set, as --set would set them."""
+
+
+def smoke(raw: dict) -> dict:
+    """A small synthetic dataset, a tiny backbone, 1 epoch, 2 folds, 2 trials (one trial for a
+    study without a space: one configuration)."""
+    from fbp.config import set_path
+
+    out = copy.deepcopy(raw)
+    for path, value in SMOKE.items():
+        set_path(out, path, value)
+    if not (raw.get("search") or {}).get("space"):
+        set_path(out, "search.num_trials", 1)
+    return out
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, help="study YAML, e.g. studies/quickstart.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help="override a dotted path of the study, e.g. train.epochs=2 (repeatable)")
@@ -46,7 +70,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def load(args: argparse.Namespace) -> StudySpec:
     from fbp.config import apply_overrides, read_yaml
-    from search.runner import smoke
     from search.spec import validate_spec, with_absolute_paths
 
     raw = read_yaml(args.study)
@@ -62,7 +85,7 @@ def validate_command(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from search.preflight import preflight
-    from search.space import describe, to_distributions
+    from search.space import SearchSpace, describe
     from search.spec import resolved
 
     spec = load(args)
@@ -75,9 +98,10 @@ def validate_command(args: argparse.Namespace) -> int:
     table = Table(title=f"search space of {spec.name}: sampler {spec.search.sampler}, {spec.search.num_trials} trials")
     for column in ("path", "distribution", "when"):
         table.add_column(column)
-    for path, distribution in to_distributions(dict(spec.search.space)).items():
-        when = spec.search.space[path].when
-        table.add_row(path, describe(distribution), ", ".join(f"{k} in {v}" for k, v in when.items()) if when else "")
+    space = SearchSpace.of(spec)
+    for path, distribution in space.distributions.items():
+        when = space.conditions.get(path, {})
+        table.add_row(path, describe(distribution), ", ".join(f"{k} in {v}" for k, v in when.items()))
     console.print(table)
     console.print(f"objective: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; baseline points: {len(spec.search.baseline)}")
     return 0
@@ -96,13 +120,14 @@ def run_command(args: argparse.Namespace) -> int:
 def _closing(outcome: dict, results: Path, console: Console) -> int:
     """The closing lines; exit code 130 when interrupted, 1 when no trial completed, else 0."""
     from search.outcome import closing_lines
+    from search.results import ResultsDir
 
     if outcome["interrupted"]:
         console.print(f"interrupted: every completed fold is saved. Continue with: fbp-search resume {results}")
         return 130
     if outcome.get("retrained"):
         console.print(f"{outcome['retrained']} folds whose rows were missing trained again")
-    for line in closing_lines(outcome["study"], results, outcome["metric"]):
+    for line in closing_lines(outcome["study"], ResultsDir(results), outcome["metric"]):
         console.print(line)
     return 0 if outcome["study"].complete else 1
 

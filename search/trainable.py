@@ -1,9 +1,13 @@
 """The Ray Tune trainable: one trial = `fbp.train.run_kfold` on the base config + params.
 
 After each fold it reports the running means over its completed folds (ASHA's rungs are folds)
-with the fold's rows for the Parquet tables, and a checkpoint that lists the folds done, so a
-trial restarted by Ray (a node died) continues at its next fold instead of starting over.
-The driver, not the worker, writes the Parquet files: results need no shared file system.
+and the fold's own values (Optuna's intermediate values), with the fold's rows for the Parquet
+tables and a checkpoint that lists the folds done, so a trial restarted by Ray (a node died)
+continues at its next fold instead of starting over. The driver, not the worker, writes the
+Parquet files: results need no shared file system.
+
+The study arrives validated (the driver checked it once); a trial validates only its own
+params set into the base config.
 """
 
 from __future__ import annotations
@@ -11,23 +15,39 @@ from __future__ import annotations
 import json
 import socket
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import ray
 from ray import tune
 
+from fbp.metrics import NAMES
 from fbp.train import FoldResult, run_kfold
 from search.board import poster
-from search.results import fold_frames
-from search.searcher import fold_key
+from search.results import ResultsDir, fold_frames
 from search.spec import StudySpec
 
 STATE = "folds_done.json"
 
 
-def _done_folds(results: Path, trial_id: str) -> list[dict]:
+def fold_key(metric: str) -> str:
+    """The key of a fold's own value in a trial's report (the unprefixed one is the running mean)."""
+    return f"fold_{metric}"
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    """What every trial is told besides its params: its study, the spec's hash, where the
+    results are written and the name of the study's progress board."""
+
+    study: str
+    spec_hash: str
+    results: str  # absolute: a resumed driver may run elsewhere
+    board: str | None = None
+
+
+def _done_folds(results: ResultsDir, trial_id: str) -> list[dict]:
     """Folds this trial finished before a restart: those in its last checkpoint, and those
     whose rows the driver already wrote, where this worker can see the results directory.
     The second matters after a driver is killed between writing a fold's rows and saving
@@ -37,56 +57,53 @@ def _done_folds(results: Path, trial_id: str) -> list[dict]:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             done.update({d["fold"]: d for d in json.loads((Path(folder) / STATE).read_text())})
-    for part in (results / "folds.parquet").glob(f"{trial_id}-fold*.parquet"):
-        for row in pq.read_table(part, columns=["fold", "status", "pc", "mae", "rmse"]).to_pylist():
-            if row["status"] == "COMPLETE":
-                done[int(row["fold"])] = {k: row[k] for k in ("fold", "pc", "mae", "rmse")}
+    rows = results.read("folds", trials={trial_id})
+    for row in rows[rows["status"] == "COMPLETE"].to_dict("records") if len(rows) else []:
+        done[int(row["fold"])] = {"fold": int(row["fold"]), **{m: row[m] for m in NAMES}}
     return [done[f] for f in sorted(done)]
 
 
 def running_means(done: list[dict]) -> dict[str, float]:
     """Mean of each metric over the completed folds (NaN PCs count as NaN, not as zero)."""
-    return {m: float(np.mean([d[m] for d in done])) for m in ("pc", "mae", "rmse")}
+    return {m: float(np.mean([d[m] for d in done])) for m in NAMES}
 
 
-def trial_fields(meta: dict, trial_id: str, seed: int, params: dict) -> dict:
+def trial_fields(context: StudyContext, trial_id: str, seed: int, params: dict) -> dict:
     """The per-trial values of a fold's row, with where this process runs."""
     return {
-        "study": meta["study"], "spec_hash": meta["spec_hash"], "trial_id": trial_id, "seed": seed,
+        "study": context.study, "spec_hash": context.spec_hash, "trial_id": trial_id, "seed": seed,
         "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
         **{f"param.{k}": v for k, v in params.items()},
     }
 
 
-def train_trial(params: dict, spec_json: dict, meta: dict) -> None:
-    spec = StudySpec.model_validate(spec_json)
+def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
     config = spec.trial_config(params)
     trial_id = tune.get_context().get_trial_id()
-    done = _done_folds(Path(meta["results"]), trial_id)
+    done = _done_folds(ResultsDir(context.results), trial_id)
 
     def on_fold(result: FoldResult) -> None:
-        done.append({"fold": result.fold, "pc": result.pc, "mae": result.mae, "rmse": result.rmse})
-        trial = trial_fields(meta, trial_id, config.train.seed, params)
+        done.append({"fold": result.fold, **{m: getattr(result, m) for m in NAMES}})
+        trial = trial_fields(context, trial_id, config.train.seed, params)
         frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(result, trial).items()}
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
-            own = {fold_key(m): getattr(result, m) for m in ("pc", "mae", "rmse")}
+            own = {fold_key(m): getattr(result, m) for m in NAMES}
             tune.report(
                 {**running_means(done), **own, "folds_done": len(done), "fold": result.fold, "fbp_rows": frames},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
-    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(meta.get("board"), trial_id))
+    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(context.board, trial_id))
     if done and not trained:
         # restarted with every fold already written (the driver died before Tune recorded the
         # last ones): report the result once, so the scheduler and Optuna receive it
         tune.report({**running_means(done), "folds_done": len(done), "fold": done[-1]["fold"]})
 
 
-def retrain_folds(params: dict, spec_json: dict, meta: dict, trial_id: str, folds: list[int]) -> list[tuple[FoldResult, dict]]:
+def retrain_folds(params: dict, spec: StudySpec, context: StudyContext, trial_id: str, folds: list[int]) -> list[tuple[FoldResult, dict]]:
     """Train these folds of a finished trial again (a Ray task: `resume` runs it for folds whose
     rows were lost). Each fold seeds itself from the config and its index alone, so the same
     folds give the same numbers where the device is deterministic."""
-    spec = StudySpec.model_validate(spec_json)
     config = spec.trial_config({**params, "data.folds": sorted(folds)})
-    return [(r, trial_fields(meta, trial_id, config.train.seed, params)) for r in run_kfold(config)]
+    return [(r, trial_fields(context, trial_id, config.train.seed, params)) for r in run_kfold(config)]

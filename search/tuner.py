@@ -1,0 +1,100 @@
+"""A study as a Ray Tune experiment: the searcher, the scheduler, the callbacks, the trainable.
+
+    searcher   Optuna (search.searcher.StudySearcher) over the study's space, its journal in
+               the results directory, the baseline points first
+    scheduler  ASHA with folds as its rungs (or none)
+    callbacks  the Parquet writer and the console progress (search.callbacks)
+    trainable  search.trainable.train_trial with the study's resources
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from rich.console import Console
+
+from search.callbacks import ParquetWriter, Progress
+from search.results import ResultsDir
+from search.samplers import sampler
+from search.searcher import StudySearcher
+from search.space import SearchSpace
+from search.spec import StudySpec
+from search.trainable import StudyContext, train_trial
+
+
+def trainable(spec: StudySpec, context: StudyContext):
+    """The trial function with its study bound, and the resources each trial reserves. The
+    validated study itself travels to the workers (pickled), not its YAML."""
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    return tune.with_resources(partial(train_trial, spec=spec, context=context), resources)
+
+
+def searcher(spec: StudySpec, results: ResultsDir, num_folds: int) -> StudySearcher:
+    metrics = [o.metric for o in spec.objectives]
+    modes = [o.direction for o in spec.objectives]
+    return StudySearcher(
+        space=SearchSpace.of(spec),
+        metric=metrics if len(metrics) > 1 else metrics[0],
+        mode=modes if len(modes) > 1 else modes[0],
+        points_to_evaluate=[dict(p) for p in spec.search.baseline] or None,
+        sampler=sampler(spec.search),
+        study_name=spec.name,
+        storage=results.journal(),
+        num_folds=num_folds,
+    )
+
+
+def scheduler(spec: StudySpec, num_folds: int) -> TrialScheduler:
+    if spec.scheduler.name != "asha" or num_folds < 2:
+        return FIFOScheduler()
+    first = spec.objectives[0]
+    # folds are the rungs; with several objectives ASHA ranks by the first
+    multi = {"metric": first.metric, "mode": first.direction} if len(spec.objectives) > 1 else {}
+    return ASHAScheduler(
+        time_attr="folds_done",
+        max_t=num_folds,
+        grace_period=min(spec.scheduler.grace_folds, num_folds),
+        reduction_factor=spec.scheduler.reduction_factor,
+        **multi,
+    )
+
+
+def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fold_numbers: list[int], tune_location: tuple[str, str],
+                console: Console, max_failures: int) -> tuple[tune.Tuner, Progress]:
+    """The Tuner of a new study, and its progress callback (it counts the trials run at once)."""
+    first = spec.objectives[0]
+    single = len(spec.objectives) == 1
+    progress = Progress(console, spec.search.num_trials, first.metric, first.direction, len(fold_numbers), results, context.board)
+    storage_path, name = tune_location
+    tuner = tune.Tuner(
+        trainable(spec, context),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher(spec, results, len(fold_numbers)),
+            scheduler=scheduler(spec, len(fold_numbers)),
+            metric=first.metric if single else None,
+            mode=first.direction if single else None,
+            num_samples=spec.search.num_trials,
+            max_concurrent_trials=spec.resources.max_concurrent or None,
+            reuse_actors=True,  # a new trial reuses a finished one's worker: no second torch import
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            callbacks=[ParquetWriter(results, context, fold_numbers, list(spec.search.space)), progress],
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            # every fold's checkpoint is kept (a few hundred bytes each): deleting the previous
+            # one can race a killed driver's last state snapshot, which then names a checkpoint
+            # that no longer exists and the trial cannot be restored
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        ),
+    )
+    return tuner, progress
+
+
+def restore_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext) -> tune.Tuner:
+    """The Tuner of a stopped study, from its saved state: finished trials stay, unfinished ones
+    continue at their next fold (errored ones stay failed)."""
+    return tune.Tuner.restore(results.tune_state(), trainable=trainable(spec, context), resume_unfinished=True, resume_errored=False)
