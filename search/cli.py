@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from fbp.errors import InputError
-from search import data_commands, report, study_commands, train_command, weights_command
+from search import data_commands, knobs_command, report, study_commands, train_command, weights_command
 from search.console import command_console
 
 COMMANDS = {
@@ -19,6 +19,7 @@ COMMANDS = {
     "study": study_commands.register,
     "report": report.register,
     "weights": weights_command.register,
+    "knobs": knobs_command.register,
 }
 
 
