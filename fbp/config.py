@@ -10,8 +10,10 @@ Errors name the dotted path and the value: `loss.alpha: must be >= 0, got -1`.
 from __future__ import annotations
 
 import os
+import types
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -20,7 +22,9 @@ from fbp.errors import InputError
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # use_attribute_docstrings: the string under each field is its `description`, which
+    # `knobs()` (and `fbp-search knobs`) show
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 PATH = {"path": True}
@@ -32,16 +36,6 @@ TRUSTED = {"trusted": True}
 """Validation context for a config this program wrote itself (a results directory's study.yaml):
 its registered names were checked when it was written, so the registries, whose modules import
 torch, are not imported again (`StudySpec.model_validate(raw, context=TRUSTED)`)."""
-
-
-def _registered(what: str, name: str, registry: Callable[[], dict], info: ValidationInfo) -> str:
-    """Names of datasets, losses, rules come from their registries; unknown ones list them."""
-    if (info.context or {}).get("trusted"):
-        return name
-    names = registry()
-    if name not in names:
-        raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(names)}")
-    return name
 
 
 def _datasets() -> dict:
@@ -62,9 +56,32 @@ def _losses() -> dict:
     return LOSSES
 
 
+REGISTRIES: dict[str, Callable[[], dict]] = {"dataset": _datasets, "loss": _losses, "discretization rule": _rules}
+"""The registries some fields name an entry of, each imported when first asked (their modules
+import torch)."""
+
+
+def registry(what: str) -> dict:
+    """`json_schema_extra` of a field whose value is a name in `REGISTRIES[what]`: validated
+    against it (see `_registered`) and listed by `knobs()`."""
+    return {"registry": what}
+
+
+def _registered(model: type[BaseModel], name: str, info: ValidationInfo) -> str:
+    """A name from the registry the field is marked with; an unknown one lists the valid ones."""
+    if (info.context or {}).get("trusted"):
+        return name
+    what = model.model_fields[info.field_name].json_schema_extra["registry"]
+    names = REGISTRIES[what]()
+    if name not in names:
+        raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(names)}")
+    return name
+
+
 class DataConfig(Section):
-    dataset: str = "scut-fbp5500"
-    """Registered dataset name (`fbp.data.DATASETS`)."""
+    dataset: str = Field("scut-fbp5500", json_schema_extra=registry("dataset"))
+    """Registered dataset name (`fbp.data.DATASETS`); `synthetic` is generated, the others are
+    read from `root`."""
     root: str | None = Field(None, json_schema_extra=PATH)
     """Dataset root in its published layout; `synthetic` needs none. A relative path is
     resolved against the directory the command runs from."""
@@ -75,14 +92,14 @@ class DataConfig(Section):
     folds: list[int] | None = None
     """1-based folds to run; all of the protocol's when unset."""
     image_size: int = Field(224, ge=16, le=1024)
-    """Side of the square crop the network sees, px."""
+    """Side of the square crop the network sees, px. Paper: 224."""
     resize: int | None = Field(None, ge=16, le=2048)
     """Side of the decoded, cached image the crop is taken from; default image_size * 8/7."""
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, v: str, info: ValidationInfo) -> str:
-        return _registered("dataset", v, _datasets, info)
+        return _registered(cls, v, info)
 
     @model_validator(mode="after")
     def _resize_holds_the_crop(self) -> "DataConfig":
@@ -97,19 +114,22 @@ class DataConfig(Section):
 
 class ModelConfig(Section):
     backbone: str = "seresnext50_32x4d"
-    """Any timm model name; used with num_classes=0 and global pooling. The name is checked
-    with the model (`fbp.models.check_model`) before anything trains, not here: that needs timm."""
+    """Any timm model name; used with num_classes=0 and global pooling. Paper: SEResNeXt50. The
+    name is checked with the model (`fbp.models.check_model`) before anything trains, not here:
+    that needs timm."""
     pretrained: bool | str = Field(False, json_schema_extra=PATH)
     """false; true (timm's weights: the local cache, else downloaded); or a path to a weights
     file (safetensors or a torch state dict) of an FBPNet or of the bare backbone. A relative
-    path is resolved against the directory the command runs from."""
+    path is resolved against the directory the command runs from. The paper starts from
+    ImageNet weights (true)."""
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
-    """Dropout before the two heads."""
+    """Dropout probability before the two heads (0: none)."""
 
 
 class DiscretizationConfig(Section):
-    rule: str = "paper"
-    """paper | round_half_even | uniform | quantile | intervals (see fbp.discretize)."""
+    rule: str = Field("paper", json_schema_extra=registry("discretization rule"))
+    """Scores to classes (fbp.discretize): paper (c = ceil(s - 1/2), 5 classes; the paper's),
+    round_half_even (the published code's rounding), uniform and quantile bins, or intervals."""
     num_classes: int | None = Field(None, ge=2, le=100)
     """K, for uniform and quantile; paper and round_half_even have 5."""
     edges: list[float] | None = None
@@ -120,30 +140,33 @@ class DiscretizationConfig(Section):
     @field_validator("rule")
     @classmethod
     def _known_rule(cls, v: str, info: ValidationInfo) -> str:
-        return _registered("discretization rule", v, _rules, info)
+        return _registered(cls, v, info)
 
 
 class LossConfig(Section):
-    name: str = "combo"
-    """combo | l1 | mse | smooth_l1 | smooth_huber (see fbp.losses)."""
+    name: str = Field("combo", json_schema_extra=registry("loss"))
+    """combo (the paper's ComboLoss) or a baseline on the regression head only: l1, mse,
+    smooth_l1, smooth_huber (see fbp.losses)."""
     alpha: float = Field(2.0, ge=0)
-    """combo: weight of L1(regression, score)."""
+    """combo: weight of L1(regression, score). Paper: 2."""
     beta: float = Field(1.0, ge=0)
-    """combo: weight of L1(expectation over classes, score)."""
+    """combo: weight of L1(expectation over classes, score). Paper: 1."""
     gamma: float = Field(1.0, ge=0)
-    """combo: weight of the class-weighted cross-entropy."""
+    """combo: weight of the class-weighted cross-entropy. Paper: 1."""
     ce_input: Literal["logits", "probs"] = "logits"
     """combo: `probs` feeds softmax outputs to the cross-entropy, as the published code does."""
     smooth_l1_beta: float = Field(1.0, gt=0)
-    """smooth_l1: where the quadratic part ends."""
+    """smooth_l1: |error| where the quadratic part ends, in score units."""
     huber_delta: float = Field(0.8, gt=0)
-    """smooth_huber: log cosh below delta, |error| above."""
+    """smooth_huber: log cosh below delta, |error| above; delta in score units."""
     discretization: DiscretizationConfig = DiscretizationConfig()
+    """How scores become the classes of the classification head (combo's expectation and
+    cross-entropy terms)."""
 
     @field_validator("name")
     @classmethod
     def _known_loss(cls, v: str, info: ValidationInfo) -> str:
-        return _registered("loss", v, _losses, info)
+        return _registered(cls, v, info)
 
     @model_validator(mode="after")
     def _some_term(self) -> "LossConfig":
@@ -154,10 +177,13 @@ class LossConfig(Section):
 
 class ScheduleConfig(Section):
     name: Literal["step", "cosine", "onecycle", "constant"] = "step"
+    """The LR factor at each optimizer step (fbp.schedules): step (step_gamma every step_size
+    epochs), cosine (warmup, then down to min_lr_ratio), onecycle (up over pct_start, then
+    down), constant. Paper: step, LR / 10 every 50 epochs."""
     step_size: int = Field(50, ge=1)
-    """step: epochs between LR drops."""
+    """step: epochs between LR drops. Paper: 50."""
     step_gamma: float = Field(0.1, gt=0, le=1)
-    """step: LR factor at each drop."""
+    """step: LR factor at each drop. Paper: 0.1."""
     warmup_epochs: float = Field(0.0, ge=0)
     """cosine: linear warmup from 0, in epochs (fractions allowed)."""
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
@@ -168,25 +194,40 @@ class ScheduleConfig(Section):
 
 class AugmentConfig(Section):
     rotation: float = Field(30.0, ge=0, le=180)
-    """Random rotation, +- degrees."""
+    """Random rotation, +- degrees, uniform. The paper rotates at random without an angle."""
     hflip: bool = True
+    """Mirror each training image left-right with probability 0.5 (not named by the paper)."""
     brightness: float = Field(0.2, ge=0, le=1)
+    """Colour jitter: pixels times a factor uniform in [1 - b, 1 + b] (torchvision's
+    definition). The paper jitters colour without amounts; 0 turns it off."""
     contrast: float = Field(0.2, ge=0, le=1)
+    """Colour jitter: distance from the image's mean grey times a factor uniform in [1 - c, 1 + c]; 0 off."""
     saturation: float = Field(0.2, ge=0, le=1)
+    """Colour jitter: distance from each pixel's grey times a factor uniform in [1 - s, 1 + s]; 0 off."""
     scale: tuple[float, float] = (1.0, 1.0)
     """Random zoom range of the crop (1.0 = the plain random crop)."""
 
 
 class TrainConfig(Section):
     epochs: int = Field(200, ge=1)
+    """Passes over the training split of each fold. Paper: 200."""
     batch_size: int = Field(64, ge=1)
+    """Training images per optimizer step. Paper: 64."""
     lr: float = Field(0.01, gt=0)
+    """Learning rate the schedule scales at each step. Paper: 0.01."""
     optimizer: Literal["sgd", "adamw"] = "sgd"
+    """sgd (with momentum) or adamw. Paper: SGD."""
     momentum: float = Field(0.9, ge=0, lt=1)
+    """sgd: momentum factor (adamw does not use it). Paper: 0.9."""
     weight_decay: float = Field(1e-3, ge=0)
+    """Weight decay factor: an L2 term with sgd, decoupled with adamw. Paper: 1e-3."""
     schedule: ScheduleConfig = ScheduleConfig()
+    """The learning-rate schedule over the optimizer steps."""
     augment: AugmentConfig = AugmentConfig()
+    """Random augmentation of the training images (fbp.augment); evaluation sees the centre crop."""
     seed: int = 0
+    """Seeds a fold's every random stream (weights, shuffle, augmentation, inner_val hold-out):
+    fold k uses seed * 1000 + k - 1, so a fold run alone gives what it gives in the whole run."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda, cuda:N."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -219,20 +260,86 @@ class EvalConfig(Section):
     fused_weight: float = Field(0.5, ge=0, le=1)
     """fused: weight of the regression head (1 - it for the expectation)."""
     batch_size: int = Field(256, ge=1)
+    """Images per forward pass when evaluating; a memory and speed knob."""
 
 
 class TrialConfig(Section):
     data: DataConfig = DataConfig()
+    """The dataset, its split protocol and the image sizes."""
     model: ModelConfig = ModelConfig()
+    """The backbone, its initial weights and the heads' dropout."""
     loss: LossConfig = LossConfig()
+    """The training loss, its weights and the score classes."""
     train: TrainConfig = TrainConfig()
+    """Optimizer, schedule, augmentation, seed and device of the training loop."""
     eval: EvalConfig = EvalConfig()
+    """Which epoch's weights give the reported metrics, and how a prediction is formed."""
 
     @model_validator(mode="after")
     def _heads_need_classes(self) -> "TrialConfig":
         if self.eval.predict != "reg" and self.loss.name != "combo":
             raise ValueError(f"eval.predict={self.eval.predict!r} needs the classification head, which loss.name={self.loss.name!r} does not train")
         return self
+
+
+# --- knobs: every field as documentation ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One field of TrialConfig, as `fbp-search knobs` shows it."""
+
+    path: str  # dotted, e.g. "loss.alpha"
+    type: str  # readable: "float", "int | None", "section" for a nested section
+    default: Any  # the field's default (None for a section: its fields have theirs)
+    allowed: str  # choices, registered names or bounds, e.g. ">= 0"; "" when any value of the type
+    doc: str  # the field's docstring on one line
+
+
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(dict.fromkeys(type(a).__name__ for a in args))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _allowed(field) -> str:
+    """Literal choices, the names of the field's registry, or its numeric bounds."""
+    choices = next((get_args(a) for a in (field.annotation, *get_args(field.annotation)) if get_origin(a) is Literal), None)
+    if choices:
+        return ", ".join(map(str, choices))
+    what = (field.json_schema_extra or {}).get("registry")
+    if what:
+        return ", ".join(REGISTRIES[what]())
+    return ", ".join(f"{sign} {getattr(m, key)}" for m in field.metadata for key, sign in _BOUNDS if hasattr(m, key))
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def knobs(model: type[BaseModel] | None = None, prefix: str = "") -> list[Knob]:
+    """Every field of TrialConfig (or `model`), sections included, in declaration order, read
+    from the schema itself: a new field appears here with its docstring. Imports the registries
+    (and so torch) to list registered names."""
+    rows = []
+    for name, field in (model or TrialConfig).model_fields.items():
+        path, doc = prefix + name, " ".join((field.description or "").split())
+        if _is_section(field.annotation):
+            rows.append(Knob(path, "section", None, "", doc))
+            rows.extend(knobs(field.annotation, path + "."))
+        else:
+            rows.append(Knob(path, _type_name(field.annotation), field.get_default(call_default_factory=True), _allowed(field), doc))
+    return rows
 
 
 # --- paths -----------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 Per fold: the discretization and class weights are fitted on the training split only; the
 training loop reads batches from the decoded uint8 cache held on the device, augments them in
 batch, and keeps the loss terms on the device, read once per epoch (no host sync per step).
+What depends on the device or on compilation (autocast, CUDA-graph step marks, whole batches
+only) is decided once per fold, in `Batches` and the training step, before the epoch loop.
 The reported test metrics come from the weights `eval.select` names; only `test_oracle` looks
 at the test fold to choose, and `FoldResult.select` records that it did.
 
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -196,7 +199,7 @@ def stratified_holdout(classes: np.ndarray, fraction: float, rng: np.random.Gene
 class _Evaluator:
     """Predictions of both heads on a set of rows of the cached images."""
 
-    def __init__(self, data: TrialData, rows: np.ndarray, config: TrialConfig, values: torch.Tensor, autocast):
+    def __init__(self, data: TrialData, rows: np.ndarray, config: TrialConfig, values: torch.Tensor, autocast: AbstractContextManager):
         self.data, self.rows, self.config, self.values, self.autocast = data, torch.as_tensor(rows, device=data.device), config, values, autocast
 
     @torch.no_grad()
@@ -208,7 +211,7 @@ class _Evaluator:
             x = eval_view(self.data.images[self.rows[start : start + batch]], size)
             if self.config.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with self.autocast():
+            with self.autocast:
                 reg, logits = model(x)
             regs.append(reg.float())
             exps.append(logits.float().softmax(1) @ self.values)
@@ -221,8 +224,113 @@ def _prediction(config: TrialConfig, reg: np.ndarray, exp: np.ndarray) -> np.nda
     return {"reg": reg, "exp": exp, "fused": e.fused_weight * reg + (1 - e.fused_weight) * exp}[e.predict]
 
 
-def _better(pc: float, best: float) -> bool:
-    return (not math.isnan(pc)) and (math.isnan(best) or pc > best)
+def _last_epoch(epoch: int, epochs: int, pc: float, best_pc: float) -> bool:
+    return epoch == epochs
+
+
+def _best_pc(epoch: int, epochs: int, pc: float, best_pc: float) -> bool:
+    return (not math.isnan(pc)) and (math.isnan(best_pc) or pc > best_pc)
+
+
+SELECT: dict[str, Callable[[int, int, float, float], bool]] = {
+    "last": _last_epoch,  # the weights after the last epoch
+    "inner_val": _best_pc,  # pc: on the part of the training fold held out
+    "test_oracle": _best_pc,  # pc: on the test fold (optimistic; flagged in FoldResult.select)
+}
+"""`eval.select` -> whether an evaluated epoch's weights replace the chosen ones, given
+(epoch, epochs, pc of this epoch, pc of the chosen epoch); a NaN pc is never better."""
+
+
+class _Selection:
+    """The evaluated epoch `eval.select` chooses, with its test predictions. The first evaluated
+    epoch is held until one is chosen, so there is always one (all PCs NaN included)."""
+
+    def __init__(self, select: str, epochs: int):
+        self.chooses, self.epochs = SELECT[select], epochs
+        self.pc, self.epoch = float("nan"), epochs
+        self.reg: np.ndarray | None = None
+        self.exp: np.ndarray | None = None
+
+    def offer(self, epoch: int, pc: float, reg: np.ndarray, exp: np.ndarray) -> None:
+        if self.chooses(epoch, self.epochs, pc, self.pc) or self.reg is None:
+            self.pc, self.epoch, self.reg, self.exp = pc, epoch, reg, exp
+
+
+class Batches:
+    """The index batches of one epoch, each pass a new shuffle from `generator` (on the CPU).
+
+    `whole_only` (compiled): whole batches only, as a DataLoader with drop_last: a second shape
+    would compile (and capture) the model again; the shuffle brings the dropped rows back in
+    later epochs. A set no larger than one batch is still one (partial) batch.
+    """
+
+    def __init__(self, rows: torch.Tensor, batch_size: int, whole_only: bool, generator: torch.Generator):
+        self.rows, self.batch_size, self.generator = rows, batch_size, generator  # rows: (N,) on the device
+        drop = whole_only and len(rows) > batch_size
+        self.steps = len(rows) // batch_size if drop else math.ceil(len(rows) / batch_size)
+        self.images = self.steps * batch_size if drop else len(rows)  # rows one pass yields
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = self.rows[torch.randperm(len(self.rows), generator=self.generator).to(self.rows.device)][: self.images]
+        for start in range(0, self.images, self.batch_size):
+            yield order[start : start + self.batch_size]  # (B,) rows of the cached images
+
+
+def _autocast(config: TrialConfig, device: torch.device) -> AbstractContextManager:
+    """bf16 autocast (`train.precision`; auto: on CUDA only), or nothing: decided once per fold."""
+    precision = config.train.precision
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _optimizer(config: TrialConfig, params: list[torch.nn.Parameter], device: torch.device) -> torch.optim.Optimizer:
+    t = config.train
+    fused = True if device.type == "cuda" else None  # one kernel for the whole step; measured +18% at batch 64
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, fused=fused)
+    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused)
+
+
+def _train_step(
+    config: TrialConfig,
+    data: TrialData,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    forward: Callable,
+    criterion: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    autocast: AbstractContextManager,
+    augment_rng: torch.Generator,
+) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """One training step on a batch of rows of the cached images: augment, forward, loss,
+    backward, optimizer and LR step. It returns the loss and its terms, detached, on the device
+    (no host sync). `targets`: (N,) scores and (N,) classes of every cached image."""
+    size, augment = config.data.image_size, config.train.augment
+    layout = torch.channels_last if config.train.channels_last else None
+    graphs = config.train.compile == "reduce-overhead" and data.device.type == "cuda"
+    # CUDA graphs: the last step's graph outputs are no longer read, so the next replay may reuse them
+    begin = torch.compiler.cudagraph_mark_step_begin if graphs else lambda: None
+    scores, classes = targets
+
+    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = train_view(data.images[batch], size, augment, augment_rng)  # (B, 3, size, size)
+        if layout is not None:
+            x = x.contiguous(memory_format=layout)
+        begin()
+        with autocast:
+            reg, logits = forward(x)  # (B,), (B, K)
+        loss, terms = criterion(reg, logits, scores[batch], classes[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return {name: value.detach() for name, value in {"loss": loss, **terms}.items()}
+
+    return step
 
 
 def _fold_model(config: TrialConfig, num_classes: int, data: TrialData) -> tuple[torch.nn.Module, Callable]:
@@ -276,71 +384,41 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
         train_rows, val_rows = train_rows[~held], train_rows[held]
     weights = class_weights(class_counts(classes[train_rows], disc.num_classes))
 
-    # 2) model, loss, optimizer, schedule
+    # 2) model, loss, optimizer, schedule; the batches, their step and autocast decided once
     model, forward = _fold_model(config, disc.num_classes, data)
-    channels_last = t.channels_last
-    graphs = t.compile == "reduce-overhead" and device.type == "cuda"
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
-
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
+    autocast = _autocast(config, device)
     criterion = build_loss(config.loss, disc.values, weights).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    fused = True if device.type == "cuda" else None  # one kernel for the whole step; measured +18% at batch 64
-    if t.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, fused=fused)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused)
-    # compiled: whole batches only, as a DataLoader with drop_last: a second shape would compile
-    # (and capture) the model again; the shuffle brings the dropped rows back in later epochs
-    drop_last = t.compile != "off" and len(train_rows) > t.batch_size
-    steps_per_epoch = len(train_rows) // t.batch_size if drop_last else math.ceil(len(train_rows) / t.batch_size)
-    total_steps = steps_per_epoch * t.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(t.schedule, step, steps_per_epoch, total_steps))
-
-    # 3) device-resident targets and random streams
-    score_t = torch.as_tensor(scores, dtype=torch.float32, device=device)
-    class_t = torch.as_tensor(classes, dtype=torch.long, device=device)
-    rows_t = torch.as_tensor(train_rows, device=device)
+    optimizer = _optimizer(config, [p for p in model.parameters() if p.requires_grad], device)
     shuffle = torch.Generator().manual_seed(seed)
+    batches = Batches(torch.as_tensor(train_rows, device=device), t.batch_size, whole_only=t.compile != "off", generator=shuffle)
+    total_steps = len(batches) * t.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(t.schedule, step, len(batches), total_steps))
+
+    # 3) device-resident targets, the augmentation's random stream, evaluators
+    targets = torch.as_tensor(scores, dtype=torch.float32, device=device), torch.as_tensor(classes, dtype=torch.long, device=device)
     augment_rng = torch.Generator(device=device).manual_seed(seed)
+    train_step = _train_step(config, data, targets, forward, criterion, optimizer, scheduler, autocast, augment_rng)
     values_t = torch.as_tensor(disc.values, dtype=torch.float32, device=device)
     evaluate_test = _Evaluator(data, test_rows, config, values_t, autocast)
     evaluate_val = _Evaluator(data, val_rows, config, values_t, autocast) if len(val_rows) else None
 
     curves: list[dict] = []
-    best = {"pc": float("nan"), "epoch": t.epochs, "reg": None, "exp": None}
+    selection = _Selection(config.eval.select, t.epochs)
     step_seconds, images_seen = 0.0, 0
-    progress.begin_fold(fold.index + 1, steps_per_epoch)
+    progress.begin_fold(fold.index + 1, len(batches))
     for epoch in range(1, t.epochs + 1):
         # 4) one epoch; loss terms summed on the device, read once at its end
         lr = optimizer.param_groups[0]["lr"]
         sums: dict[str, torch.Tensor] = {}
-        epoch_start = time.perf_counter()
-        order = rows_t[torch.randperm(len(rows_t), generator=shuffle).to(device)]
-        if drop_last:
-            order = order[: steps_per_epoch * t.batch_size]
-        for step, start in enumerate(range(0, len(order), t.batch_size), 1):
-            batch = order[start : start + t.batch_size]
-            x = train_view(data.images[batch], config.data.image_size, t.augment, augment_rng)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if graphs:
-                torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are no longer read
-            with autocast():
-                reg, logits = forward(x)
-            loss, terms = criterion(reg, logits, score_t[batch], class_t[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            for name, value in {"loss": loss, **terms}.items():
-                sums[name] = sums.get(name, 0) + value.detach() * len(batch)
-            progress.step(epoch, step, images_seen + start + len(batch), step_seconds, epoch_start)
-        means = {name: float(v) / len(order) for name, v in sums.items()}  # the epoch's one sync
+        epoch_start, done = time.perf_counter(), 0
+        for step, batch in enumerate(batches, 1):
+            for name, value in train_step(batch).items():
+                sums[name] = sums.get(name, 0) + value * len(batch)
+            done += len(batch)
+            progress.step(epoch, step, images_seen + done, step_seconds, epoch_start)
+        means = {name: float(v) / done for name, v in sums.items()}  # the epoch's one sync
         step_seconds += time.perf_counter() - epoch_start
-        images_seen += len(order)
+        images_seen += done
         bad = [name for name, v in means.items() if not math.isfinite(v)]
         if bad:
             term = next((n for n in bad if n != "loss"), "loss")
@@ -348,7 +426,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
         row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in means.items()}}
         test = None
 
-        # 5) evaluation and model selection
+        # 5) evaluation and model selection (inner_val judges by the held-out rows, else by the test fold)
         if epoch % t.eval_every == 0 or epoch == t.epochs:
             reg_np, exp_np = evaluate_test(model)
             test = metrics.scores(scores[test_rows], _prediction(config, reg_np, exp_np))
@@ -358,15 +436,13 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
                 val = metrics.scores(scores[val_rows], _prediction(config, *evaluate_val(model)))
                 row.update({f"val_{k}": v for k, v in val.items()})
                 judge = val["pc"]
-            choose = {"last": epoch == t.epochs, "test_oracle": _better(judge, best["pc"]), "inner_val": _better(judge, best["pc"])}[config.eval.select]
-            if choose or best["reg"] is None:
-                best = {"pc": judge, "epoch": epoch, "reg": reg_np, "exp": exp_np}
+            selection.offer(epoch, judge, reg_np, exp_np)
         curves.append(row)
         progress.end_epoch(epoch, means["loss"], images_seen, step_seconds, epoch_start, test)
 
     # 6) the selected epoch's test predictions and metrics
     y_true = scores[test_rows]
-    y_pred = _prediction(config, best["reg"], best["exp"])
+    y_pred = _prediction(config, selection.reg, selection.exp)
     has_classes = config.loss.name == "combo"
     result = metrics.scores(y_true, y_pred)
     elapsed = time.perf_counter() - started
@@ -378,7 +454,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
         n_train=len(train_rows),
         n_test=len(test_rows),
         epochs_run=t.epochs,
-        selected_epoch=best["epoch"],
+        selected_epoch=selection.epoch,
         select=config.eval.select,
         train_seconds=elapsed,
         images_per_second=images_seen / step_seconds if step_seconds else float("nan"),
@@ -391,8 +467,8 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
             "subset": data.dataset.subsets(fold.test),
             "y_true": y_true.tolist(),
             "y_pred": y_pred.tolist(),
-            "y_reg": best["reg"].tolist(),
-            "y_exp": best["exp"].tolist() if has_classes else [float("nan")] * len(test_rows),
+            "y_reg": selection.reg.tolist(),
+            "y_exp": selection.exp.tolist() if has_classes else [float("nan")] * len(test_rows),
         },
     )
 

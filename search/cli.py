@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from fbp.errors import InputError
-from search.commands import data, report, study, train, weights
+from search.commands import data, knobs, report, study, train, weights
 from search.console import command_console
 
-COMMANDS = (study, train, report, data, weights)  # the order --help lists them in
+COMMANDS = (study, train, report, knobs, data, weights)  # the order --help lists them in
 
 
 def build_parser() -> argparse.ArgumentParser:

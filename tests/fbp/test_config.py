@@ -1,6 +1,7 @@
 import pytest
+from pydantic import BaseModel
 
-from fbp.config import TrialConfig, apply_overrides, load_config, read_yaml, validate_config
+from fbp.config import Knob, TrialConfig, apply_overrides, knobs, load_config, read_yaml, validate_config
 from fbp.errors import InputError
 
 
@@ -84,3 +85,37 @@ def test_a_trusted_load_checks_no_registry_and_imports_no_torch(tmp_path):
     assert run.stdout.split() == ["combo", "False", "False"], run.stderr
     with pytest.raises(Exception, match="unknown loss 'huber'"):
         TrialConfig.model_validate({"loss": {"name": "huber"}})
+
+
+def _fields(model, prefix=""):
+    """(dotted path, field) of every field of `model`, sections and the fields inside them."""
+    for name, field in model.model_fields.items():
+        yield prefix + name, field
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _fields(field.annotation, prefix + name + ".")
+
+
+def test_every_field_has_a_docstring():
+    """A field added without the string under it fails here: the config is its documentation."""
+    undocumented = [path for path, field in _fields(TrialConfig) if not (field.description or "").strip()]
+    assert undocumented == []
+    assert "Paper: 2." in TrialConfig.model_fields["loss"].annotation.model_fields["alpha"].description
+
+
+def test_knobs_list_every_dotted_path_with_type_default_allowed_values_and_doc():
+    from fbp.data import DATASETS
+    from fbp.discretize import RULES
+    from fbp.losses import LOSSES
+
+    rows = {k.path: k for k in knobs()}
+    assert list(rows) == [path for path, _ in _fields(TrialConfig)]
+    assert all(k.doc and "\n" not in k.doc for k in rows.values())
+    assert rows["loss.alpha"] == Knob("loss.alpha", "float", 2.0, ">= 0", "combo: weight of L1(regression, score). Paper: 2.")
+    assert (rows["loss"].type, rows["loss.discretization"].type) == ("section", "section")
+    assert (rows["data.resize"].type, rows["data.resize"].default, rows["data.resize"].allowed) == ("int | None", None, ">= 16, <= 2048")
+    assert (rows["train.optimizer"].type, rows["train.optimizer"].allowed) == ("str", "sgd, adamw")
+    assert (rows["model.pretrained"].type, rows["train.augment.scale"].type) == ("bool | str", "tuple[float, float]")
+    assert rows["data.options"].default == {} and rows["eval.val_fraction"].allowed == "> 0, < 0.5"
+    assert rows["data.dataset"].allowed == ", ".join(DATASETS)
+    assert rows["loss.name"].allowed == ", ".join(LOSSES)
+    assert rows["loss.discretization.rule"].allowed == ", ".join(RULES)

@@ -6,7 +6,7 @@ import pytest
 from fbp import metrics
 from fbp.config import validate_config
 from fbp.errors import TrainingError
-from fbp.train import prepare, run_kfold, stratified_holdout
+from fbp.train import SELECT, Batches, prepare, run_kfold, stratified_holdout
 
 TINY = {
     "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1]},
@@ -83,6 +83,39 @@ def test_stratified_holdout_takes_the_share_of_each_class():
     classes = np.array([0] * 10 + [1] * 40 + [2] * 1)
     held = stratified_holdout(classes, 0.2, np.random.default_rng(0))
     assert [int(held[classes == c].sum()) for c in (0, 1, 2)] == [2, 8, 0]
+
+
+def test_batches_reshuffle_every_pass_and_drop_the_partial_batch_only_for_whole_batches():
+    import torch
+
+    rows = torch.arange(100, 110)
+    plain = Batches(rows, 4, whole_only=False, generator=torch.Generator().manual_seed(0))
+    first, second = list(plain), list(plain)
+    assert len(plain) == 3 and plain.images == 10 and [len(b) for b in first] == [4, 4, 2]
+    assert torch.cat(first).sort().values.tolist() == torch.cat(second).sort().values.tolist() == rows.tolist()
+    assert not torch.equal(torch.cat(first), torch.cat(second))  # a new shuffle each pass
+    again = Batches(rows, 4, whole_only=False, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat(list(again)), torch.cat(first))  # the generator alone decides the order
+
+    whole = Batches(rows, 4, whole_only=True, generator=torch.Generator().manual_seed(0))
+    batches = list(whole)
+    assert len(whole) == 2 and whole.images == 8 and [len(b) for b in batches] == [4, 4]
+    assert torch.equal(torch.cat(batches), torch.cat(first)[:8])  # the same shuffle, cut to whole batches
+    small = Batches(rows[:3], 4, whole_only=True, generator=torch.Generator().manual_seed(0))
+    assert len(small) == 1 and [len(b) for b in small] == [3]  # no larger than one batch: kept
+
+
+def test_select_has_a_rule_for_every_eval_select_and_nan_never_wins():
+    from typing import get_args
+
+    from fbp.config import EvalConfig
+
+    assert set(SELECT) == set(get_args(EvalConfig.model_fields["select"].annotation))
+    last, nan = SELECT["last"], float("nan")
+    assert [last(epoch, 3, 0.9, 0.1) for epoch in (1, 2, 3)] == [False, False, True]
+    for rule in (SELECT["inner_val"], SELECT["test_oracle"]):
+        assert rule(1, 3, 0.5, nan) and rule(1, 3, 0.6, 0.5)
+        assert not rule(1, 3, 0.5, 0.5) and not rule(1, 3, 0.4, 0.5) and not rule(1, 3, nan, nan) and not rule(1, 3, nan, 0.5)
 
 
 def test_folds_subset_and_bad_fold():
