@@ -28,7 +28,7 @@ nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 python -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_device_name())" > "$OUT/versions.txt" 2>&1
 step data 90 python -c "
 from pathlib import Path
-from fbp.data.synthetic import SynthParams, generate
+from fbp.data.faces import SynthParams, generate
 if not (Path('$DATA') / 'manifest.json').exists():
     generate(Path('$DATA'), SynthParams(n=4000, size=350, seed=0))
 print('faces ready')"

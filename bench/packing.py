@@ -4,7 +4,7 @@
     python bench/packing.py --mode gpu [--compile reduce-overhead]
 
 Each process is one trial's fold as Ray would run it with `resources.gpu: 1/K`: its own
-decoded cache on the device, `fbp.train.fit_fold` with the paper's batch of 64. All K start
+decoded cache on the device, `fbp.kfold.fit_fold` with the paper's batch of 64. All K start
 together (a barrier after data and model set-up; one untimed warm-up epoch each) and the
 total is every process's training images over the window from the first start to the last
 end. Prints one line per K: the total, per process, and the gain over one process.
@@ -43,7 +43,7 @@ def _one_trial(args: tuple) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from fbp.train import fit_fold, prepare
+    from fbp.kfold import fit_fold, prepare
 
     config = _config(mode, root, device, compile_mode, precision)
     data = prepare(config)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, help="a generated dataset to reuse (default: a temporary one)")
     args = parser.parse_args(argv)
 
-    from fbp.data.synthetic import SynthParams, generate
+    from fbp.data.faces import SynthParams, generate
 
     mode = MODES[args.mode]
     root = args.data or Path(tempfile.mkdtemp()) / "faces"

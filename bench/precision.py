@@ -21,7 +21,7 @@ MODES = {
 
 def run(mode: dict, precision: str) -> list[tuple[float, float]]:
     from fbp.config import validate_config
-    from fbp.train import run_kfold
+    from fbp.kfold import run_kfold
 
     out = []
     for seed in mode["seeds"]:

@@ -30,6 +30,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from search.results import ResultsDir, marks_name, part_name  # noqa: E402
+
 LOSSES = ["combo", "l1", "mse", "smooth_l1"]
 SPACE = {
     "loss.name": {"choice": LOSSES},
@@ -105,7 +107,7 @@ def generate(root: Path, trials: int, k: int, sample: int, images: int, epochs: 
     table = pa.Table.from_pandas(folds, preserve_index=False)
     if layout == "per-fold":
         for j in range(n):
-            _write(fdir, f"{ids[t_idx[j]]}-fold{fold[j]}", table.slice(j, 1))
+            _write(fdir, part_name(ids[t_idx[j]], fold[j]), table.slice(j, 1))
     else:
         starts = np.r_[0, np.cumsum(done)]
         for i in range(trials):
@@ -113,7 +115,7 @@ def generate(root: Path, trials: int, k: int, sample: int, images: int, epochs: 
                 _write(fdir, ids[i], table.slice(starts[i], done[i]))
     for m in markers:
         tid = m["trial_id"].iloc[0]
-        _write(fdir, f"{tid}-{m['status'].iloc[0].lower()}", pa.Table.from_pandas(m.astype({"error": "string"}), preserve_index=False))
+        _write(fdir, marks_name(tid, m["status"].iloc[0]), pa.Table.from_pandas(m.astype({"error": "string"}), preserve_index=False))
 
     # 3) predictions and epochs for a sample that holds what the report compares
     means = folds.groupby("trial_id")["pc"].mean()
@@ -136,19 +138,19 @@ def generate(root: Path, trials: int, k: int, sample: int, images: int, epochs: 
         for f in range(1, k + 1):
             m = fold_of == f
             y = y_true[m]
-            _write(pdir, f"{tid}-fold{f}", pa.table({
+            _write(pdir, part_name(tid, f), pa.table({
                 "trial_id": [tid] * int(m.sum()), "fold": np.full(m.sum(), f), "image": image_names[m], "subset": subset[m],
                 "y_true": y, "y_pred": y + rng.normal(0, noise, m.sum()), "y_reg": y, "y_exp": y,
             }))
             e = np.arange(1, epochs + 1)
-            _write(edir, f"{tid}-fold{f}", pa.table({
+            _write(edir, part_name(tid, f), pa.table({
                 "trial_id": [tid] * epochs, "fold": np.full(epochs, f), "epoch": e, "lr": 0.01 * 0.1 ** (e // 50),
                 "train_loss": 2.0 / np.sqrt(e) + rng.normal(0, 0.01, epochs), "test_mae": 0.4 - 0.1 * np.log1p(e) / np.log1p(epochs),
                 "test_rmse": 0.5 - 0.1 * np.log1p(e) / np.log1p(epochs), "test_pc": q[tid] * (1 - np.exp(-e / 5)),
             }))
 
     # 4) the journal, built in memory and written in one go (a file backend fsyncs every trial)
-    write_journal(root / "optuna.journal", "bench", ids, params, status, means)
+    write_journal(root / ResultsDir.JOURNAL, "bench", ids, params, status, means)
     return {"trials": trials, "fold_parts": len(list(fdir.iterdir())), "predicted_trials": len(chosen)}
 
 
@@ -221,10 +223,9 @@ def main() -> None:
     start = time.perf_counter()
     info = generate(root, args.trials, args.folds, args.sample, args.images, args.epochs, "per-fold" if args.layout == "compacted" else args.layout)
     if args.layout == "compacted":
-        from search.results import ResultsDir
-
         ResultsDir(root).compact("folds")
-    print(f"generated {info['trials']} trials x {args.folds} folds ({info['fold_parts']} folds parts, {args.layout}), predictions and epochs for {info['predicted_trials']} trials, in {time.perf_counter() - start:.1f} s: {root}")
+    print(f"generated {info['trials']} trials x {args.folds} folds ({info['fold_parts']} folds parts, {args.layout}), "
+          f"predictions and epochs for {info['predicted_trials']} trials, in {time.perf_counter() - start:.1f} s: {root}")
     try:
         for label, cache in (("cold (no snapshot)", True), ("warm (folds snapshot)", True)):
             seconds, timings = run_report(root, cache)

@@ -7,7 +7,7 @@ fbp's, same images, same model, same ComboLoss.
 (a) upstream-style: JPEG decoded by PIL per sample, torchvision Resize / RandomCrop /
     RandomRotation(30) / ColorJitter / RandomHorizontalFlip / ToTensor / Normalize in
     DataLoader workers, fp32 NCHW model, as the published ComboLoss code does.
-(b) fbp: `fbp.train.fit_fold` itself: the decoded uint8 cache on the device, batched
+(b) fbp: `fbp.kfold.fit_fold` itself: the decoded uint8 cache on the device, batched
     augmentation, bf16 autocast and channels_last on CUDA, with its periodic evaluation.
 
 Prints images/s of each, the ratio, and the achieved TFLOP/s (FLOPs of one training step
@@ -31,11 +31,11 @@ from torch.utils.data import Dataset as TorchDataset
 
 from fbp.config import TrialConfig, validate_config
 from fbp.data import load_dataset
-from fbp.data.synthetic import SynthParams, generate
+from fbp.data.faces import SynthParams, generate
 from fbp.discretize import class_counts, class_weights, fit_discretization
+from fbp.kfold import fit_fold, prepare
 from fbp.losses import build_loss
 from fbp.models import build_model
-from fbp.train import fit_fold, prepare
 
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # bf16 dense, vendor sheets
 

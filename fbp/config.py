@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -102,7 +103,7 @@ class DataConfig(Section):
         return _registered(cls, v, info)
 
     @model_validator(mode="after")
-    def _resize_holds_the_crop(self) -> "DataConfig":
+    def _resize_holds_the_crop(self) -> DataConfig:
         if self.resize is not None and self.resize < self.image_size:
             raise ValueError(f"resize ({self.resize}) must be >= image_size ({self.image_size})")
         return self
@@ -169,7 +170,7 @@ class LossConfig(Section):
         return _registered(cls, v, info)
 
     @model_validator(mode="after")
-    def _some_term(self) -> "LossConfig":
+    def _some_term(self) -> LossConfig:
         if self.name == "combo" and self.alpha == self.beta == self.gamma == 0:
             raise ValueError("combo needs at least one of alpha, beta, gamma > 0")
         return self
@@ -276,7 +277,7 @@ class TrialConfig(Section):
     """Which epoch's weights give the reported metrics, and how a prediction is formed."""
 
     @model_validator(mode="after")
-    def _heads_need_classes(self) -> "TrialConfig":
+    def _heads_need_classes(self) -> TrialConfig:
         if self.eval.predict != "reg" and self.loss.name != "combo":
             raise ValueError(f"eval.predict={self.eval.predict!r} needs the classification head, which loss.name={self.loss.name!r} does not train")
         return self

@@ -12,7 +12,7 @@ hundreds of trials costs the driver a few calls a second.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import ray
 

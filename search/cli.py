@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich.markup import escape
+
 from fbp.errors import InputError
 from search.commands import data, knobs, report, study, train, weights
 from search.console import command_console
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except InputError as e:
-        command_console(stderr=True).print(f"[bold red]error:[/] {e}")
+        command_console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}")  # a path or value with [brackets] stays as written
         return 2
     except KeyboardInterrupt:
         command_console(stderr=True).print("interrupted")

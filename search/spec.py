@@ -67,7 +67,7 @@ class Dimension(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "Dimension":
+    def _one_kind(self) -> Dimension:
         kinds = [k for k, v in (("float", self.float_), ("int", self.int_), ("choice", self.choice)) if v is not None]
         if len(kinds) != 1:
             raise ValueError(f"give exactly one of float, int, choice; got {kinds or 'none'}")
@@ -141,7 +141,7 @@ class Objective(Strict):
         return self.mode or METRICS[self.metric].direction
 
     @model_validator(mode="after")
-    def _sensible(self) -> "Objective":
+    def _sensible(self) -> Objective:
         own = METRICS[self.metric].direction
         if self.mode is not None and self.mode != own:
             raise ValueError(f"metric {self.metric} is better when {'higher' if own == 'max' else 'lower'}; mode {self.mode!r} would optimize it the wrong way")
@@ -231,7 +231,7 @@ def check_spec(spec: StudySpec, source: str, context: dict | None = None) -> Non
             raise InputError(f"{where}: no such path in the trial config (sections: data, model, loss, train, eval)")
         for value in dim.values_to_check:
             _check_value(spec, path, value, where, context)
-        for condition, wanted in (dim.when or {}).items():
+        for condition in dim.when or {}:
             if not _field_exists(condition):
                 raise InputError(f"{where}.when: condition on {condition!r}, which is no path in the trial config")
             if condition in s.space and list(s.space).index(condition) > list(s.space).index(path):

@@ -1,4 +1,4 @@
-"""The Ray Tune trainable: one trial = `fbp.train.run_kfold` on the base config + params.
+"""The Ray Tune trainable: one trial = `fbp.kfold.run_kfold` on the base config + params.
 
 After each fold it reports the running means over its completed folds (ASHA's rungs are folds)
 and the fold's own values (Optuna's intermediate values), with the fold's rows for the Parquet
@@ -22,8 +22,8 @@ import numpy as np
 import ray
 from ray import tune
 
+from fbp.kfold import FoldResult, run_kfold
 from fbp.metrics import NAMES
-from fbp.train import FoldResult, run_kfold
 from search.board import poster
 from search.results import ResultsDir, fold_frames
 from search.spec import StudySpec

@@ -10,12 +10,12 @@ cache directory when no root is given) and reads them with the SCUT-FBP5500 load
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from fbp.data import hotornot, scut_fbp, scut_fbp5500
 from fbp.data.base import Dataset, Fold, Record, check_images_exist
-from fbp.data.synthetic_dataset import load_synthetic
+from fbp.data.synthetic import load_synthetic
 from fbp.errors import InputError
 
 __all__ = ["DATASETS", "Dataset", "Fold", "Record", "load_dataset"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fbp.data import DATASETS, Dataset, load_dataset
-from fbp.data.synthetic import SynthParams, generate
+from fbp.data.faces import SynthParams, generate
 from fbp.discretize import RULES, class_counts, class_weights, fit_discretization
 from fbp.errors import InputError
 from search.console import command_console

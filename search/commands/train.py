@@ -27,7 +27,7 @@ from search.console import command_console
 
 if TYPE_CHECKING:  # torch and the trainer are imported when a command trains, not for --help
     from fbp.config import TrialConfig
-    from fbp.train import FoldResult, TrainProgress
+    from fbp.kfold import FoldResult, TrainProgress
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -125,7 +125,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fbp import metrics
     from fbp.config import TrialConfig, resolve_paths
     from fbp.errors import TrainingError
-    from fbp.train import run_kfold
+    from fbp.kfold import run_kfold
     from search.preflight import preflight
     from search.results import ResultsDir, fold_frames, spec_hash
     from search.spec import StudySpec, load_base, resolved

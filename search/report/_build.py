@@ -370,7 +370,8 @@ def _comparisons(report: Report) -> list[tuple[str, str, str]]:
 
 def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataFrame, draws: int, seed: int) -> pd.DataFrame:
     reference = report.reference
-    columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{m}" for m in NAMES), *(f"{t}_p_{m}" for m in NAMES for t in ("t", "wilcoxon")), "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
+    columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{m}" for m in NAMES), *(f"{t}_p_{m}" for m in NAMES for t in ("t", "wilcoxon")),
+               "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
     if reference is None:
         _note(report.notes, "ablation: no completed trial to compare against")
         return pd.DataFrame(columns=columns)
@@ -424,7 +425,7 @@ def _bootstraps(trials: list[str], reference: str, preds: dict[str, pd.DataFrame
 
 
 def pooled_table(report: Report, predictions: pd.DataFrame) -> pd.DataFrame:
-    columns = ["role", "trial_id", "subset", "n", "mae", "rmse", "pc", "select"]
+    columns = ["role", "trial_id", "subset", "n", *NAMES, "select"]
     roles = [("best", report.best), ("baseline", report.baseline)]
     frames = []
     for role, trial in roles:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fbp import paper
+from fbp.metrics import METRICS, NAMES
 from search.report._build import ORACLE, ROW_STATUSES, Report, leaderboard_csv, plural
 
 DAGGER, DDAGGER = "†", "‡"
@@ -98,10 +99,11 @@ def leaderboard_section(report: Report, top: int) -> Section:
             role = "best, baseline" if role else "baseline"
         rows.append({
             "#": str(rank[trial]), "trial": _trial(report, trial), "role": role, "status": r["status"], "folds": f"{r['folds']}/{report.k}",
-            "MAE": _mean_std(r["mae_mean"], r["mae_std"]), "RMSE": _mean_std(r["rmse_mean"], r["rmse_std"]), "PC": _mean_std(r["pc_mean"], r["pc_std"]),
+            **{m.label: _mean_std(r[f"{name}_mean"], r[f"{name}_std"]) for name, m in METRICS.items()},
             **{c.removeprefix("param."): _value(r.get(c)) for c in knobs},
         })
-    intro = f"{plural(len(board), 'trial')} ranked by mean {report.study.metric} over folds ({'higher' if report.study.direction == 'max' else 'lower'} is better); complete trials first, then incomplete, pruned and failed ones."
+    better = "higher" if report.study.direction == "max" else "lower"
+    intro = f"{plural(len(board), 'trial')} ranked by mean {report.study.metric} over folds ({better} is better); complete trials first, then incomplete, pruned and failed ones."
     if len(board) > len(shown):
         intro += f" Top {top} shown; all in leaderboard.csv."
     notes = ["Mean ± sample std over each trial's completed folds (the paper's convention); the mean alone for a trial with one completed fold."]
@@ -118,12 +120,13 @@ def paper_section(report: Report) -> Section:
             "method": r["method"],
             "trial": "" if published else _trial(report, r["trial_id"]),
             "trials": "" if published or pd.isna(r["trials"]) else str(int(r["trials"])),
-            "MAE": _mean_std(r["mae_mean"], r["mae_std"]),
-            "RMSE": _mean_std(r["rmse_mean"], r["rmse_std"]),
-            "PC": _mean_std(r["pc_mean"], r["pc_std"]),
+            **{m.label: _mean_std(r[f"{name}_mean"], r[f"{name}_std"]) for name, m in METRICS.items()},
         })
     by = report.by
-    intro = f"Best trial per {'quantile bin' if report.by_bins else 'level'} of {by}, in the paper's MAE | RMSE | PC format." if by else "The best trial, in the paper's MAE | RMSE | PC format (the study searches no categorical knob; choose one with --by)."
+    if by:
+        intro = f"Best trial per {'quantile bin' if report.by_bins else 'level'} of {by}, in the paper's MAE | RMSE | PC format."
+    else:
+        intro = "The best trial, in the paper's MAE | RMSE | PC format (the study searches no categorical knob; choose one with --by)."
     intro += f" Dataset {report.study.dataset}, protocol {report.study.protocol}."
     notes = []
     if (t["source"] == "published").any():
@@ -146,12 +149,16 @@ def ablation_section(report: Report, draws: int, seed: int) -> Section:
             f"p t ({m})": _p(r[f"t_p_{m}"]), f"p Wilcoxon ({m})": _p(r[f"wilcoxon_p_{m}"]),
             "ΔPC pooled [95% CI]": ci,
         })
-    against = "the baseline" if reference is not None and reference == report.baseline else "the best trial (no baseline trial)" if report.baseline is None else "the best trial (the baseline trial did not complete)"
+    if reference is not None and reference == report.baseline:
+        against = "the baseline"
+    else:
+        against = "the best trial (no baseline trial)" if report.baseline is None else "the best trial (the baseline trial did not complete)"
     k = int(t["k"].max()) if len(t) and t["k"].notna().any() else max(report.k, 1)
     intro = f"Each row: a trial minus {against}, {_trial(report, reference) if reference else DASH}. For every level of each categorical knob the row is that level's best trial."
     notes = [
         "Δ = trial − reference, as mean over the k folds both finished; ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
-        f"p: paired t test and Wilcoxon signed-rank test on the per-fold {m} over those k folds. k is small (with k = {k} the smallest two-sided Wilcoxon p is {2 / 2 ** k:.4g}) and folds share training data: read the p-values as indicative only.",
+        f"p: paired t test and Wilcoxon signed-rank test on the per-fold {m} over those k folds. k is small (with k = {k} the smallest two-sided "
+        f"Wilcoxon p is {2 / 2 ** k:.4g}) and folds share training data: read the p-values as indicative only.",
         f"ΔPC pooled: PC difference on the pooled out-of-fold predictions (images paired across the two trials), with a {draws}-draw percentile bootstrap 95% CI resampling images (seed {seed}).",
     ]
     return Section("ablation", "Ablation", pd.DataFrame(rows), t, intro, notes + _oracle_footnote(report, [*t["trial_id"], *t["reference"]]))
@@ -161,7 +168,7 @@ def pooled_section(report: Report) -> Section:
     t = report.pooled
     rows = [{
         "role": r["role"], "trial": _trial(report, r["trial_id"]), "subset": r["subset"], "n": _num(r["n"]),
-        "MAE": _num(r["mae"]), "RMSE": _num(r["rmse"]), "PC": _num(r["pc"]),
+        **{m.label: _num(r[name]) for name, m in METRICS.items()},
     } for _, r in t.iterrows()]
     intro = "Out-of-fold predictions pooled over all folds (subset 'all') and per subset; not the fold mean of the tables above."
     return Section("pooled", "Pooled and per-subset out-of-fold metrics", pd.DataFrame(rows), t, intro, _oracle_footnote(report, t["trial_id"]))
@@ -334,8 +341,9 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
         console.print(re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/]", line.replace("`", "")))
     board = report.leaderboard
     table = Table(title=f"{report.study.name}: best and baseline", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for c in ("role", "trial", "folds", "MAE", "RMSE", "PC"):
-        numbers = c in ("MAE", "RMSE", "PC")
+    labels = [m.label for m in METRICS.values()]
+    for c in ("role", "trial", "folds", *labels):
+        numbers = c in labels
         table.add_column(c, justify="right" if numbers or c == "folds" else "left", no_wrap=c != "trial", min_width=13 if numbers else None, overflow="fold")
     roles = [("best", report.best)] + ([("baseline", report.baseline)] if report.baseline and report.baseline != report.best else [])
     params = []
@@ -344,7 +352,7 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
             continue
         r = board.loc[trial]
         role = "best=base" if role == "best" and trial == report.baseline else role
-        table.add_row(role, _trial(report, trial), f"{r['folds']}/{report.k}", *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]).replace(" ± ", "±") for m in ("mae", "rmse", "pc")))
+        table.add_row(role, _trial(report, trial), f"{r['folds']}/{report.k}", *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]).replace(" ± ", "±") for m in NAMES))
         if report.knob_columns:
             params.append(f"{role} params: " + ", ".join(f"{c.removeprefix('param.')}={_value(r.get(c))}" for c in report.knob_columns))
     if table.row_count:

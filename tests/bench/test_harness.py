@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains for long or starts Ray: not in the fast tier (pytest -m "not slow")
+
 ROOT = Path(__file__).parents[2]
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 

@@ -2,9 +2,12 @@
 learns the score from the drawn traits (test PC >= 0.7 averaged over the folds)."""
 
 import numpy as np
+import pytest
 
 from fbp.config import validate_config
-from fbp.train import run_kfold
+from fbp.kfold import run_kfold
+
+pytestmark = pytest.mark.slow  # trains for long or starts Ray: not in the fast tier (pytest -m "not slow")
 
 LEARNS = {
     "data": {"dataset": "synthetic", "options": {"n": 2000, "size": 96, "seed": 0}, "folds": [1, 2], "image_size": 64},

@@ -48,7 +48,7 @@ CASES = [
     (["search.space={loss.delta: {float: [0, 1]}}"], "search.space.loss.delta: no such path in the trial config"),
     (["search.space={loss.alpha: {float: [0, 4], when: {loss.nothing: x}}}"], "search.space.loss.alpha.when: condition on 'loss.nothing', which is no path"),
     # more than the local Ray (this machine) has, on any machine
-    (["resources.gpu=64"], "resources.gpu: 64.0 per trial, but the cluster has"),
+    pytest.param(["resources.gpu=64"], "resources.gpu: 64.0 per trial, but the cluster has", marks=pytest.mark.slow),  # starts a local Ray
     (["--storage", "nope://bucket/x"], "--storage nope://bucket/x: pyarrow cannot open it"),
     (["--study-text", "name: x\ndata: {dataset: synthetic\nmodel: [\n"], "broken.yaml:3:6: invalid YAML"),
 ]
@@ -78,7 +78,12 @@ def no_ray_left():
         ray.shutdown()
 
 
-@pytest.mark.parametrize("case, message", CASES, ids=[c[0][-1].split("=")[0][:30] + str(i) for i, c in enumerate(CASES)])
+def _case_id(i: int, case) -> str:
+    argv = case.values[0] if hasattr(case, "values") else case[0]  # a pytest.param holds its values
+    return argv[-1].split("=")[0][:30] + str(i)
+
+
+@pytest.mark.parametrize("case, message", CASES, ids=[_case_id(i, c) for i, c in enumerate(CASES)])
 def test_bad_study_values(tmp_path, capsys, no_ray_left, case, message):
     assert main(_argv(tmp_path, case)) == 2
     err = capsys.readouterr().err.replace("\n", "")

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,19 @@ def test_report_imports_neither_torch_nor_ray(tmp_path):
     code = f"from search.cli import main\nassert main(['report', {str(results)!r}]) == 0"
     loaded = imported_by(code)
     assert "torch" not in loaded and "ray" not in loaded and "timm" not in loaded, loaded
+
+
+def test_a_results_directory_study_loads_through_the_spec_without_torch(tmp_path):
+    """study.yaml is read through StudySpec itself (one schema), trusted: no registry, no torch."""
+    import yaml
+
+    from search.results import ResultsDir, spec_hash
+    from search.spec import resolved, validate_spec
+
+    raw = yaml.safe_load((Path(__file__).parents[2] / "studies" / "quickstart.yaml").read_text())
+    study = resolved(validate_spec(raw, "quickstart.yaml"))
+    study["spec_hash"] = spec_hash(study)
+    ResultsDir(tmp_path).claim(study)
+    code = f"from search.results import ResultsDir\nspec, digest = ResultsDir({str(tmp_path)!r}).load_spec()\nassert spec.name == 'quickstart' and digest == {study['spec_hash']!r}"
+    loaded = imported_by(code + "\nimport search.report")
+    assert not {"torch", "timm", "ray"} & set(loaded), loaded

@@ -12,6 +12,8 @@ from search.runner import run_study
 from search.spec import validate_spec
 from tests.search.test_resume import STUDY as KILLED
 
+pytestmark = pytest.mark.slow  # trains for long or starts Ray: not in the fast tier (pytest -m "not slow")
+
 # the SIGKILL study, one trial with folds long enough for the node to die in the middle of one
 STUDY = {**KILLED, "name": "nodes", "train": {**KILLED["train"], "epochs": 40}, "search": {**KILLED["search"], "num_trials": 1}}
 

@@ -53,6 +53,7 @@ for i in range(10_000):
 """
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_no_damaged_part(tmp_path):
     import os
     import signal

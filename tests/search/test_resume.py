@@ -15,6 +15,8 @@ import yaml
 from search.results import ResultsDir, read_table
 from search.runner import resume_study
 
+pytestmark = pytest.mark.slow  # trains for long or starts Ray: not in the fast tier (pytest -m "not slow")
+
 # the fault drill's study (3 trials x 3 folds, tiny synthetic faces), under its own name
 STUDY = {**yaml.safe_load((Path(__file__).parents[2] / "scripts" / "drill.yaml").read_text()), "name": "killed"}
 

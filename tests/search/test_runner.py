@@ -8,6 +8,8 @@ from search.results import ResultsDir, read_table
 from search.runner import run_study
 from search.spec import validate_spec
 
+pytestmark = pytest.mark.slow  # trains for long or starts Ray: not in the fast tier (pytest -m "not slow")
+
 TINY = {
     "name": "tiny",
     "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1, 2]},

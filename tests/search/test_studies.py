@@ -27,6 +27,7 @@ def test_there_are_studies_of_both_kinds():
     assert SEARCHED and [p.name for p in SINGLE] == ["paper.yaml"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study", STUDIES, ids=[p.stem for p in STUDIES])
 def test_shipped_study_smoke_runs(local_ray, tmp_path, study, capsys):
     results = tmp_path / study.stem
@@ -63,11 +64,11 @@ def test_paper_study_is_the_papers_setting():
     # section 3.2 of the paper: SGD lr 0.01 momentum 0.9 weight decay 1e-3, LR / 10 every 50
     # epochs, 200 epochs, batch 64, 224 px, ImageNet weights; ComboLoss 2/1/1; 5-fold SCUT-FBP5500
     config, name = load_base(Path(__file__).parents[2] / "studies" / "paper.yaml")
-    d, m, l, t = config.data, config.model, config.loss, config.train
+    d, m, loss, t = config.data, config.model, config.loss, config.train
     assert name == "paper"
     assert (d.dataset, d.root, d.protocol, d.folds, d.image_size) == ("scut-fbp5500", "data/SCUT-FBP5500_v2", "5fold", None, 224)
     assert (m.backbone, m.pretrained) == ("seresnext50_32x4d", True)
-    assert (l.name, l.alpha, l.beta, l.gamma, l.discretization.rule) == ("combo", 2.0, 1.0, 1.0, "paper")
+    assert (loss.name, loss.alpha, loss.beta, loss.gamma, loss.discretization.rule) == ("combo", 2.0, 1.0, 1.0, "paper")
     assert (t.optimizer, t.lr, t.momentum, t.weight_decay, t.epochs, t.batch_size) == ("sgd", 0.01, 0.9, 1e-3, 200, 64)
     assert (t.schedule.name, t.schedule.step_size, t.schedule.step_gamma) == ("step", 50, 0.1)
     assert config.eval.select == "last"

@@ -15,6 +15,8 @@ import yaml
 
 from search.results import read_table
 
+pytestmark = pytest.mark.slow  # trains for long or starts Ray: not in the fast tier (pytest -m "not slow")
+
 REPO = Path(__file__).parents[2]
 
 # the shipped paper-protocol study, shrunk to this CPU: one fold, one epoch, a tiny model
@@ -77,7 +79,7 @@ def test_a_study_in_which_every_trial_fails_exits_1_with_one_line_per_error(proj
     assert first in set(folds["trial_id"])
     log = results / "logs" / f"{first}.log"
     assert f"traceback in results/quickstart-smoke/logs/{first}.log" in summary[0]
-    assert 'fbp/train.py", line' in log.read_text() and "TrainingError" in log.read_text()  # the frames, not just the line
+    assert 'fbp/kfold.py", line' in log.read_text() and "TrainingError" in log.read_text()  # the frames, not just the line
     assert run.stdout.strip().splitlines()[-1] == "no trial completed (2 trials: 0 complete, 0 pruned, 2 failed); see the errors above and results/quickstart-smoke/logs"
 
     # the report writes what it can and says that nothing completed

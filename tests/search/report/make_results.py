@@ -85,7 +85,7 @@ def make_results(
     subsets = np.array([SUBSETS[i % 4] for i in range(n_images)])
     fold_of = np.arange(n_images) % k + 1  # image i is tested in fold fold_of[i]
 
-    # test_* metrics only at the epochs fbp.train evaluates (every eval_every-th and the last)
+    # test_* metrics only at the epochs fbp.kfold evaluates (every eval_every-th and the last)
     evaluated = np.array([e % eval_every == 0 or e == epochs for e in range(1, epochs + 1)])
     for t in trials:
         done = t.folds_done if t.folds_done is not None else {"COMPLETE": k, "PRUNED": 1, "FAIL": 0}[t.status]

@@ -202,7 +202,9 @@ def test_every_output_file_is_written(standard):
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 150
     md = (out / "tables.md").read_text()
-    for section in ("## Leaderboard", "## Paper format", "## Ablation", "## Pooled and per-subset", "## Knob importance", "## Trials and fold rows by status", "## Errors of failed trials", "## Plots"):
+    sections = ("## Leaderboard", "## Paper format", "## Ablation", "## Pooled and per-subset", "## Knob importance", "## Trials and fold rows by status",
+                "## Errors of failed trials", "## Plots")
+    for section in sections:
         assert section in md
 
 
@@ -373,7 +375,8 @@ def test_a_study_in_which_nothing_completed_writes_what_it_can(tmp_path, capsys,
 def test_the_cli_exits_0_when_every_trial_failed(tmp_path):
     """Through the installed entry point, in a fresh interpreter: no traceback, exit 0."""
     root = failed_study(tmp_path / "failed", pruned=False, nan_metrics=False)
-    done = subprocess.run([sys.executable, "-m", "search.cli", "report", str(root), "--bootstrap", "10", "--format", "md,csv"], check=False, capture_output=True, text=True, cwd=Path(__file__).parents[3])
+    argv = [sys.executable, "-m", "search.cli", "report", str(root), "--bootstrap", "10", "--format", "md,csv"]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=Path(__file__).parents[3])
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Nothing completed" in done.stdout
 

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from scipy.stats import pearsonr
 
+from fbp.data import faces as S
 from fbp.data import scut_fbp5500
-from fbp.data import synthetic as S
-from fbp.data.synthetic import GENERATOR_VERSION, SynthParams, generate
+from fbp.data.faces import GENERATOR_VERSION, SynthParams, generate
 
 SMALL = SynthParams(n=40, size=64, seed=3, raters=60)
 TT = "train_test_files"

@@ -6,7 +6,7 @@ import pytest
 from fbp import metrics
 from fbp.config import validate_config
 from fbp.errors import TrainingError
-from fbp.train import SELECT, Batches, prepare, run_kfold, stratified_holdout
+from fbp.kfold import SELECT, Batches, prepare, run_kfold, stratified_holdout
 
 TINY = {
     "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1]},
@@ -132,7 +132,7 @@ def test_out_of_memory_becomes_one_line_that_says_what_to_change(monkeypatch):
     # stands in for a CUDA out-of-memory error. The rest of the fold runs for real.
     import torch
 
-    import fbp.train
+    import fbp.kfold
 
     class Exhausted(torch.nn.Module):
         def __init__(self):
@@ -142,7 +142,7 @@ def test_out_of_memory_becomes_one_line_that_says_what_to_change(monkeypatch):
         def forward(self, x):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nSee documentation for Memory Management")
 
-    monkeypatch.setattr(fbp.train, "build_model", lambda *args: Exhausted())
+    monkeypatch.setattr(fbp.kfold, "build_model", lambda *args: Exhausted())
     with pytest.raises(TrainingError) as caught:
         run_kfold(_config())
     message = str(caught.value)
@@ -157,6 +157,7 @@ def test_a_config_that_fails_only_at_run_time_raises_from_the_fold():
         run_kfold(_config(train={"batch_size": 1}))
 
 
+@pytest.mark.slow  # torch.compile on the CPU: about 30 s
 def test_compiled_once_per_trial_and_each_fold_as_if_alone():
     # Every fold reuses the trial's compiled module with fresh weights copied in: a fold trained
     # after another gives what that fold gives compiled on its own.
@@ -211,24 +212,24 @@ def test_progress_counts_only_the_folds_this_call_trains():
 
 
 def test_step_events_carry_counts_only_and_are_throttled(monkeypatch):
-    import fbp.train
+    import fbp.kfold
 
-    monkeypatch.setattr(fbp.train._Progress, "STEP_INTERVAL", 0.0)  # every step reported
+    monkeypatch.setattr(fbp.kfold._Progress, "STEP_INTERVAL", 0.0)  # every step reported
     events, _ = _events(_config(train={"epochs": 2}))
     steps = [(e.epoch, e.step) for e in events if e.event == "step"]
     assert steps == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
     assert all(e.loss is None and e.test is None for e in events if e.event == "step")
     assert all(e.images_per_second > 0 for e in events if e.event == "step" and e.step > 0)
 
-    monkeypatch.setattr(fbp.train._Progress, "STEP_INTERVAL", 3600.0)  # none after a fold's first
+    monkeypatch.setattr(fbp.kfold._Progress, "STEP_INTERVAL", 3600.0)  # none after a fold's first
     events, _ = _events(_config(train={"epochs": 2}))
     assert [(e.epoch, e.step) for e in events if e.event == "step"] == [(1, 0)]
 
 
 def test_a_progress_hook_changes_no_number(monkeypatch):
-    import fbp.train
+    import fbp.kfold
 
-    monkeypatch.setattr(fbp.train._Progress, "STEP_INTERVAL", 0.0)  # the hook called as often as it can be
+    monkeypatch.setattr(fbp.kfold._Progress, "STEP_INTERVAL", 0.0)  # the hook called as often as it can be
     config = _config(data={"folds": [1, 2]}, train={"epochs": 2})
     plain = run_kfold(config)
     events, hooked = _events(config)
@@ -240,10 +241,10 @@ def test_a_progress_hook_changes_no_number(monkeypatch):
 
 
 def test_fit_fold_alone_reports_itself_as_the_only_fold(monkeypatch):
-    import fbp.train
-    from fbp.train import fit_fold
+    import fbp.kfold
+    from fbp.kfold import fit_fold
 
-    monkeypatch.setattr(fbp.train._Progress, "STEP_INTERVAL", 3600.0)  # only the fold's opening step event
+    monkeypatch.setattr(fbp.kfold._Progress, "STEP_INTERVAL", 3600.0)  # only the fold's opening step event
     config = _config(data={"folds": [2]}, train={"epochs": 1})
     data = prepare(config)
     events = []
