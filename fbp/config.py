@@ -227,8 +227,12 @@ class TrainConfig(Section):
     augment: AugmentConfig = AugmentConfig()
     """Random augmentation of the training images (fbp.augment); evaluation sees the centre crop."""
     seed: int = 0
-    """Seeds a fold's every random stream (weights, shuffle, augmentation, inner_val hold-out):
+    """Seeds a fold's every random stream (weights, shuffle, augmentation, validation hold-out):
     fold k uses seed * 1000 + k - 1, so a fold run alone gives what it gives in the whole run."""
+    repeats: int = Field(1, ge=1)
+    """Train every fold this many times, with seeds seed, seed + 1, ...: the spread between
+    seeds says whether a difference between two configurations is larger than the noise (the
+    paper's differences between rows are 0.001 to 0.01 PC, one run each)."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda, cuda:N."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -254,8 +258,13 @@ class EvalConfig(Section):
     """last: weights after the last epoch. inner_val: the epoch with the best PC on a held-out
     part of the training fold. test_oracle: the epoch with the best test PC (optimistic; what
     the published code does; flagged wherever it is used)."""
+    holdout: bool = False
+    """Hold out `val_fraction` of each training split (seeded, stratified by class) and report
+    its metrics (val_mae, val_rmse, val_pc) beside the test fold's: what a search chooses on
+    without looking at the test folds (a study's `objective.on: val` sets it). inner_val holds
+    it out too."""
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
-    """inner_val: share of the training fold held out, stratified by class."""
+    """Share of each training split held out for validation (holdout, inner_val), stratified by class."""
     predict: Literal["reg", "exp", "fused"] = "reg"
     """The prediction: regression head, expectation over classes, or a weighted mean."""
     fused_weight: float = Field(0.5, ge=0, le=1)

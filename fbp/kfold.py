@@ -41,7 +41,7 @@ from fbp.schedules import lr_factor
 @dataclass
 class FoldResult:
     fold: int  # 1-based, as the split files number them
-    mae: float
+    mae: float  # the test fold's, at the selected epoch
     rmse: float
     pc: float
     n_train: int
@@ -54,6 +54,10 @@ class FoldResult:
     device: str
     started_at: float = 0.0  # unix time the fold began
     finished_at: float = 0.0
+    seed: int = 0  # train.seed of this run (train.repeats runs a fold with seed, seed + 1, ...)
+    val_mae: float = float("nan")  # the held-out validation part's, at the selected epoch (eval.holdout)
+    val_rmse: float = float("nan")
+    val_pc: float = float("nan")
     curves: list[dict] = field(default_factory=list)  # one row per epoch
     predictions: dict[str, list] = field(default_factory=dict)  # image, subset, y_true, y_pred, y_reg, y_exp
 
@@ -167,7 +171,7 @@ def prepare(config: TrialConfig) -> TrialData:
     return _prepare(config, _Progress(None, config.train.epochs))
 
 
-def _prepare(config: TrialConfig, progress: _Progress, skip: set[int] = frozenset()) -> TrialData:
+def _prepare(config: TrialConfig, progress: _Progress, skip: set[int] = frozenset(), repeats: int = 1) -> TrialData:
     c = config.data
     dataset = load_dataset(c.dataset, c.root, **c.options)
     folds = dataset.folds(c.protocol)
@@ -177,7 +181,7 @@ def _prepare(config: TrialConfig, progress: _Progress, skip: set[int] = frozense
             raise InputError(f"data.folds: fold {bad[0]} does not exist; protocol {c.protocol!r} has folds 1..{len(folds)}")
         folds = [folds[k - 1] for k in c.folds]
     device = resolve_device(config.train.device)
-    progress.folds_total = progress.folds_total or sum(f.index + 1 not in skip for f in folds)
+    progress.folds_total = progress.folds_total or repeats * sum(f.index + 1 not in skip for f in folds)
     progress.note("prepare", f"loading {len(dataset.images)} {c.dataset} images at {c.cached_side} px onto {device} (decoded on first use, then cached)")
     started = time.perf_counter()
     images = torch.from_numpy(np.array(decoded_images(dataset, c.cached_side))).to(device)  # a private, writable copy
@@ -250,10 +254,11 @@ class _Selection:
         self.pc, self.epoch = float("nan"), epochs
         self.reg: np.ndarray | None = None
         self.exp: np.ndarray | None = None
+        self.val: dict[str, float] = {}  # the chosen epoch's validation metrics, when there is a held-out part
 
-    def offer(self, epoch: int, pc: float, reg: np.ndarray, exp: np.ndarray) -> None:
+    def offer(self, epoch: int, pc: float, reg: np.ndarray, exp: np.ndarray, val: dict[str, float] | None = None) -> None:
         if self.chooses(epoch, self.epochs, pc, self.pc) or self.reg is None:
-            self.pc, self.epoch, self.reg, self.exp = pc, epoch, reg, exp
+            self.pc, self.epoch, self.reg, self.exp, self.val = pc, epoch, reg, exp, val or {}
 
 
 class Batches:
@@ -379,7 +384,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
     disc: Discretization = fit_discretization(d.rule, scores[train_rows], d.num_classes, d.edges, d.values, data.dataset.score_range)
     classes = disc.classes(scores)
     val_rows = np.array([], dtype=np.int64)
-    if config.eval.select == "inner_val":
+    if config.eval.select == "inner_val" or config.eval.holdout:
         held = stratified_holdout(classes[train_rows], config.eval.val_fraction, rng)
         train_rows, val_rows = train_rows[~held], train_rows[held]
     weights = class_weights(class_counts(classes[train_rows], disc.num_classes))
@@ -431,12 +436,12 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
             reg_np, exp_np = evaluate_test(model)
             test = metrics.scores(scores[test_rows], _prediction(config, reg_np, exp_np))
             row.update({f"test_{k}": v for k, v in test.items()})
-            judge = test["pc"]
+            val = None
             if evaluate_val is not None:
                 val = metrics.scores(scores[val_rows], _prediction(config, *evaluate_val(model)))
                 row.update({f"val_{k}": v for k, v in val.items()})
-                judge = val["pc"]
-            selection.offer(epoch, judge, reg_np, exp_np)
+            judge = val["pc"] if config.eval.select == "inner_val" and val is not None else test["pc"]
+            selection.offer(epoch, judge, reg_np, exp_np, val)
         curves.append(row)
         progress.end_epoch(epoch, means["loss"], images_seen, step_seconds, epoch_start, test)
 
@@ -461,6 +466,8 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
         device=str(device),
         started_at=started_at,
         finished_at=time.time(),
+        seed=t.seed,
+        **{f"val_{k}": v for k, v in selection.val.items()},
         curves=curves,
         predictions={
             "image": list(fold.test),
@@ -479,17 +486,20 @@ def run_kfold(
     skip: set[int] = frozenset(),
     on_progress: Callable[[TrainProgress], None] | None = None,
 ) -> list[FoldResult]:
-    """Every fold of the config's protocol (or `data.folds`), in order; `on_fold` after each,
-    `on_progress` as it goes (see `TrainProgress`). Folds numbered in `skip` (1-based, e.g.
-    done before a restart) are not trained again."""
-    progress = _Progress(on_progress, config.train.epochs)
-    data = _prepare(config, progress, skip)
+    """Every fold of the config's protocol (or `data.folds`), in order, each `train.repeats`
+    times (seeds train.seed, train.seed + 1, ...); `on_fold` after each run, `on_progress` as
+    it goes (see `TrainProgress`). Folds numbered in `skip` (1-based, e.g. done before a
+    restart) are not trained again."""
+    t = config.train
+    progress = _Progress(on_progress, t.epochs)
+    data = _prepare(config, progress, skip, t.repeats)
+    runs = [config.model_copy(update={"train": t.model_copy(update={"seed": t.seed + r})}) for r in range(t.repeats)]
     results = []
-    for fold in data.folds:
+    for fold, run in ((f, r) for f in data.folds for r in runs):
         if fold.index + 1 in skip:
             continue
         try:
-            result = _fit_fold(config, fold, data, progress)
+            result = _fit_fold(run, fold, data, progress)
         except torch.OutOfMemoryError as e:
             # the allocator's message is a paragraph; the one line a results row can carry says what to change
             first = str(e).strip().splitlines()[0] if str(e).strip() else "no details"

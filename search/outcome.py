@@ -31,6 +31,7 @@ class Outcome:
     incomplete: int = 0  # started, neither finished nor marked (a stop, a kill)
     errors: list[DistinctError] = field(default_factory=list)
     best: tuple[str, float, dict] | None = None  # trial_id, objective value, params
+    best_test: float | None = None  # the best trial's test-fold value, when the objective reads validation parts
 
     @property
     def trials(self) -> int:
@@ -50,7 +51,8 @@ def distinct_errors(folds) -> list[DistinctError]:
 
 
 def study_outcome(results: ResultsDir, num_folds: int, metric: str) -> Outcome:
-    """Count the study's trials by status, group its errors, find its best complete trial."""
+    """Count the study's trials by status, group its errors, find its best complete trial by
+    `metric` (a reported key: `pc`, or `val_pc` for an objective on the validation parts)."""
     folds = results.read("folds")
     statuses = trial_status(folds, num_folds)
     counts = statuses.value_counts()
@@ -62,10 +64,14 @@ def study_outcome(results: ResultsDir, num_folds: int, metric: str) -> Outcome:
     complete = statuses[statuses == "COMPLETE"].index
     if len(complete):
         rows = folds[folds["trial_id"].isin(complete) & (folds["status"] == "COMPLETE")]
-        means = rows.groupby("trial_id")[metric].mean().dropna()
+        means = rows.groupby("trial_id")[metric].mean().dropna() if metric in rows else pd.Series(dtype=float)
         if len(means):
-            best = means.idxmax() if METRICS[metric].direction == "max" else means.idxmin()
-            outcome.best = (str(best), float(means[best]), params_of(rows[rows["trial_id"] == best].iloc[0]))
+            test = metric.removeprefix("val_")
+            best = means.idxmax() if METRICS[test].direction == "max" else means.idxmin()
+            best_rows = rows[rows["trial_id"] == best]
+            outcome.best = (str(best), float(means[best]), params_of(best_rows.iloc[0]))
+            if test != metric:
+                outcome.best_test = float(best_rows[test].mean())
     return outcome
 
 
@@ -93,5 +99,9 @@ def closing_lines(outcome: Outcome, results: ResultsDir, metric: str) -> list[st
         return lines
     trial_id, value, params = outcome.best
     knobs = ", ".join(f"{k}={_value(v)}" for k, v in params.items()) or "the base config"
-    lines.append(f"finished, {counts}; best {trial_id}: {metric} {value:.4f} with {knobs}. Next: fbp-search report {results.path}")
+    if outcome.best_test is not None:  # chosen on the validation parts: its test figure beside
+        figure = f"{metric.removeprefix('val_')} {value:.4f} on validation (test {outcome.best_test:.4f})"
+    else:
+        figure = f"{metric} {value:.4f}"
+    lines.append(f"finished, {counts}; best {trial_id}: {figure} with {knobs}. Next: fbp-search report {results.path}")
     return lines

@@ -89,8 +89,12 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
     pending = [task.remote(params, spec, context, trial_id, folds) for trial_id, (params, folds) in todo.items()]
     trained = 0
     for rows in ray.get(pending):
-        for result, trial in rows:
-            results.write_fold(fold_frames(result, trial), trial["trial_id"], result.fold)
+        by_fold: dict[int, list] = {}
+        for result, _ in rows:  # a fold's runs (train.repeats seeds) share its parts
+            by_fold.setdefault(result.fold, []).append(result)
+        trial = rows[0][1] if rows else None
+        for fold, runs in by_fold.items():
+            results.write_fold(fold_frames(runs, trial), trial["trial_id"], fold)
             trained += 1
     _tell_orphans(results, spec, orphans)
     return trained

@@ -53,7 +53,8 @@ FOLD_COLUMNS: dict[str, pa.DataType] = {
     "study": pa.string(), "spec_hash": pa.string(), "trial_id": pa.string(), "fold": pa.int64(), "seed": pa.int64(),
     "status": pa.string(),  # COMPLETE, PRUNED (the scheduler stopped the trial first), FAIL (it raised)
     "error": pa.string(),  # the exception's line, FAIL rows only
-    **{m: pa.float64() for m in METRIC_NAMES},
+    **{m: pa.float64() for m in METRIC_NAMES},  # the test fold's, at the selected epoch
+    **{f"val_{m}": pa.float64() for m in METRIC_NAMES},  # the validation part's (eval.holdout), else NaN
     "n_train": pa.int64(), "n_test": pa.int64(), "epochs_run": pa.int64(), "selected_epoch": pa.int64(), "select": pa.string(),
     "train_seconds": pa.float64(), "images_per_second": pa.float64(), "device": pa.string(),
     "started_at": pa.float64(), "finished_at": pa.float64(),
@@ -62,19 +63,20 @@ FOLD_COLUMNS: dict[str, pa.DataType] = {
 """A folds row; then one `param.<dotted.path>` column per searched knob."""
 
 PREDICTION_COLUMNS: dict[str, pa.DataType] = {
-    "trial_id": pa.string(), "fold": pa.int64(), "image": pa.string(), "subset": pa.string(),
+    "trial_id": pa.string(), "fold": pa.int64(), "seed": pa.int64(), "image": pa.string(), "subset": pa.string(),
     "y_true": pa.float64(), "y_pred": pa.float64(), "y_reg": pa.float64(), "y_exp": pa.float64(),
 }
 """A predictions row: one test image of a fold, out of fold."""
 
-EPOCH_KEY = ("trial_id", "fold", "epoch")  # then lr, train_<loss term>, test_<metric>, val_<metric>
+EPOCH_KEY = ("trial_id", "fold", "seed", "epoch")  # then lr, train_<loss term>, test_<metric>, val_<metric>
 
 TABLES: dict[str, tuple[str, ...]] = {
-    "folds": ("trial_id", "fold"),
+    "folds": ("trial_id", "fold", "seed"),
     "epochs": EPOCH_KEY,
-    "predictions": ("trial_id", "fold", "image"),
+    "predictions": ("trial_id", "fold", "seed", "image"),
 }
-"""Each table and its key: a reader keeps the last written row of each key."""
+"""Each table and its key: a reader keeps the last written row of each key. `seed` tells the
+runs of a fold apart (train.repeats); a PRUNED or FAIL mark has none: it stands for the fold."""
 
 SCHEMAS = {"folds": FOLD_COLUMNS, "predictions": PREDICTION_COLUMNS}
 STATUSES = ("COMPLETE", "PRUNED", "FAIL")
@@ -107,16 +109,20 @@ def spec_hash(resolved: dict) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def fold_frames(result: FoldResult, trial: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """The rows one finished fold adds to each table. `trial` holds the per-trial columns of
-    FOLD_COLUMNS (study, spec_hash, trial_id, seed, host, node_id) and `param.<path>` values."""
-    key = {"trial_id": trial["trial_id"], "fold": result.fold}
-    measured = {c: getattr(result, c) for c in FOLD_COLUMNS if hasattr(result, c)}
-    row = {c: trial.get(c) for c in FOLD_COLUMNS} | measured | {"status": "COMPLETE", "error": None}
-    folds = pd.DataFrame([{**row, **{k: v for k, v in trial.items() if k.startswith("param.")}}])
-    epochs = pd.DataFrame([{**key, **epoch} for epoch in result.curves])
-    predictions = pd.DataFrame({**{k: [v] * result.n_test for k, v in key.items()}, **result.predictions})
-    return {"folds": folds, "epochs": epochs, "predictions": predictions}
+def fold_frames(runs: FoldResult | list[FoldResult], trial: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The rows a finished fold adds to each table: one run, or its `train.repeats` runs (one
+    seed each). `trial` holds the per-trial columns of FOLD_COLUMNS (study, spec_hash,
+    trial_id, host, node_id) and `param.<path>` values."""
+    runs = runs if isinstance(runs, list) else [runs]
+    params = {k: v for k, v in trial.items() if k.startswith("param.")}
+    folds, epochs, predictions = [], [], []
+    for result in runs:
+        key = {"trial_id": trial["trial_id"], "fold": result.fold, "seed": result.seed}
+        measured = {c: getattr(result, c) for c in FOLD_COLUMNS if hasattr(result, c)}
+        folds.append({**{c: trial.get(c) for c in FOLD_COLUMNS}, **measured, "status": "COMPLETE", "error": None, **params})
+        epochs += [{**key, **epoch} for epoch in result.curves]
+        predictions.append(pd.DataFrame({**{k: [v] * result.n_test for k, v in key.items()}, **result.predictions}))
+    return {"folds": pd.DataFrame(folds), "epochs": pd.DataFrame(epochs), "predictions": pd.concat(predictions, ignore_index=True)}
 
 
 def params_of(row: pd.Series) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def _finish(grid, results: ResultsDir, spec: StudySpec, interrupted: bool, num_f
     folds table. `study` is what the rows on disk say: trials by status, errors, the best."""
     import optuna
 
-    metric = spec.objectives[0].metric
+    metric = spec.objectives[0].key
     outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0, "metric": metric}
     if not interrupted:
         study = optuna.load_study(study_name=spec.name, storage=results.journal())

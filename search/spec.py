@@ -128,6 +128,13 @@ class Objective(Strict):
     over a trial's folds."""
     mode: Literal["max", "min"] | None = None
     """Default: the metric's own direction (max for pc, min for mae and rmse)."""
+    on: Literal["val", "test"] = "val"
+    """Where the search reads the metric. val: on a part held out of each fold's training
+    split (eval.holdout), so neither Optuna nor ASHA ever sees a test fold, and the test
+    figures the report gives for the chosen trial are honest. test: the mean test-fold metric,
+    as the published code's searches did; every figure of such a study is marked as selected
+    on test folds. Default: val for a study with a search space, test for one configuration
+    (it chooses nothing)."""
 
     @field_validator("metric")
     @classmethod
@@ -139,6 +146,11 @@ class Objective(Strict):
     @property
     def direction(self) -> str:
         return self.mode or METRICS[self.metric].direction
+
+    @property
+    def key(self) -> str:
+        """The reported value it reads: `pc` (test folds) or `val_pc` (validation parts)."""
+        return f"val_{self.metric}" if self.on == "val" else self.metric
 
     @model_validator(mode="after")
     def _sensible(self) -> Objective:
@@ -183,6 +195,36 @@ class StudySpec(TrialConfig):
     @property
     def objectives(self) -> list[Objective]:
         return self.objective
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objective_split(cls, raw):
+        """Resolve `objective.on` (val for a study with a space, test for one configuration)
+        and hold out the validation parts a `val` objective reads (eval.holdout)."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        objectives = raw.get("objective", [{}])
+        objectives = [objectives] if isinstance(objectives, (dict, Objective)) else objectives
+        if not isinstance(objectives, list) or not objectives:
+            return raw  # the field's own validation says what is wrong
+        search = raw.get("search") or {}
+        searched = bool(search.space if isinstance(search, SearchSpec) else (search.get("space") if isinstance(search, dict) else None))
+        plain = [o.model_dump() if isinstance(o, Objective) else dict(o) if isinstance(o, dict) else o for o in objectives]
+        for o in plain:
+            if isinstance(o, dict):
+                o.setdefault("on", "val" if searched else "test")
+        raw["objective"] = plain
+        splits = {o.get("on") for o in plain if isinstance(o, dict)}
+        if len(splits) > 1:
+            raise ValueError(f"objective: every objective reads the same split, got on: {sorted(splits)}")
+        if splits == {"val"}:
+            evaluation = raw.get("eval") or {}
+            evaluation = evaluation.model_dump() if isinstance(evaluation, BaseModel) else dict(evaluation)
+            if evaluation.get("holdout") is False:
+                raise ValueError("eval.holdout: false, but objective.on: val reads the validation parts it holds out; drop one")
+            raw["eval"] = {**evaluation, "holdout": True}
+        return raw
 
     @property
     def base(self) -> TrialConfig:

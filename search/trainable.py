@@ -29,6 +29,9 @@ from search.results import ResultsDir, fold_frames
 from search.spec import StudySpec
 
 STATE = "folds_done.json"
+REPORTED = (*NAMES, *(f"val_{m}" for m in NAMES))
+"""What a trial reports per fold: the test fold's metrics and the validation part's (NaN
+without eval.holdout). An objective's key is one of them (`Objective.key`)."""
 
 
 def fold_key(metric: str) -> str:
@@ -47,7 +50,7 @@ class StudyContext:
     board: str | None = None
 
 
-def _done_folds(results: ResultsDir, trial_id: str) -> list[dict]:
+def _done_folds(results: ResultsDir, trial_id: str, repeats: int) -> list[dict]:
     """Folds this trial finished before a restart: those in its last checkpoint, and those
     whose rows the driver already wrote, where this worker can see the results directory.
     The second matters after a driver is killed between writing a fold's rows and saving
@@ -58,20 +61,22 @@ def _done_folds(results: ResultsDir, trial_id: str) -> list[dict]:
         with checkpoint.as_directory() as folder:
             done.update({d["fold"]: d for d in json.loads((Path(folder) / STATE).read_text())})
     rows = results.read("folds", trials={trial_id})
-    for row in rows[rows["status"] == "COMPLETE"].to_dict("records") if len(rows) else []:
-        done[int(row["fold"])] = {"fold": int(row["fold"]), **{m: row[m] for m in NAMES}}
+    complete = rows[rows["status"] == "COMPLETE"] if len(rows) else rows
+    for fold, runs in complete.groupby("fold") if len(complete) else []:
+        if len(runs) >= repeats:  # a fold counts once all its runs are written
+            done[int(fold)] = {"fold": int(fold), **{m: float(runs[m].mean()) if m in runs else float("nan") for m in REPORTED}}
     return [done[f] for f in sorted(done)]
 
 
 def running_means(done: list[dict]) -> dict[str, float]:
     """Mean of each metric over the completed folds (NaN PCs count as NaN, not as zero)."""
-    return {m: float(np.mean([d[m] for d in done])) for m in NAMES}
+    return {m: float(np.mean([d.get(m, float("nan")) for d in done])) for m in REPORTED}
 
 
-def trial_fields(context: StudyContext, trial_id: str, seed: int, params: dict) -> dict:
+def trial_fields(context: StudyContext, trial_id: str, params: dict) -> dict:
     """The per-trial values of a fold's row, with where this process runs."""
     return {
-        "study": context.study, "spec_hash": context.spec_hash, "trial_id": trial_id, "seed": seed,
+        "study": context.study, "spec_hash": context.spec_hash, "trial_id": trial_id,
         "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
         **{f"param.{k}": v for k, v in params.items()},
     }
@@ -80,17 +85,23 @@ def trial_fields(context: StudyContext, trial_id: str, seed: int, params: dict) 
 def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
     config = spec.trial_config(params)
     trial_id = tune.get_context().get_trial_id()
-    done = _done_folds(ResultsDir(context.results), trial_id)
+    repeats = config.train.repeats
+    done = _done_folds(ResultsDir(context.results), trial_id, repeats)
+    runs: dict[int, list[FoldResult]] = {}  # a fold's runs (train.repeats seeds) until it has them all
 
     def on_fold(result: FoldResult) -> None:
-        done.append({"fold": result.fold, **{m: getattr(result, m) for m in NAMES}})
-        trial = trial_fields(context, trial_id, config.train.seed, params)
-        frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(result, trial).items()}
+        runs.setdefault(result.fold, []).append(result)
+        if len(runs[result.fold]) < repeats:
+            return
+        fold_runs = runs.pop(result.fold)
+        own = {m: float(np.mean([getattr(r, m) for r in fold_runs])) for m in REPORTED}  # the fold's value: its seeds' mean
+        done.append({"fold": result.fold, **own})
+        trial = trial_fields(context, trial_id, params)
+        frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(fold_runs, trial).items()}
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
-            own = {fold_key(m): getattr(result, m) for m in NAMES}
             tune.report(
-                {**running_means(done), **own, "folds_done": len(done), "fold": result.fold, "fbp_rows": frames},
+                {**running_means(done), **{fold_key(m): v for m, v in own.items()}, "folds_done": len(done), "fold": result.fold, "fbp_rows": frames},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
@@ -106,4 +117,4 @@ def retrain_folds(params: dict, spec: StudySpec, context: StudyContext, trial_id
     rows were lost). Each fold seeds itself from the config and its index alone, so the same
     folds give the same numbers where the device is deterministic."""
     config = spec.trial_config({**params, "data.folds": sorted(folds)})
-    return [(r, trial_fields(context, trial_id, config.train.seed, params)) for r in run_kfold(config)]
+    return [(r, trial_fields(context, trial_id, params)) for r in run_kfold(config)]

@@ -32,7 +32,7 @@ def trainable(spec: StudySpec, context: StudyContext):
 
 
 def searcher(spec: StudySpec, results: ResultsDir, num_folds: int) -> StudySearcher:
-    metrics = [o.metric for o in spec.objectives]
+    metrics = [o.key for o in spec.objectives]  # pc on the test folds, or val_pc on the validation parts
     modes = [o.direction for o in spec.objectives]
     return StudySearcher(
         space=SearchSpace.of(spec),
@@ -51,7 +51,7 @@ def scheduler(spec: StudySpec, num_folds: int) -> TrialScheduler:
         return FIFOScheduler()
     first = spec.objectives[0]
     # folds are the rungs; with several objectives ASHA ranks by the first
-    multi = {"metric": first.metric, "mode": first.direction} if len(spec.objectives) > 1 else {}
+    multi = {"metric": first.key, "mode": first.direction} if len(spec.objectives) > 1 else {}
     return ASHAScheduler(
         time_attr="folds_done",
         max_t=num_folds,
@@ -66,14 +66,14 @@ def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fol
     """The Tuner of a new study, and its progress callback (it counts the trials run at once)."""
     first = spec.objectives[0]
     single = len(spec.objectives) == 1
-    progress = Progress(console, spec.search.num_trials, first.metric, first.direction, len(fold_numbers), results, context.board)
+    progress = Progress(console, spec.search.num_trials, first.key, first.direction, len(fold_numbers), results, context.board)
     storage_path, name = tune_location
     tuner = tune.Tuner(
         trainable(spec, context),
         tune_config=tune.TuneConfig(
             search_alg=searcher(spec, results, len(fold_numbers)),
             scheduler=scheduler(spec, len(fold_numbers)),
-            metric=first.metric if single else None,
+            metric=first.key if single else None,
             mode=first.direction if single else None,
             num_samples=spec.search.num_trials,
             max_concurrent_trials=spec.resources.max_concurrent or None,

@@ -103,7 +103,7 @@ def validate_command(args: argparse.Namespace) -> int:
         when = space.conditions.get(path, {})
         table.add_row(path, describe(distribution), ", ".join(f"{k} in {v}" for k, v in when.items()))
     console.print(table)
-    console.print(f"objective: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; baseline points: {len(spec.search.baseline)}")
+    console.print(f"objective: {', '.join(f'{o.direction} {o.metric} on {o.on}' for o in spec.objectives)}; baseline points: {len(spec.search.baseline)}")
     return 0
 
 

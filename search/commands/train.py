@@ -139,19 +139,24 @@ def run_train(args: argparse.Namespace) -> int:
     out.check(digest, resume=True, flag="--out")  # the same configuration again replaces its folds
     preflight(config, str(args.config))
     console = command_console()
-    trial = {"study": study["name"], "spec_hash": digest, "trial_id": f"t{digest[:8]}", "seed": config.train.seed}
+    trial = {"study": study["name"], "spec_hash": digest, "trial_id": f"t{digest[:8]}"}
+    repeats = config.train.repeats
 
     table = Table(title=f"{args.config.name}: {config.model.backbone}, loss {config.loss.name}, select {config.eval.select}")
-    for column in ("fold", *(m.label for m in metrics.METRICS.values()), "epoch", "images/s", "seconds"):
+    for column in ("fold", *(["seed"] if repeats > 1 else []), *(m.label for m in metrics.METRICS.values()), "epoch", "images/s", "seconds"):
         table.add_column(column, justify="right")
     results: list[FoldResult] = []
+    runs: dict[int, list[FoldResult]] = {}
 
     def on_fold(r: FoldResult) -> None:
-        out.write_fold(fold_frames(r, trial), trial["trial_id"], r.fold)
+        runs.setdefault(r.fold, []).append(r)
+        if len(runs[r.fold]) == repeats:  # a fold's runs (one per seed) share its parts
+            out.write_fold(fold_frames(runs.pop(r.fold), trial), trial["trial_id"], r.fold)
         results.append(r)
         values = {m.label: f"{getattr(r, name):.4f}" for name, m in metrics.METRICS.items()}
-        console.print(f"fold {r.fold}: {'  '.join(f'{k} {v}' for k, v in values.items())}  ({r.train_seconds:.0f} s, {r.images_per_second:.0f} images/s on {r.device})")
-        table.add_row(str(r.fold), *values.values(), str(r.selected_epoch), f"{r.images_per_second:.0f}", f"{r.train_seconds:.0f}")
+        which = f"fold {r.fold}" + (f" seed {r.seed}" if repeats > 1 else "")
+        console.print(f"{which}: {'  '.join(f'{k} {v}' for k, v in values.items())}  ({r.train_seconds:.0f} s, {r.images_per_second:.0f} images/s on {r.device})")
+        table.add_row(str(r.fold), *([str(r.seed)] if repeats > 1 else []), *values.values(), str(r.selected_epoch), f"{r.images_per_second:.0f}", f"{r.train_seconds:.0f}")
 
     display = TrainDisplay(console)
 
@@ -170,8 +175,9 @@ def run_train(args: argparse.Namespace) -> int:
         display.close()
     summary = metrics.mean_std([{m: getattr(r, m) for m in metrics.NAMES} for r in results])
     table.add_section()
-    spread = len(results) > 1  # one fold has no spread
-    table.add_row("mean ± std" if spread else "mean", *(f"{m:.4f} ± {s:.4f}" if spread else f"{m:.4f}" for m, s in (summary[k] for k in metrics.NAMES)), "", "", "")
+    spread = len(results) > 1  # one run has no spread; with repeats, over folds x seeds
+    table.add_row("mean ± std" if spread else "mean", *([""] if repeats > 1 else []),
+                  *(f"{m:.4f} ± {s:.4f}" if spread else f"{m:.4f}" for m, s in (summary[k] for k in metrics.NAMES)), "", "", "")
     console.print(table)
     if config.eval.select == "test_oracle":
         console.print("note: eval.select=test_oracle chose each fold's epoch on its test set; these figures are optimistic")

@@ -252,3 +252,30 @@ def test_fit_fold_alone_reports_itself_as_the_only_fold(monkeypatch):
     assert [e.event for e in events] == ["step", "epoch"]  # the images were given: no prepare, no ready
     assert [(e.fold, e.fold_position, e.folds_total) for e in events] == [(2, 1, 1)] * 2
     assert events[-1].loss == result.curves[0]["train_loss"]
+
+
+def _same_run(a, b) -> bool:
+    return (a.fold, a.seed, a.mae, a.rmse, a.pc, a.predictions["y_pred"]) == (b.fold, b.seed, b.mae, b.rmse, b.pc, b.predictions["y_pred"])
+
+
+def test_repeats_train_every_fold_once_per_seed_each_as_if_run_alone():
+    runs = run_kfold(_config(data={"folds": [1, 2]}, train={"repeats": 2, "seed": 5}))
+    assert [(r.fold, r.seed) for r in runs] == [(1, 5), (1, 6), (2, 5), (2, 6)]
+    alone = {seed: run_kfold(_config(data={"folds": [1, 2]}, train={"seed": seed})) for seed in (5, 6)}
+    for r in runs:
+        assert _same_run(r, alone[r.seed][r.fold - 1])
+    assert runs[0].pc != runs[1].pc  # two seeds, two trainings
+
+
+def test_holdout_reports_the_validation_part_at_the_selected_epoch():
+    plain = run_kfold(_config())[0]
+    assert math.isnan(plain.val_pc) and math.isnan(plain.val_mae)
+    held = run_kfold(_config(eval={"holdout": True}))[0]
+    assert held.n_train < plain.n_train and held.n_test == plain.n_test  # the part comes out of the training split
+    last = held.curves[-1]  # eval.select last: the last epoch's validation metrics
+    assert (held.val_mae, held.val_rmse, held.val_pc) == (last["val_mae"], last["val_rmse"], last["val_pc"])
+    # inner_val chooses the epoch of the best validation PC and reports that epoch's figures
+    chosen = run_kfold(_config(eval={"select": "inner_val"}, train={"epochs": 4}))[0]
+    by_val = max(chosen.curves, key=lambda row: row["val_pc"])
+    assert chosen.selected_epoch == by_val["epoch"] and chosen.val_pc == by_val["val_pc"]
+    assert chosen.pc == chosen.curves[chosen.selected_epoch - 1]["test_pc"]

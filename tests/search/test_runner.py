@@ -149,17 +149,19 @@ def test_asha_prunes_on_folds_and_pruned_folds_are_marked(local_ray, tmp_path):
     assert folds.loc[folds["status"] == "PRUNED", "pc"].isna().all()
 
     # the journal agrees with the folds table: a pruned trial is PRUNED, not COMPLETE with its
-    # one-fold mean; every trial's intermediate values are its folds' own PCs, step = fold
+    # one-fold mean; every trial's intermediate values are its folds' own validation PCs, step =
+    # fold (the objective reads the validation parts: Optuna never sees a test fold)
     journal = _journal(tmp_path / "asha")
     assert len(journal.trials) == 4
     for trial_id, rows in folds.groupby("trial_id"):
         t = _trial_of(journal, folds, trial_id)
         complete = rows[rows["status"] == "COMPLETE"]
-        assert t.intermediate_values == pytest.approx(dict(zip(complete["fold"].astype(int), complete["pc"])))
+        assert t.intermediate_values == pytest.approx(dict(zip(complete["fold"].astype(int), complete["val_pc"])))
+        assert not complete["val_pc"].equals(complete["pc"])  # two different splits
         if (rows["status"] == "PRUNED").any():
             assert t.state == optuna.trial.TrialState.PRUNED
         else:
-            assert t.state == optuna.trial.TrialState.COMPLETE and t.value == pytest.approx(complete["pc"].mean())
+            assert t.state == optuna.trial.TrialState.COMPLETE and t.value == pytest.approx(complete["val_pc"].mean())
 
 
 def test_two_objectives_with_nsga2(local_ray, tmp_path):
@@ -200,3 +202,21 @@ def test_the_live_panel_names_each_running_trials_fold_and_epoch_and_its_log_has
     log = (tmp_path / "live" / "logs" / f"{trial_id}.log").read_text().splitlines()
     epochs = [line for line in log if re.match(r"fold [12] \([12]/2\) epoch \d+/30: loss \d", line)]
     assert len(epochs) == 2 * 30 and epochs[0].startswith("fold 1 (1/2) epoch 1/30") and epochs[-1].startswith("fold 2 (2/2) epoch 30/30")
+
+
+def test_repeats_and_an_objective_on_the_test_folds(local_ray, tmp_path):
+    """train.repeats: every fold once per seed, rows keyed by seed; a fold's value (Optuna's
+    intermediate value, ASHA's rung) is its seeds' mean. objective.on: test reads the test folds."""
+    spec = _spec(search={"sampler": "random", "num_trials": 2, "seed": 0, "space": {"loss.alpha": {"float": [0.0, 4.0]}}, "baseline": []},
+                 train={**TINY["train"], "repeats": 2}, objective={"metric": "pc", "on": "test"})
+    assert not spec.eval.holdout  # nothing held out: the objective reads the test folds
+    run_study(spec, "tiny.yaml", tmp_path / "seeds")
+    folds = read_table(tmp_path / "seeds", "folds")
+    assert len(folds) == 2 * 2 * 2 and set(folds["seed"]) == {0, 1} and folds["val_pc"].isna().all()
+    assert len(read_table(tmp_path / "seeds", "predictions")) == 2 * 2 * 2 * 12  # trials x folds x seeds x test images
+    journal = _journal(tmp_path / "seeds")
+    for trial_id, rows in folds.groupby("trial_id"):
+        t = _trial_of(journal, folds, trial_id)
+        per_fold = rows.groupby("fold")["pc"].mean()
+        assert t.intermediate_values == pytest.approx(per_fold.to_dict())
+        assert t.value == pytest.approx(per_fold.mean())
