@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fbp.errors import InputError
 
@@ -127,6 +127,13 @@ class ModelConfig(Section):
     """Dropout probability before the two heads (0: none)."""
 
 
+def _known_class_count(rule: Any, num_classes: Any, edges: Any) -> int | None:
+    """K when the rule's settings fix it before fitting (fbp.discretize.class_count), else None."""
+    from fbp.discretize import class_count  # numpy only: no torch
+
+    return class_count(rule, num_classes, edges) if isinstance(rule, str) else None
+
+
 class DiscretizationConfig(Section):
     rule: str = Field("paper", json_schema_extra=registry("discretization rule"))
     """Scores to classes (fbp.discretize): paper (c = ceil(s - 1/2), 5 classes; the paper's),
@@ -135,13 +142,31 @@ class DiscretizationConfig(Section):
     """K, for uniform and quantile; paper and round_half_even have 5."""
     edges: list[float] | None = None
     """Inner class edges, for intervals."""
-    values: Literal["mean", "centre"] = "mean"
-    """Class values of binned rules: mean training score in the bin, or its centre."""
+    values: Literal["mean", "centre"] | list[float] = "mean"
+    """The class values v_k of the expectation E = sum_k p_k v_k (and of the expectation
+    prediction). mean / centre: the mean training score or the centre of each bin, for the
+    binned rules (paper and round_half_even value their classes 1..5). Or an explicit list of K
+    numbers, for any rule. The paper's eq. 4 weights class k by its number k; the published code
+    does so with [1, 2, 3, 4, 5] on SCUT-FBP* and [1, 2, 3] for HotOrNot's three z-score
+    intervals (models/losses.py:51-52 of lucasxlu/ComboLoss)."""
 
     @field_validator("rule")
     @classmethod
     def _known_rule(cls, v: str, info: ValidationInfo) -> str:
         return _registered(cls, v, info)
+
+    @field_validator("values")
+    @classmethod
+    def _one_value_per_class(cls, v, info: ValidationInfo):
+        k = _known_class_count(info.data.get("rule"), info.data.get("num_classes"), info.data.get("edges"))
+        if isinstance(v, list) and k is not None and len(v) != k:
+            raise ValueError(f"{len(v)} class values, but rule {info.data['rule']!r} makes {k} classes")
+        return v
+
+    @property
+    def known_num_classes(self) -> int | None:
+        """K, when the rule and its settings fix it before fitting."""
+        return _known_class_count(self.rule, self.num_classes, self.edges)
 
 
 class LossConfig(Section):
@@ -155,19 +180,55 @@ class LossConfig(Section):
     gamma: float = Field(1.0, ge=0)
     """combo: weight of the class-weighted cross-entropy. Paper: 1."""
     ce_input: Literal["logits", "probs"] = "logits"
-    """combo: `probs` feeds softmax outputs to the cross-entropy, as the published code does."""
+    """combo: `probs` feeds softmax outputs to the cross-entropy, as the published code does
+    (main/run_fbp.py:416 passes F.softmax(...) to CombinedLoss, whose nn.CrossEntropyLoss
+    applies a second softmax). Paper: eq. 3 takes -log of the softmax probability once, i.e.
+    logits."""
+    ce_weighted: bool = True
+    """combo: weigh each sample's cross-entropy by its class weight (eq. 3 with eq. 6 weights,
+    or class_weights). false: plain cross-entropy, the published README's ablation row "wo
+    balanced Xent Loss" (PC 0.9099 against 0.9117 with). Paper and published code: true."""
+    ce_reduction: Literal["mean", "weighted_mean"] = "mean"
+    """combo: mean divides the summed weighted cross-entropy by N, the batch size, as the paper's
+    eq. 3 writes (-1/N sum_i w_c c_i log p_i). weighted_mean divides by the batch's summed class
+    weights: torch's nn.CrossEntropyLoss(weight=...), what the published code does
+    (models/losses.py:69). With eq. 6 weights they differ by about 2.4x on SCUT-FBP5500."""
     smooth_l1_beta: float = Field(1.0, gt=0)
     """smooth_l1: |error| where the quadratic part ends, in score units."""
     huber_delta: float = Field(0.8, gt=0)
     """smooth_huber: log cosh below delta, |error| above; delta in score units."""
+    huber_variant: Literal["paper", "upstream"] = "paper"
+    """smooth_huber: above delta, paper takes each sample's |error| (the rule the published
+    SmoothHuberLoss states); upstream takes F.l1_loss(input, target), the batch's mean |error|
+    broadcast to every sample above delta, which is what that code computes
+    (models/losses.py:101)."""
     discretization: DiscretizationConfig = DiscretizationConfig()
     """How scores become the classes of the classification head (combo's expectation and
     cross-entropy terms)."""
+    class_weights: list[float] | None = None
+    """combo: explicit class weights w_c, one per class, in place of the paper's eq. 6
+    (w_c = max_m |m| / |c|, counted on each fold's training split: null, the default). The
+    published code types its lists in (main/run_fbp.py:521-542): on SCUT-FBP5500 5-fold they are
+    eq. 6 rounded to 2 decimals, but its 60/40 list [1.88, 1, 1.91, 99.38, 99.38] is a
+    permutation of eq. 6 on that split, [99.38, 1.91, 1, 1.88, 99.38]."""
 
     @field_validator("name")
     @classmethod
     def _known_loss(cls, v: str, info: ValidationInfo) -> str:
         return _registered(cls, v, info)
+
+    @field_validator("class_weights")
+    @classmethod
+    def _one_weight_per_class(cls, v, info: ValidationInfo):
+        if v is None:
+            return v
+        if any(w < 0 for w in v) or not any(w > 0 for w in v):
+            raise ValueError(f"class weights must be >= 0 with one > 0, got {v}")
+        d = info.data.get("discretization")
+        k = d.known_num_classes if d is not None else None
+        if k is not None and len(v) != k:
+            raise ValueError(f"{len(v)} class weights, but discretization rule {d.rule!r} makes {k} classes")
+        return v
 
     @model_validator(mode="after")
     def _some_term(self) -> LossConfig:
@@ -273,6 +334,68 @@ class EvalConfig(Section):
     """Images per forward pass when evaluating; a memory and speed knob."""
 
 
+PUBLISHED_LOSS: dict[str, Any] = {"ce_input": "probs", "ce_weighted": True, "ce_reduction": "weighted_mean", "huber_variant": "upstream"}
+"""What `published_code: true` sets in `loss` (where the config leaves it unset). Line numbers
+of lucasxlu/ComboLoss here and in the docstrings: models/losses.py @a3fed65, main/run_fbp.py
+@4fc4832, data/datasets.py @ff1e725, data/data_loaders.py @192208e."""
+
+PUBLISHED_RULE: dict[str, dict[str, Any]] = {"hotornot": {"rule": "intervals", "edges": [-1.0, 1.0]}}
+"""The published code's discretization by dataset (data/datasets.py of lucasxlu/ComboLoss:
+round(score) - 1 on SCUT-FBP and SCUT-FBP5500, lines 32 and 121; three intervals on HotOrNot,
+lines 76-81);
+any other dataset: `PUBLISHED_RULE_ELSE`."""
+PUBLISHED_RULE_ELSE = {"rule": "round_half_even"}
+
+PUBLISHED_CLASS_WEIGHTS: dict[tuple[str, str], tuple[str, list[float]]] = {
+    ("scut-fbp5500", "60-40"): ("round_half_even", [1.88, 1.0, 1.91, 99.38, 99.38]),
+}
+"""(dataset, protocol) -> (the rule it was counted with, the published list), where the published
+list is one list for the whole protocol and is not what eq. 6 gives on its split (main/run_fbp.py:529
+of lucasxlu/ComboLoss: a permutation of eq. 6's [99.38, 1.91, 1, 1.88, 99.38]). Its SCUT-FBP5500
+5-fold lists (lines 534-542) are eq. 6 on each fold to 2 decimals, which eq. 6 reproduces; its
+SCUT-FBP list (line 521) is eq. 6 on its own random 80% split, not one of our folds; its HotOrNot
+list (line 525) is one list for all five splits, which could not be checked here (no HotOrNot
+labels in the repository): for those three eq. 6 on the fold's training split stands."""
+
+
+def _as_dict(section: Any) -> dict | None:
+    """A raw section as a dict of what its writer set; None for what is no section (left to
+    the schema to refuse)."""
+    if section is None:
+        return {}
+    if isinstance(section, BaseModel):
+        return section.model_dump(exclude_unset=True)
+    return dict(section) if isinstance(section, dict) else None
+
+
+def _fill_published_code(raw: dict) -> dict:
+    """`raw` with the published code's value of every quirk the config leaves unset (see
+    TrialConfig.published_code)."""
+    raw = dict(raw)
+    data, loss, evaluation = _as_dict(raw.get("data")), _as_dict(raw.get("loss")), _as_dict(raw.get("eval"))
+    disc = _as_dict(loss.get("discretization")) if loss is not None else None
+    if data is None or loss is None or disc is None or evaluation is None:
+        return raw
+    dataset = data.get("dataset", DataConfig.model_fields["dataset"].default)
+    protocol = data.get("protocol", DataConfig.model_fields["protocol"].default)
+    for key, value in PUBLISHED_LOSS.items():
+        loss.setdefault(key, value)
+    published_rule = PUBLISHED_RULE.get(dataset, PUBLISHED_RULE_ELSE)
+    if disc.setdefault("rule", published_rule["rule"]) == published_rule["rule"]:
+        for key, value in published_rule.items():
+            disc.setdefault(key, value)
+    k = _known_class_count(disc.get("rule"), disc.get("num_classes"), disc.get("edges"))
+    if k is not None:
+        disc.setdefault("values", [float(v) for v in range(1, k + 1)])  # eq. 4's class numbers
+    counted_with, weights = PUBLISHED_CLASS_WEIGHTS.get((dataset, protocol), (None, None))
+    if weights is not None and disc.get("rule") == counted_with:
+        loss.setdefault("class_weights", list(weights))
+    evaluation.setdefault("select", "test_oracle")
+    loss["discretization"] = disc
+    raw["loss"], raw["eval"] = loss, evaluation
+    return raw
+
+
 class TrialConfig(Section):
     data: DataConfig = DataConfig()
     """The dataset, its split protocol and the image sizes."""
@@ -284,6 +407,28 @@ class TrialConfig(Section):
     """Optimizer, schedule, augmentation, seed and device of the training loop."""
     eval: EvalConfig = EvalConfig()
     """Which epoch's weights give the reported metrics, and how a prediction is formed."""
+    published_code: bool = False
+    """true: the published code's behaviour (github.com/lucasxlu/ComboLoss) instead of the
+    paper's, in one line. It fills each of these the config leaves unset (each stays
+    overridable; the resolved config, printed by validate and kept in study.yaml, shows the
+    values): loss.ce_input probs, loss.ce_weighted true, loss.ce_reduction weighted_mean,
+    loss.huber_variant upstream, loss.discretization.rule round_half_even (intervals at
+    [-1, 1] on hotornot) with values 1..K, loss.class_weights the published list on
+    scut-fbp5500 60-40 (eq. 6 elsewhere), eval.select test_oracle (data/data_loaders.py:104
+    and 136 hand the test loader out as 'val'; main/run_fbp.py:444 keeps the epoch of best 'val'
+    PC). Not the rest of its training (augmentation, optimizer, weights): those keys keep theirs.
+    Set at load: a search over this key changes nothing, search the keys it sets."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _published_code(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        try:
+            on = TypeAdapter(bool).validate_python(raw.get("published_code", False))
+        except ValidationError:
+            return raw  # the field refuses it, with its path
+        return _fill_published_code(raw) if on else raw
 
     @model_validator(mode="after")
     def _heads_need_classes(self) -> TrialConfig:

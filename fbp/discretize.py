@@ -16,7 +16,10 @@ probabilities by the class values v_k. Rules (registry `RULES`):
 
 For the last three the class values are, by `values`, the mean training score in each bin
 (`mean`, the default; an empty bin falls back to its centre) or the bin centre (`centre`;
-an unbounded outer bin is closed at the training min or max).
+an unbounded outer bin is closed at the training min or max). `values` may instead be an
+explicit list of K numbers, which replaces the values of any rule (`paper` included): the
+published code's expectation weights class k by its number k + 1 (1..5 on SCUT-FBP*, 1, 2, 3
+for HotOrNot's three z-score intervals), whatever the scores of the class.
 
 Class weights follow the paper's eq. 6, w_c = max_m |m| / |c|, with |c| the number of training
 scores in class c, counted on the training split only. An empty class gets weight 0 and a
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -42,7 +45,8 @@ class Discretization:
     """K classes given by K-1 inner `edges`; `values[k]` is the score that class k stands for.
 
     `ties` says where a score exactly on an edge goes: `low` (the class below), `high` (the
-    class above, i.e. left-closed bins) or `even` (the neighbour whose value is even).
+    class above, i.e. left-closed bins) or `even` (where Python's round sends it: half points
+    go to the even integer, 2.5 -> 2 and 3.5 -> 4; decided by the score, not by `values`).
     """
 
     rule: str
@@ -63,9 +67,7 @@ class Discretization:
         if self.ties == "low":
             c = np.where(on_edge, c - 1, c)
         elif self.ties == "even":
-            values = np.asarray(self.values)
-            odd_above = np.fmod(values[np.minimum(c, len(values) - 1)], 2) != 0
-            c = np.where(on_edge & odd_above, c - 1, c)
+            c = np.where(on_edge & (np.round(s) < s), c - 1, c)  # np.round: half to even
         return c.astype(np.int64)
 
 
@@ -176,15 +178,39 @@ def _binned(name: str, train_scores, edges: np.ndarray, values: str, bounds=None
     return Discretization(name, d.edges, tuple(means.tolist()), ties="high")
 
 
+FIXED_CLASSES = {"paper": 5, "round_half_even": 5}
+"""Rules whose class count is fixed; `class_count` reads it."""
+
+
+def class_count(rule: str, num_classes: int | None = None, edges: Sequence[float] | None = None) -> int | None:
+    """K, the number of classes `rule` makes, known before fitting (the config checks lists of
+    class weights and values against it); None when only the fit can tell."""
+    if rule in FIXED_CLASSES:
+        return FIXED_CLASSES[rule]
+    if rule == "intervals" and isinstance(edges, (list, tuple)) and edges:
+        return len(edges) + 1
+    if rule in ("uniform", "quantile") and isinstance(num_classes, int):
+        return num_classes
+    return None
+
+
 def fit_discretization(
     rule: str,
     train_scores: Sequence[float] | np.ndarray,
     num_classes: int | None = None,
     edges: Sequence[float] | None = None,
-    values: str = "mean",
+    values: str | Sequence[float] = "mean",
     score_range: tuple[float, float] | None = None,
 ) -> Discretization:
-    """The discretization `rule` fitted on the training scores (only those: no test leakage)."""
+    """The discretization `rule` fitted on the training scores (only those: no test leakage).
+    `values`: `mean` or `centre` for the binned rules, or an explicit list of K class values
+    that replaces the rule's own."""
     if rule not in RULES:
         raise InputError(f"unknown discretization rule {rule!r}; valid: {', '.join(sorted(RULES))}")
-    return RULES[rule](train_scores, num_classes=num_classes, edges=edges, values=values, score_range=score_range)
+    explicit = None if isinstance(values, str) else tuple(float(v) for v in values)
+    d = RULES[rule](train_scores, num_classes=num_classes, edges=edges, values="mean" if explicit is not None else values, score_range=score_range)
+    if explicit is None:
+        return d
+    if len(explicit) != d.num_classes:
+        raise InputError(f"discretization values: {len(explicit)} given, but rule {rule!r} makes {d.num_classes} classes")
+    return replace(d, values=explicit)

@@ -387,7 +387,8 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
     if config.eval.select == "inner_val" or config.eval.holdout:
         held = stratified_holdout(classes[train_rows], config.eval.val_fraction, rng)
         train_rows, val_rows = train_rows[~held], train_rows[held]
-    weights = class_weights(class_counts(classes[train_rows], disc.num_classes))
+    # eq. 6, unless loss.class_weights lists them (build_loss applies that list, and ce_weighted)
+    weights = class_weights(class_counts(classes[train_rows], disc.num_classes)) if config.loss.class_weights is None else None
 
     # 2) model, loss, optimizer, schedule; the batches, their step and autocast decided once
     model, forward = _fold_model(config, disc.num_classes, data)

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import BaseModel
 
-from fbp.config import Knob, TrialConfig, apply_overrides, knobs, load_config, read_yaml, validate_config
+from fbp.config import TRUSTED, Knob, TrialConfig, apply_overrides, knobs, load_config, read_yaml, validate_config
 from fbp.errors import InputError
 
 
@@ -14,6 +14,9 @@ def test_defaults_are_the_papers():
     assert c.data.image_size == 224
     assert (c.loss.name, c.loss.alpha, c.loss.beta, c.loss.gamma) == ("combo", 2.0, 1.0, 1.0)
     assert c.loss.discretization.rule == "paper"
+    # eq. 3 (divide by N) on the logits, eq. 6 weights, per-sample |e| in SmoothHuber
+    assert (c.loss.ce_input, c.loss.ce_weighted, c.loss.ce_reduction, c.loss.class_weights) == ("logits", True, "mean", None)
+    assert (c.loss.huber_variant, c.loss.discretization.values, c.published_code) == ("paper", "mean", False)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +45,19 @@ def test_the_named_dotted_paths_exist(path):
         (["loss.alpha=0", "loss.beta=0", "loss.gamma=0"], "loss: combo needs at least one of alpha, beta, gamma > 0"),
         (["loss.name=l1", "eval.predict=exp"], "eval.predict='exp' needs the classification head"),
         (["data.image_size=64", "data.resize=32"], "data: resize (32) must be >= image_size (64)"),
+        (["loss.class_weights=[1, 2, 3]"], "loss.class_weights: 3 class weights, but discretization rule 'paper' makes 5 classes, got [1, 2, 3]"),
+        (
+            ["loss.discretization.rule=uniform", "loss.discretization.num_classes=4", "loss.class_weights=[1, 1, 1, 1, 1]"],
+            "loss.class_weights: 5 class weights, but discretization rule 'uniform' makes 4 classes",
+        ),
+        (["loss.class_weights=[1, -1, 1, 1, 1]"], "loss.class_weights: class weights must be >= 0 with one > 0, got [1.0, -1.0, 1.0, 1.0, 1.0]"),
+        (
+            ["loss.discretization.rule=intervals", "loss.discretization.edges=[-1, 1]", "loss.discretization.values=[1, 2]"],
+            "loss.discretization.values: 2 class values, but rule 'intervals' makes 3 classes, got [1, 2]",
+        ),
+        (["loss.ce_reduction=sum"], "loss.ce_reduction: Input should be 'mean' or 'weighted_mean', got 'sum'"),
+        (["loss.huber_variant=pytorch"], "loss.huber_variant: Input should be 'paper' or 'upstream', got 'pytorch'"),
+        (["published_code=maybe"], "published_code: Input should be a valid boolean"),
         (["loss"], "--set 'loss': expected path=value"),
         (["loss.alpha.x=1"], "loss.alpha is a value, not a section"),
     ],
@@ -52,6 +68,86 @@ def test_bad_values_name_the_path_and_value(tmp_path, overrides, message):
     with pytest.raises(InputError) as e:
         load_config(path, overrides)
     assert message in str(e.value)
+
+
+def test_a_wrong_length_is_one_line_naming_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("published_code: true\nloss: {class_weights: [1, 2]}\n")
+    with pytest.raises(InputError) as e:
+        load_config(path)
+    assert "\n" not in str(e.value) and "loss.class_weights: 2 class weights, but discretization rule 'round_half_even' makes 5 classes" in str(e.value)
+
+
+SIXTY_FORTY = {"dataset": "scut-fbp5500", "protocol": "60-40"}
+PUBLISHED = {
+    "loss.ce_input": "probs",
+    "loss.ce_weighted": True,
+    "loss.ce_reduction": "weighted_mean",
+    "loss.huber_variant": "upstream",
+    "loss.discretization.rule": "round_half_even",
+    "loss.discretization.values": [1.0, 2.0, 3.0, 4.0, 5.0],
+    "loss.class_weights": [1.88, 1.0, 1.91, 99.38, 99.38],
+    "eval.select": "test_oracle",
+}
+
+
+def _at(config, dotted):
+    for key in dotted.split("."):
+        config = getattr(config, key)
+    return config
+
+
+def test_published_code_sets_every_quirk_in_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("published_code: true\ndata: {dataset: scut-fbp5500, protocol: 60-40}\n")
+    c = load_config(path)
+    assert {k: _at(c, k) for k in PUBLISHED} == PUBLISHED
+    # what is not a quirk keeps its default
+    assert (c.loss.alpha, c.loss.beta, c.loss.gamma, c.train.lr, c.eval.predict) == (2.0, 1.0, 1.0, 0.01, "reg")
+    # the resolved config (study.yaml) says it all and loads back as the same config
+    dumped = c.model_dump(mode="json")
+    assert dumped["loss"]["ce_reduction"] == "weighted_mean" and dumped["eval"]["select"] == "test_oracle"
+    assert TrialConfig.model_validate(dumped, context=TRUSTED) == c
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        ("loss.ce_input", "logits"),
+        ("loss.ce_weighted", False),
+        ("loss.ce_reduction", "mean"),
+        ("loss.huber_variant", "paper"),
+        ("loss.discretization.values", "mean"),
+        ("loss.class_weights", [5.0, 4.0, 3.0, 2.0, 1.0]),
+        ("eval.select", "last"),
+    ],
+)
+def test_each_quirk_stays_overridable_under_the_switch(path, value):
+    c = validate_config(apply_overrides({"published_code": True, "data": SIXTY_FORTY}, [f"{path}={value}"]))
+    assert _at(c, path) == value
+    assert all(_at(c, k) == v for k, v in PUBLISHED.items() if k != path)
+
+
+def test_the_published_weights_go_with_the_published_rule_and_split():
+    # the paper's rule instead: its classes differ, so eq. 6 on them
+    c = validate_config({"published_code": True, "data": SIXTY_FORTY, "loss": {"discretization": {"rule": "paper"}}})
+    assert (c.loss.class_weights, c.loss.discretization.values) == (None, [1.0, 2.0, 3.0, 4.0, 5.0])
+    # the 5-fold protocol: the published per-fold lists are eq. 6 to 2 decimals
+    c = validate_config({"published_code": True})
+    assert (c.loss.class_weights, c.loss.discretization.rule) == (None, "round_half_even")
+
+
+def test_published_code_on_hotornot_is_three_intervals_valued_1_2_3():
+    c = validate_config({"published_code": True, "data": {"dataset": "hotornot", "protocol": "5split"}})
+    d = c.loss.discretization
+    assert (d.rule, d.edges, d.values, c.loss.class_weights) == ("intervals", [-1.0, 1.0], [1.0, 2.0, 3.0], None)
+    # a rule of the user's own gets the class numbers of its K classes
+    c = validate_config({"published_code": True, "loss": {"discretization": {"rule": "uniform", "num_classes": 4}}})
+    assert (c.loss.discretization.values, c.loss.discretization.edges) == ([1.0, 2.0, 3.0, 4.0], None)
+
+
+def test_published_code_false_changes_nothing():
+    assert validate_config({"published_code": False}) == TrialConfig()
 
 
 def test_broken_yaml_gives_line_and_column(tmp_path):

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from fbp.discretize import class_counts, class_weights, fit_discretization
+from fbp.discretize import class_count, class_counts, class_weights, fit_discretization
 from fbp.errors import InputError
 from tests.conftest import SCUT5500_LABELS
 
@@ -102,3 +102,30 @@ def test_class_weights_eq6_and_empty_class():
 def test_bad_rules_say_what_is_wrong(rule, kwargs, message):
     with pytest.raises(InputError, match=re.escape(message)):
         fit_discretization(rule, [3.0, 3.0, 3.0, 3.0, 4.0], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "rule, kwargs",
+    [("paper", {}), ("round_half_even", {}), ("intervals", {"edges": [2.0, 4.0]}), ("uniform", {"num_classes": 3, "score_range": (1.0, 5.0)})],
+)
+def test_an_explicit_values_list_replaces_the_rules_own_and_keeps_its_classes(rule, kwargs):
+    s = [1.0, 1.5, 2.5, 3.5, 4.5, 5.0, 2.49, 2.51]
+    own = fit_discretization(rule, s, **kwargs)
+    values = [10.0 * (k + 1) for k in range(own.num_classes)]
+    d = fit_discretization(rule, s, values=values, **kwargs)
+    assert d.values == tuple(values)
+    # the classes do not depend on the values: round_half_even still sends 2.5 -> 2, 3.5 -> 4
+    assert d.classes(s).tolist() == own.classes(s).tolist()
+
+
+def test_an_explicit_values_list_of_the_wrong_length_is_refused():
+    with pytest.raises(InputError, match=re.escape("discretization values: 3 given, but rule 'paper' makes 5 classes")):
+        fit_discretization("paper", [3.0], values=[1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "rule, num_classes, edges, k",
+    [("paper", None, None, 5), ("round_half_even", None, None, 5), ("intervals", None, [-1, 1], 3), ("uniform", 4, None, 4), ("quantile", 7, None, 7), ("uniform", None, None, None)],
+)
+def test_class_count_before_fitting(rule, num_classes, edges, k):
+    assert class_count(rule, num_classes, edges) == k

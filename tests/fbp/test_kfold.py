@@ -57,6 +57,14 @@ def test_test_oracle_picks_the_best_test_epoch():
     assert r.pc == pytest.approx(max(test_pcs))
 
 
+def test_published_code_reaches_the_fold_its_values_weights_and_selection():
+    raw = {**TINY, "published_code": True, "loss": {"discretization": {"values": [10, 20, 30, 40, 50]}, "class_weights": [1, 2, 3, 4, 5]}}
+    (r,) = run_kfold(validate_config(raw))
+    assert r.select == "test_oracle"
+    # the expectation head averages the explicit class values: every y_exp lies in [10, 50]
+    assert 10 <= min(r.predictions["y_exp"]) and max(r.predictions["y_exp"]) <= 50
+
+
 def test_inner_val_holds_out_part_of_the_training_fold_and_picks_by_it():
     (r,) = run_kfold(_config(train={"epochs": 4}, eval={"select": "inner_val", "val_fraction": 0.25}))
     assert r.n_train < 48 and r.n_test == 12

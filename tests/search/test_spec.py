@@ -57,6 +57,15 @@ def test_validate_prints_the_resolved_study_and_space(tmp_path, capsys):
     assert "lr: 0.01" in out  # a default filled in
 
 
+def test_validate_prints_what_published_code_resolves_to(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, "published_code": True, "loss": {"ce_reduction": "mean"}}))
+    assert main(["validate", str(path), "--offline"]) == 0
+    out = capsys.readouterr().out
+    for line in ("published_code: true", "ce_input: probs", "ce_reduction: mean", "huber_variant: upstream", "rule: round_half_even", "select: test_oracle"):
+        assert line in out, line
+
+
 @pytest.mark.parametrize(
     "path, value, message",
     [
