@@ -420,9 +420,12 @@ class ResultsDir:
         study = dict(self.read_study())
         digest = study.pop("spec_hash", None)
         marker = str(self.path / self.STUDY)
-        spec = validate_spec(study, marker, context=TRUSTED)
-        if spec_hash(resolved(spec)) != digest:
+        if spec_hash(study) != digest:
             raise InputError(f"{marker}: spec_hash {digest} does not match its contents; the file was edited")
+        spec = validate_spec(study, marker, context=TRUSTED)
+        if spec_hash(resolved(spec)) != digest:  # intact, but this version resolves it differently
+            raise InputError(f"{marker}: written by another version of fbp-search, whose defaults differ from this one's; "
+                             "resuming would mix two configurations in one study: run it again into a new --results")
         return spec, digest
 
     # --- Optuna's journal

@@ -136,6 +136,14 @@ class Objective(Strict):
     on test folds. Default: val for a study with a search space, test for one configuration
     (it chooses nothing)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, raw):
+        # YAML 1.1 reads a bare `on:` key as the boolean true: {metric: pc, on: val} -> {True: "val"}
+        if isinstance(raw, dict) and True in raw and "on" not in raw:
+            raw = {("on" if k is True else k): v for k, v in raw.items()}
+        return raw
+
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, v: str) -> str:
@@ -210,7 +218,7 @@ class StudySpec(TrialConfig):
             return raw  # the field's own validation says what is wrong
         search = raw.get("search") or {}
         searched = bool(search.space if isinstance(search, SearchSpec) else (search.get("space") if isinstance(search, dict) else None))
-        plain = [o.model_dump() if isinstance(o, Objective) else dict(o) if isinstance(o, dict) else o for o in objectives]
+        plain = [o.model_dump() if isinstance(o, Objective) else Objective._yaml_on(dict(o)) if isinstance(o, dict) else o for o in objectives]
         for o in plain:
             if isinstance(o, dict):
                 o.setdefault("on", "val" if searched else "test")

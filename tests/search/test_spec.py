@@ -140,3 +140,22 @@ def refusal(raw) -> str:
     with pytest.raises(InputError) as e:
         validate_spec(raw, "t.yaml")
     return str(e.value)
+
+
+@pytest.mark.parametrize("text, on, holdout", [
+    ("objective: {metric: pc, on: test}", "test", False),  # YAML reads a bare `on` key as true: still the split
+    ("objective: {metric: pc, on: val}", "val", True),
+    ("objective: {metric: pc}", "val", True),  # a study with a space chooses on validation parts by default
+])
+def test_the_objective_reads_the_split_it_names(text, on, holdout):
+    from search.spec import validate_spec
+
+    raw = {**yaml.safe_load(yaml.safe_dump(GOOD)), **yaml.safe_load(text)}
+    spec = validate_spec(raw, "t.yaml")
+    assert spec.objectives[0].on == on and spec.eval.holdout is holdout
+    assert spec.objectives[0].key == ("val_pc" if on == "val" else "pc")
+
+
+def test_a_val_objective_with_holdout_switched_off_is_refused():
+    raw = {**yaml.safe_load(yaml.safe_dump(GOOD)), "objective": {"metric": "pc", "on": "val"}, "eval": {"holdout": False}}
+    assert "eval.holdout: false, but objective.on: val reads the validation parts" in refusal(raw)
