@@ -1,9 +1,11 @@
 """From a results directory to the report's tables, as numbers (rendering is `_render`).
 
-    load study.yaml + folds -> leaderboard (one row per trial, ranked) -> best and baseline
+    load study.yaml + folds -> leaderboard (one row per trial, ranked by the objective: the
+      validation parts' metric or the test folds') -> best and baseline
       -> paper-format table (best per level of --by, published rows beside)
       -> ablation (best per level of each categorical knob vs the baseline; paired tests on
-         folds, bootstrap CI on out-of-fold predictions)
+         (fold, seed) runs, the baseline's seed-to-seed spread, bootstrap CI on out-of-fold
+         predictions)
       -> pooled and per-subset metrics -> importance (journal) and edge-of-space check
       -> trials and fold rows by status, the distinct errors of failed trials
 
@@ -27,10 +29,12 @@ from search.outcome import distinct_errors
 from search.report import _io
 from search.report._stats import (
     NAMES,
+    VAL_NAMES,
     bootstrap_pc_differences,
     fold_summary,
     paired_tests,
     pooled,
+    seed_spread,
 )
 from search.results import trial_status
 
@@ -67,12 +71,32 @@ class Report:
     errors: pd.DataFrame = field(default_factory=pd.DataFrame)  # error, trials, first_trial
     by_bins: bool = False  # the paper table's levels are quantile bins of a numeric --by knob
     importance_method: str | None = None
+    chosen: set[str] = field(default_factory=set)  # the trials the objective chose: the best, the best of each level shown
+    seed_spread: tuple[float, int] = (float("nan"), 0)  # the reference's seed-to-seed spread of the test metric, and its seeds
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def objective(self) -> str:
-        return f"{self.study.metric}_mean"
+        """The leaderboard column trials are ranked by: `pc_mean`, or `val_pc_mean` when the
+        objective reads the validation parts."""
+        return f"{self.study.key}_mean"
+
+    @property
+    def on_val(self) -> bool:
+        """The objective reads the validation parts: its figure is not a test figure."""
+        return self.study.key != self.study.metric
+
+    @property
+    def selected_on_test(self) -> bool:
+        """The objective read the test folds and chose among trials: the test figures of the
+        trials it chose are optimistic. A study of one configuration chooses nothing."""
+        return self.study.on == "test" and self.study.searched and len(self.leaderboard) > 1
+
+    def chosen_on_test(self, trial_id: str | None) -> bool:
+        """Whether this trial's test figures are optimistic because the objective chose it on
+        the test folds (the mark § of every table)."""
+        return self.selected_on_test and trial_id in self.chosen
 
     @property
     def knob_columns(self) -> list[str]:
@@ -96,7 +120,7 @@ class Report:
             return "no trials recorded yet"
         complete = int((board["status"] == "COMPLETE").sum())
         if complete:
-            return f"none of the {plural(complete, 'complete trial')} has a finite {self.study.metric}"
+            return f"none of the {plural(complete, 'complete trial')} has a finite {self.study.key}"
         return f"nothing completed (none of the {plural(len(board), 'trial')} finished its {plural(self.k, 'fold')})"
 
     def is_oracle(self, trial_id: str | None) -> bool:
@@ -135,10 +159,11 @@ def _expected_folds(study: _io.Study, folds: pd.DataFrame) -> int:
 
 
 def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFrame, int]:
-    """-> (one row per trial indexed by trial_id, ranked best first; k folds expected)."""
+    """-> (one row per trial indexed by trial_id, ranked best first by the objective's column
+    (`Study.key`); k folds expected)."""
     status = row_status(folds)
     complete = folds[status.eq("COMPLETE").to_numpy()]
-    summary = fold_summary(complete) if len(complete) else pd.DataFrame(columns=["folds", *(f"{m}_{s}" for m in NAMES for s in ("mean", "std"))])
+    summary = fold_summary(complete) if len(complete) else pd.DataFrame(columns=["folds", "runs", "seeds", *(f"{m}_{s}" for m in NAMES for s in ("mean", "std"))])
     select = folds["select"].astype(str) if "select" in folds.columns else pd.Series("", index=folds.index)
     flags = pd.DataFrame({
         "fail": status.eq("FAIL").to_numpy(),
@@ -147,9 +172,12 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
         "written": folds[_io.WRITTEN].to_numpy(),
     }, index=folds.index).groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), oracle=("oracle", "any"), written=("written", "min"))
     board = flags.join(summary, how="left")
-    board["folds"] = board["folds"].fillna(0).astype(int)
+    for c in ("folds", "runs", "seeds"):
+        board[c] = board[c].fillna(0).astype(int)
     k = _expected_folds(study, folds)
-    board["status"] = trial_status(folds, k).reindex(board.index)
+    # a fold's runs over seeds (train.repeats) count once: k folds make a trial COMPLETE
+    runs = folds.drop_duplicates([c for c in ("trial_id", "fold", "status") if c in folds.columns])
+    board["status"] = trial_status(runs, k).reindex(board.index)
     first_select = select.where(select.ne("None") & select.ne("nan") & select.ne("")).groupby(folds["trial_id"], sort=False).first()
     board["select"] = np.where(board["oracle"], ORACLE, first_select.reindex(board.index).fillna("").to_numpy())
     params = [k.column for k in study.knobs.values() if k.column in folds.columns]
@@ -159,11 +187,11 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
     if "error" in folds.columns:
         errors = folds.loc[status.eq("FAIL").to_numpy() & folds["error"].notna().to_numpy()].groupby("trial_id", sort=False)["error"].first()
         board["error"] = errors.reindex(board.index)
-    for m in NAMES:
+    for m in (*NAMES, *VAL_NAMES):
         for s in ("mean", "std"):
             if f"{m}_{s}" not in board.columns:
                 board[f"{m}_{s}"] = np.nan
-    objective = f"{study.metric}_mean"
+    objective = f"{study.key}_mean"
     board["_rank_status"] = board["status"].map(STATUS_ORDER)
     board = board.sort_values(
         ["_rank_status", objective, "written"],
@@ -177,13 +205,18 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
 
 
 LEADERBOARD_COLUMNS = ["trial_id", "status", "folds", "mae_mean", "mae_std", "rmse_mean", "rmse_std", "pc_mean", "pc_std"]
+VAL_COLUMNS = [f"{m}_{s}" for m in VAL_NAMES for s in ("mean", "std")]
 
 
 def leaderboard_csv(report: Report) -> pd.DataFrame:
-    """The CSV contract: fixed columns, one param.<path> column per knob, then select."""
+    """The CSV contract: fixed columns (test figures), seeds (runs per fold), the validation
+    parts' figures when the rows carry any (eval.holdout), one param.<path> column per knob,
+    then select and selected_on_test (the objective chose it on the test folds)."""
     board = report.leaderboard.reset_index()
     params = [c for c in board.columns if c.startswith("param.")]
-    return board[[*LEADERBOARD_COLUMNS, *params, "select"]]
+    val = VAL_COLUMNS if board[VAL_COLUMNS].notna().any().any() else []
+    board["selected_on_test"] = board["trial_id"].map(report.chosen_on_test).astype(bool)
+    return board[[*LEADERBOARD_COLUMNS, "seeds", *val, *params, "select", "selected_on_test"]]
 
 
 # --- best, baseline ---------------------------------------------------------------------------
@@ -297,13 +330,14 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
     report.by = path
     ok = board[(board["status"] == "COMPLETE") & board[report.objective].notna()]
     rows: list[dict] = []
+    shown = [*NAMES, *([study.key] if report.on_val else [])]  # test figures; the objective's validation figure beside
 
     def ours(level: Any, trial: str, n: int, binned: bool = False) -> dict:
         r = board.loc[trial]
         return {
             "source": "ours", "level": "" if level is None else str(level), "method": (f"{path} in {level}" if binned else f"{path} = {level}") if path else "best trial",
             "trial_id": trial, "trials": n, "select": r["select"],
-            **{f"{m}_{s}": r[f"{m}_{s}"] for m in NAMES for s in ("mean", "std")},
+            **{f"{m}_{s}": r[f"{m}_{s}"] for m in shown for s in ("mean", "std")},
         }
 
     if column is not None:
@@ -331,7 +365,7 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
                 out.append(_published_row(p, row["level"]))
                 placed.add(i)
     out += [_published_row(p, "") for i, p in enumerate(published) if i not in placed]
-    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in NAMES for s in ("mean", "std")), "select", "reference"]
+    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in shown for s in ("mean", "std")), "select", "reference"]
     return pd.DataFrame(out, columns=columns)
 
 
@@ -368,14 +402,27 @@ def _comparisons(report: Report) -> list[tuple[str, str, str]]:
     return out
 
 
+def _runs(complete: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """COMPLETE rows indexed by (trial_id, fold, seed), one per run of a fold, the `columns` as
+    floats: what two trials are paired on."""
+    runs = complete.assign(trial_id=complete["trial_id"].astype(str)).set_index(["trial_id", "fold", "seed"])[columns]
+    return runs.apply(pd.to_numeric, errors="coerce").astype(np.float64).sort_index()
+
+
 def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataFrame, draws: int, seed: int) -> pd.DataFrame:
+    """One row per comparison (`_comparisons`) with the reference: paired differences and tests
+    over the (fold, seed) runs both trials finished, the reference's seed-to-seed spread of the
+    objective's test metric, and the pooled bootstrap CI."""
     reference = report.reference
-    columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{m}" for m in NAMES), *(f"{t}_p_{m}" for m in NAMES for t in ("t", "wilcoxon")),
-               "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
+    m = report.study.metric
+    compared = [*NAMES, *([report.study.key] if report.on_val else [])]  # test metrics; the objective's validation metric beside
+    columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{c}" for c in compared), *(f"{t}_p_{c}" for c in NAMES for t in ("t", "wilcoxon")),
+               "seed_spread", "seeds", "within_seed_noise", "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
     if reference is None:
         _note(report.notes, "ablation: no completed trial to compare against")
         return pd.DataFrame(columns=columns)
-    per_fold = complete.assign(trial_id=complete["trial_id"].astype(str)).set_index(["trial_id", "fold"])[list(NAMES)].astype(np.float64).sort_index()
+    per_run = _runs(complete, compared)
+    spread, seeds = report.seed_spread = seed_spread(complete[complete["trial_id"].astype(str) == reference], m)
     preds = {t: g for t, g in predictions.groupby("trial_id", sort=False)} if len(predictions) else {}
     rows = []
     comparisons = _comparisons(report)
@@ -384,11 +431,16 @@ def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataF
         _note(report.notes, "ablation: only one completed trial, nothing to compare")
     for knob, level, trial in comparisons:
         row: dict[str, Any] = {"knob": knob, "level": level, "trial_id": trial, "reference": reference, "select": report.leaderboard.at[trial, "select"]}
-        a, b = per_fold.loc[trial], per_fold.loc[reference]
-        shared = a.index.intersection(b.index)
-        for m in NAMES:
-            t = paired_tests(a.loc[shared, m].to_numpy(), b.loc[shared, m].to_numpy())
-            row.update({"k": t["k"], f"d_{m}": t["diff"], f"t_p_{m}": t["t_p"], f"wilcoxon_p_{m}": t["wilcoxon_p"]})
+        a, b = per_run.loc[trial], per_run.loc[reference]
+        shared = a.index.intersection(b.index)  # the (fold, seed) runs both finished
+        for c in compared:
+            t = paired_tests(a.loc[shared, c].to_numpy(), b.loc[shared, c].to_numpy())
+            row[f"d_{c}"] = t["diff"]
+            if c in NAMES:
+                row.update({"k": t["k"], f"t_p_{c}": t["t_p"], f"wilcoxon_p_{c}": t["wilcoxon_p"]})
+        d = row[f"d_{m}"]
+        inside = bool(abs(d) < spread) if np.isfinite(spread) and np.isfinite(d) and trial != reference else None
+        row.update({"seed_spread": spread, "seeds": seeds, "within_seed_noise": inside})
         rows.append(row)
     for row, boot in zip(rows, _bootstraps([r["trial_id"] for r in rows], reference, preds, draws, seed)):
         row.update(boot)
@@ -399,18 +451,22 @@ def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataF
 
 
 def _bootstraps(trials: list[str], reference: str, preds: dict[str, pd.DataFrame], draws: int, seed: int) -> list[dict[str, float]]:
-    """Bootstrap of PC(trial) - PC(reference) for each trial, over the images both predicted."""
+    """Bootstrap of PC(trial) - PC(reference) for each trial, over the (fold, seed, image)
+    predictions both made; with several seeds an image's runs are resampled together."""
     empty = {"oof_n": np.nan, "oof_d_pc": np.nan, "oof_ci_low": np.nan, "oof_ci_high": np.nan}
     b = preds.get(reference)
     pairs, where = [], {}
+    key = ["fold", "seed", "image"]
     for trial in dict.fromkeys(trials):  # each distinct trial once
         a = preds.get(trial)
         if a is None or b is None or trial == reference:
             continue
-        merged = a[["fold", "image", "y_true", "y_pred"]].merge(b[["fold", "image", "y_pred"]], on=["fold", "image"], suffixes=("_a", "_b"))
+        merged = a[[*key, "y_true", "y_pred"]].merge(b[[*key, "y_pred"]], on=key, suffixes=("_a", "_b"))
         if len(merged):
             where[trial] = len(pairs)
-            pairs.append((merged["y_true"].to_numpy(), merged["y_pred_a"].to_numpy(), merged["y_pred_b"].to_numpy()))
+            image = merged["fold"].astype(str) + "/" + merged["image"].astype(str)
+            groups = (image.to_numpy(),) if image.duplicated().any() else ()  # one run per image: rows are images
+            pairs.append((merged["y_true"].to_numpy(), merged["y_pred_a"].to_numpy(), merged["y_pred_b"].to_numpy(), *groups))
     results = bootstrap_pc_differences(pairs, draws=draws, seed=seed)
     out = []
     for trial in trials:
@@ -563,6 +619,30 @@ def history_table(board: pd.DataFrame, objective: str, direction: str) -> pd.Dat
 
 # --- the whole report -------------------------------------------------------------------------
 
+NO_SEED = -1  # the seed of a row that names none: the one run of its fold
+
+
+def _with_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """A `seed` column on every row: rows written before train.repeats (predictions, epochs) or
+    by hand may have none, and a PRUNED or FAIL mark has none; each stands for one run."""
+    seed = pd.to_numeric(frame["seed"], errors="coerce") if "seed" in frame.columns else pd.Series(np.nan, index=frame.index)
+    return frame.assign(seed=seed.fillna(NO_SEED).astype(np.int64))
+
+
+def _objective_split(study: _io.Study, folds: pd.DataFrame, notes: list[str]) -> None:
+    """An objective on the validation parts whose rows carry no validation metric: study.yaml
+    was written before objective.on existed (the schema now resolves a searched study to val),
+    when every search read the test folds. Rank by the test metric, and say so."""
+    if study.on != "val":
+        return
+    complete = folds[row_status(folds).eq("COMPLETE").to_numpy()]
+    val = pd.to_numeric(complete[study.key], errors="coerce") if study.key in complete.columns else pd.Series(dtype=np.float64)
+    if val.notna().any() or not pd.to_numeric(complete[study.metric], errors="coerce").notna().any():
+        return
+    _note(notes, f"objective.on is val, but no row carries a validation {study.metric} ({study.key}): these rows were written before objective.on existed, "
+                 f"when the search read the test folds; trials are ranked by test {study.metric}")
+    study.on = "test"
+
 
 def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: int = 0, cache: bool = True) -> Report:
     """All tables of the report, as numbers. With `cache`, RESULTS/report/.cache holds a
@@ -588,6 +668,8 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
     for m in NAMES:  # PRUNED and FAIL rows carry no metrics: a study in which nothing completed has no such column
         if m not in folds.columns:
             folds[m] = np.nan
+    folds = _with_seed(folds)
+    _objective_split(study, folds, notes)
     _io.add_column_knobs(study, folds)
     board, k = build_leaderboard(folds, study)
     report = Report(study, k, board, None, None, None, *(pd.DataFrame() for _ in range(9)), notes=notes, timings=timings)
@@ -605,10 +687,12 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
     lap("leaderboard")
 
     report.paper = paper_table(report, by)
-    compared = {t for _, _, t in _comparisons(report)} | {report.baseline, report.best}
-    compared.discard(None)
+    levels = {t for _, _, t in _comparisons(report)}  # the best trial, and the best of each level of each categorical knob
+    report.chosen = (levels | set(report.paper.loc[report.paper["source"] == "ours", "trial_id"]) | {report.best}) - {None}
+    compared = (levels | {report.baseline, report.best}) - {None}
     predictions = _io.read_table(results, "predictions", trials=compared) if compared else pd.DataFrame()
     if len(predictions):
+        predictions = _with_seed(predictions)
         predictions["trial_id"] = predictions["trial_id"].astype(str)
     lap("read predictions")
     complete = folds[row_status(folds).eq("COMPLETE").to_numpy()]
@@ -619,11 +703,13 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
     lap("importance")
     if report.best is not None:
         report.best_predictions = predictions[predictions["trial_id"] == report.best] if len(predictions) else predictions
-        report.best_epochs = _io.read_table(results, "epochs", trials={report.best})
+        report.best_epochs = _with_seed(_io.read_table(results, "epochs", trials={report.best}))
         report.best_folds = complete[complete["trial_id"] == report.best]
         if not len(report.best_epochs):
             _note(notes, f"no epochs.parquet rows for the best trial {report.best}: no learning curves")
     if any(board["select"] == ORACLE) if len(board) else False:
         _note(notes, "† marks trials whose epoch was chosen on the test fold (eval.select: test_oracle): their figures are optimistic")
+    for frame in (report.paper, report.ablation, report.pooled):
+        frame["selected_on_test"] = frame["trial_id"].map(report.chosen_on_test).astype(bool) if len(frame) else pd.Series(dtype=bool)
     lap("epochs")
     return report

@@ -61,7 +61,16 @@ class Study:
     baseline: dict[str, Any] | None
     metric: str
     direction: str  # max | min
+    on: str = "test"  # the split the objective reads: val (validation parts) | test (the test folds)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The column trials are ranked by: `pc` (test folds) or `val_pc` (validation parts),
+        as the study's own objective names it (`search.spec.Objective.key`)."""
+        from search.spec import Objective
+
+        return Objective.model_construct(metric=self.metric, on=self.on).key
 
     @property
     def searched(self) -> bool:
@@ -115,7 +124,7 @@ def load_study(results: Path) -> Study:
         if not directory.table_dir("folds").is_dir():
             raise InputError(f"{results} is not a results directory: it has neither study.yaml nor folds.parquet/")
         notes = [f"no study.yaml in {results}: study settings (space, baseline, objective) unknown"]
-        return Study(results, results.name, None, None, {}, {}, None, "pc", METRICS["pc"].direction, notes)
+        return Study(results, results.name, None, None, {}, {}, None, "pc", METRICS["pc"].direction, "test", notes)
     digest = raw.pop("spec_hash", None)
     spec = validate_spec(raw, str(results / directory.STUDY), context=TRUSTED)
     notes = [] if spec.search.space else ["one configuration, no search (fbp-search train, or a study without a space): no knobs, no baseline"]
@@ -125,7 +134,7 @@ def load_study(results: Path) -> Study:
     knobs = {path: _knob(path, dim) for path, dim in spec.search.space.items()}
     baseline = dict(spec.search.baseline[0]) if spec.search.baseline else None
     config = {k: v for k, v in resolved(spec).items() if k in ("data", "model", "loss", "train", "eval")}
-    return Study(results, spec.name, digest, spec, config, knobs, baseline, first.metric, first.direction, notes)
+    return Study(results, spec.name, digest, spec, config, knobs, baseline, first.metric, first.direction, first.on, notes)
 
 
 def add_column_knobs(study: Study, folds: pd.DataFrame) -> None:

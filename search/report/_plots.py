@@ -30,7 +30,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def _label(report: Report) -> str:
-    return f"mean {report.study.metric.upper()} over folds"
+    """The objective, as the axes name it: `mean PC over folds`, `mean val PC over folds`."""
+    return f"mean {'val ' if report.on_val else ''}{report.study.metric.upper()} over folds"
 
 
 def history(report: Report, path: Path) -> Path | None:
@@ -75,7 +76,7 @@ def importance(report: Report, path: Path) -> Path | None:
     for y, v in enumerate(t["importance"]):
         ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
     ax.set_xlim(0, max(1e-9, float(t["importance"].max())) * 1.2)
-    ax.set_xlabel(f"importance for {report.study.metric.upper()} ({(report.importance_method or '').split(' (')[0]})")
+    ax.set_xlabel(f"importance for {_label(report).removeprefix('mean ').removesuffix(' over folds')} ({(report.importance_method or '').split(' (')[0]})")
     edge = any(c == "#d62728" for c in colours)
     ax.set_title("knob importance" + ("  (red: best value on the edge of the space)" if edge else ""))
     ax.grid(axis="x", alpha=0.3)
@@ -112,7 +113,7 @@ def knobs(report: Report, path: Path) -> Path | None:
     for ax in axes[len(numeric):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=8, loc="best")
-    fig.suptitle(f"{report.study.metric.upper()} against each numeric knob (complete trials; dashed: range bounds)")
+    fig.suptitle(f"{_label(report).removeprefix('mean ')} against each numeric knob (complete trials; dashed: range bounds)")
     return _save(fig, path)
 
 
@@ -137,7 +138,7 @@ def predicted_vs_true(report: Report, path: Path) -> Path | None:
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_aspect("equal")
     s = scores(y, yhat)
-    mark = " †test_oracle" if report.is_oracle(report.best) else ""
+    mark = (" †test_oracle" if report.is_oracle(report.best) else "") + (" §selected on test folds" if report.chosen_on_test(report.best) else "")
     ax.set_title(f"best trial {report.best}{mark}: out-of-fold predictions\npooled PC {s['pc']:.4f}  MAE {s['mae']:.4f}  RMSE {s['rmse']:.4f}  (n={s['n']})", fontsize=10)
     ax.set_xlabel("true score (mean rating)")
     ax.set_ylabel("predicted score")
@@ -150,8 +151,12 @@ def curves(report: Report, path: Path) -> Path | None:
     e = report.best_epochs
     if report.best is None or not len(e) or "epoch" not in e.columns:
         return None
+    runs = report.best_folds
+    seeds = sorted(set(e["seed"])) if "seed" in e.columns else []
+    if len(seeds) > 1:  # train.repeats: one seed's runs, or the lines of every seed would tangle
+        e, runs = e[e["seed"] == seeds[0]], runs[runs["seed"] == seeds[0]]
     e = e.sort_values(["fold", "epoch"])
-    selected = report.best_folds.set_index("fold")["selected_epoch"] if "selected_epoch" in report.best_folds.columns else pd.Series(dtype=float)
+    selected = runs.set_index("fold")["selected_epoch"] if "selected_epoch" in runs.columns else pd.Series(dtype=float)
     panels = [c for c in ("train_loss", "test_pc") if c in e.columns and e[c].notna().any()]
     panels += [c for c in ("test_mae",) if c in e.columns and e[c].notna().any() and len(panels) < 2]
     if not panels:
@@ -185,7 +190,8 @@ def curves(report: Report, path: Path) -> Path | None:
     axes[0].legend(fontsize=7, ncol=2)
     select = report.leaderboard.at[report.best, "select"] if report.best in report.leaderboard.index else ""
     warn = " (chosen on the test fold: optimistic)" if select == ORACLE else ""
-    fig.suptitle(f"best trial {report.best}: learning curves; dots: the epoch each fold reports, select={select or '?'}{warn}", fontsize=10)
+    seed = f", seed {seeds[0]} of {len(seeds)}" if len(seeds) > 1 else ""
+    fig.suptitle(f"best trial {report.best}: learning curves{seed}; dots: the epoch each fold reports, select={select or '?'}{warn}", fontsize=10)
     return _save(fig, path)
 
 

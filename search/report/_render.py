@@ -22,7 +22,7 @@ from fbp import paper
 from fbp.metrics import METRICS, NAMES
 from search.report._build import ORACLE, ROW_STATUSES, Report, leaderboard_csv, plural
 
-DAGGER, DDAGGER = "†", "‡"
+DAGGER, DDAGGER, SECTION = "†", "‡", "§"
 DASH = "–"
 
 
@@ -72,13 +72,51 @@ def _value(v) -> str:
 
 
 def _trial(report: Report, trial: str) -> str:
-    return f"{trial}{DAGGER}" if report.is_oracle(trial) else str(trial)
+    """The trial's id with its marks: † its epochs were chosen on the test folds, § the study's
+    objective chose it on the test folds."""
+    return f"{trial}{DAGGER if report.is_oracle(trial) else ''}{SECTION if report.chosen_on_test(trial) else ''}"
 
 
 def _oracle_footnote(report: Report, trials) -> list[str]:
+    """The footnotes of the marks `_trial` puts on these trials."""
+    trials = list(trials)
+    notes = []
     if any(report.is_oracle(t) for t in trials):
-        return [f"{DAGGER} eval.select = {ORACLE}: each fold's epoch was chosen on its test fold, as the upstream code does; optimistic."]
-    return []
+        notes.append(f"{DAGGER} eval.select = {ORACLE}: each fold's epoch was chosen on its test fold, as the upstream code does; optimistic.")
+    if any(report.chosen_on_test(t) for t in trials):
+        notes.append(f"{SECTION} {TEST_SELECTED}: {_test_selection(report)}")
+    return notes
+
+
+TEST_SELECTED = "selected on test folds"
+
+
+def _test_selection(report: Report) -> str:
+    """Why the § figures are optimistic, in one sentence."""
+    return (f"chosen by mean {report.study.metric} on the test folds among {plural(len(report.leaderboard), 'trial')}, so its test figures are optimistic "
+            "(objective.on: val chooses on validation parts and keeps them honest).")
+
+
+def _objective_label(report: Report) -> str:
+    """The objective's column when it is not a test figure: `val PC`."""
+    return f"val {METRICS[report.study.metric].label}"
+
+
+def _folds_cell(report: Report, r) -> str:
+    """`5/5`, or `5/5 ×3` for a trial whose every fold ran with 3 seeds."""
+    return f"{r['folds']}/{report.k}" + (f" ×{r['seeds']}" if r["seeds"] > 1 else "")
+
+
+def _seeds(report: Report) -> int:
+    """The most seeds any trial ran a fold with (train.repeats)."""
+    return int(report.leaderboard["seeds"].max()) if len(report.leaderboard) else 1
+
+
+def _mean_note(report: Report) -> str:
+    if _seeds(report) > 1:
+        return ("Mean ± sample std over each trial's completed runs, every fold once per seed (train.repeats; folds `5/5 ×3`: 3 seeds per fold), "
+                "as one sample of folds × seeds; the mean alone for a trial with one completed run.")
+    return "Mean ± sample std over each trial's completed folds (the paper's convention); the mean alone for a trial with one completed fold."
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -97,16 +135,22 @@ def leaderboard_section(report: Report, top: int) -> Section:
         role = "best" if trial == report.best else ""
         if trial == report.baseline:
             role = "best, baseline" if role else "baseline"
+        objective = {_objective_label(report): _mean_std(r[report.objective], r[f"{report.study.key}_std"])} if report.on_val else {}
         rows.append({
-            "#": str(rank[trial]), "trial": _trial(report, trial), "role": role, "status": r["status"], "folds": f"{r['folds']}/{report.k}",
+            "#": str(rank[trial]), "trial": _trial(report, trial), "role": role, "status": r["status"], "folds": _folds_cell(report, r), **objective,
             **{m.label: _mean_std(r[f"{name}_mean"], r[f"{name}_std"]) for name, m in METRICS.items()},
             **{c.removeprefix("param."): _value(r.get(c)) for c in knobs},
         })
     better = "higher" if report.study.direction == "max" else "lower"
-    intro = f"{plural(len(board), 'trial')} ranked by mean {report.study.metric} over folds ({better} is better); complete trials first, then incomplete, pruned and failed ones."
+    if report.on_val:
+        ranked = (f"by the objective, mean {_objective_label(report)} ({better} is better: {report.study.metric} on a validation part held out of each "
+                  f"training split, no test fold seen); {', '.join(m.label for m in METRICS.values())} beside are the test folds'")
+    else:
+        ranked = f"by mean {report.study.metric} over folds ({better} is better)"
+    intro = f"{plural(len(board), 'trial')} ranked {ranked}; complete trials first, then incomplete, pruned and failed ones."
     if len(board) > len(shown):
         intro += f" Top {top} shown; all in leaderboard.csv."
-    notes = ["Mean ± sample std over each trial's completed folds (the paper's convention); the mean alone for a trial with one completed fold."]
+    notes = [_mean_note(report)]
     return Section("leaderboard", "Leaderboard", pd.DataFrame(rows), leaderboard_csv(report), intro, notes + _oracle_footnote(report, shown.index))
 
 
@@ -121,6 +165,7 @@ def paper_section(report: Report) -> Section:
             "trial": "" if published else _trial(report, r["trial_id"]),
             "trials": "" if published or pd.isna(r["trials"]) else str(int(r["trials"])),
             **{m.label: _mean_std(r[f"{name}_mean"], r[f"{name}_std"]) for name, m in METRICS.items()},
+            **({_objective_label(report): DASH if published else _mean_std(r[report.objective], r[f"{report.study.key}_std"])} if report.on_val else {}),
         })
     by = report.by
     if by:
@@ -128,6 +173,8 @@ def paper_section(report: Report) -> Section:
     else:
         intro = "The best trial, in the paper's MAE | RMSE | PC format (the study searches no categorical knob; choose one with --by)."
     intro += f" Dataset {report.study.dataset}, protocol {report.study.protocol}."
+    if report.on_val:
+        intro += f" Each row's trial is chosen by {_objective_label(report)} (validation parts); MAE, RMSE and PC are its test figures."
     notes = []
     if (t["source"] == "published").any():
         notes.append(f"{DDAGGER} Published figures, not ours: {paper.SOURCE}. They were obtained with the upstream code, which chooses the epoch on the test fold.")
@@ -137,15 +184,20 @@ def paper_section(report: Report) -> Section:
 def ablation_section(report: Report, draws: int, seed: int) -> Section:
     t = report.ablation
     m = report.study.metric
+    label = METRICS[m].label
     reference = report.reference
+    spread = _spread(report)
     rows = []
     for _, r in t.iterrows():
         ci = f"{_signed(r['oof_d_pc'])} [{_signed(r['oof_ci_low'])}, {_signed(r['oof_ci_high'])}]" if pd.notna(r["oof_d_pc"]) else DASH
+        noise = {f"seed sd ({label})": _num(r["seed_spread"]), "seed noise": WITHIN if r["within_seed_noise"] is True else ""} if spread is not None else {}
         rows.append({
             "comparison": r["knob"] if r["knob"] == "best trial" else f"{r['knob']} = {r['level']}",
             "trial": _trial(report, r["trial_id"]),
             "k": _num(r["k"]),
+            **({f"Δ{_objective_label(report)}": _signed(r[f"d_{report.study.key}"])} if report.on_val else {}),
             "ΔPC": _signed(r["d_pc"]), "ΔMAE": _signed(r["d_mae"]), "ΔRMSE": _signed(r["d_rmse"]),
+            **noise,
             f"p t ({m})": _p(r[f"t_p_{m}"]), f"p Wilcoxon ({m})": _p(r[f"wilcoxon_p_{m}"]),
             "ΔPC pooled [95% CI]": ci,
         })
@@ -155,13 +207,40 @@ def ablation_section(report: Report, draws: int, seed: int) -> Section:
         against = "the best trial (no baseline trial)" if report.baseline is None else "the best trial (the baseline trial did not complete)"
     k = int(t["k"].max()) if len(t) and t["k"].notna().any() else max(report.k, 1)
     intro = f"Each row: a trial minus {against}, {_trial(report, reference) if reference else DASH}. For every level of each categorical knob the row is that level's best trial."
+    if report.on_val:
+        intro += f" Rows are chosen by {_objective_label(report)} (validation parts); the other Δ are test figures."
+    seeds = _seeds(report) > 1
+    runs = "(fold, seed) runs" if seeds else "folds"
     notes = [
-        "Δ = trial − reference, as mean over the k folds both finished; ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
-        f"p: paired t test and Wilcoxon signed-rank test on the per-fold {m} over those k folds. k is small (with k = {k} the smallest two-sided "
-        f"Wilcoxon p is {2 / 2 ** k:.4g}) and folds share training data: read the p-values as indicative only.",
-        f"ΔPC pooled: PC difference on the pooled out-of-fold predictions (images paired across the two trials), with a {draws}-draw percentile bootstrap 95% CI resampling images (seed {seed}).",
+        f"Δ = trial − reference, as mean over the k {runs} both finished{' (paired on fold and seed)' if seeds else ''}; ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
+        f"p: paired t test and Wilcoxon signed-rank test on the per-{'run' if seeds else 'fold'} {m} over those k {runs}. k is small (with k = {k} the smallest two-sided "
+        f"Wilcoxon p is {2 / 2 ** k:.4g}) and folds share training data{' (and the runs of a fold its test images)' if seeds else ''}: read the p-values as indicative only.",
+        f"ΔPC pooled: PC difference on the pooled out-of-fold predictions (images paired across the two trials), with a {draws}-draw percentile bootstrap 95% CI resampling images"
+        f"{', each with all its runs' if seeds else ''} (seed {seed}).",
+        _spread_note(report, t, spread),
     ]
     return Section("ablation", "Ablation", pd.DataFrame(rows), t, intro, notes + _oracle_footnote(report, [*t["trial_id"], *t["reference"]]))
+
+
+WITHIN = "within seed noise"
+
+
+def _spread(report: Report) -> tuple[float, int] | None:
+    """(the reference's seed-to-seed spread, its seeds), None when it ran one seed."""
+    value, seeds = report.seed_spread
+    return (value, seeds) if np.isfinite(value) else None
+
+
+def _spread_note(report: Report, t: pd.DataFrame, spread: tuple[float, int] | None) -> str:
+    label = METRICS[report.study.metric].label
+    if spread is None:
+        return (f"Seed noise: not known, the reference ran one seed per fold (train.repeats: N trains every fold N times), so no Δ{label} here "
+                "can be weighed against what reseeding alone moves.")
+    value, seeds = spread
+    inside = int(t["within_seed_noise"].eq(True).sum())
+    return (f"Seed noise: the reference's seed-to-seed spread is {value:.4f} {label} (sample std over its {seeds} seeds of each seed's mean test {label} "
+            f"over folds); {plural(inside, 'row')} with |Δ{label}| below it {'is' if inside == 1 else 'are'} marked '{WITHIN}': "
+            "no larger than what reseeding the reference alone moves.")
 
 
 def pooled_section(report: Report) -> Section:
@@ -171,6 +250,8 @@ def pooled_section(report: Report) -> Section:
         **{m.label: _num(r[name]) for name, m in METRICS.items()},
     } for _, r in t.iterrows()]
     intro = "Out-of-fold predictions pooled over all folds (subset 'all') and per subset; not the fold mean of the tables above."
+    if _seeds(report) > 1:
+        intro += " Every run's predictions are pooled: n counts an image once per seed."
     return Section("pooled", "Pooled and per-subset out-of-fold metrics", pd.DataFrame(rows), t, intro, _oracle_footnote(report, t["trial_id"]))
 
 
@@ -235,11 +316,20 @@ def header_lines(report: Report) -> list[str]:
     s = report.study
     counts = dict(zip(report.status["status"], report.status["trials"])) if len(report.status) else {}
     n = sum(counts.values())
-    return [
+    seeds = f", {plural(_seeds(report), 'seed')} per fold" if _seeds(report) > 1 else ""
+    lines = [
         f"Results: `{s.results}`" + (f", spec_hash `{s.spec_hash}`" if s.spec_hash else ""),
-        f"Dataset {s.dataset or DASH}, protocol {s.protocol or DASH}, {plural(report.k, 'fold')} per trial, eval.select {s.select or DASH}; objective: {s.direction} {s.metric}.",
+        f"Dataset {s.dataset or DASH}, protocol {s.protocol or DASH}, {plural(report.k, 'fold')} per trial{seeds}, eval.select {s.select or DASH}; objective: {s.direction} {s.metric}.",
         f"{plural(n, 'trial')}: {counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} failed, {counts.get('INCOMPLETE', 0)} incomplete.",
-    ] + ([f"**{why[0].upper()}{why[1:]}: no best trial; the tables that need one are omitted.**"] if (why := report.nothing_completed) and n else [])
+    ]
+    if report.on_val:
+        lines.append(f"Chosen on validation parts: trials are ranked by {s.key}, on a part held out of each training split (objective.on: val); "
+                     f"every {', '.join(m.label for m in METRICS.values())} shown is the test folds'.")
+    if report.selected_on_test and report.chosen:
+        lines.append(f"**{SECTION} {TEST_SELECTED[0].upper()}{TEST_SELECTED[1:]}:** the objective read the test folds ({report.study.metric}) and chose among "
+                     f"{plural(len(report.leaderboard), 'trial')}: the test figures of the trials it chose (the best, the best of each level shown), "
+                     f"marked {SECTION} wherever they appear, are optimistic. objective.on: val chooses on validation parts and keeps them honest.")
+    return lines + ([f"**{why[0].upper()}{why[1:]}: no best trial; the tables that need one are omitted.**"] if (why := report.nothing_completed) and n else [])
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -280,7 +370,7 @@ def markdown(report: Report, secs: list[Section], figures: list[Path]) -> str:
 # --- LaTeX (booktabs) -------------------------------------------------------------------------
 
 _TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_TEX_SYMBOLS = {"±": r"$\pm$", DAGGER: r"$^\dagger$", DDAGGER: r"$^\ddagger$", "Δ": r"$\Delta$", "−": "$-$", DASH: "--", "…": r"\ldots{}", "×": r"$\times$"}
+_TEX_SYMBOLS = {"±": r"$\pm$", DAGGER: r"$^\dagger$", SECTION: r"$^{\S}$", DDAGGER: r"$^\ddagger$", "Δ": r"$\Delta$", "−": "$-$", DASH: "--", "…": r"\ldots{}", "×": r"$\times$"}
 
 
 def tex_escape(text: str) -> str:
@@ -341,7 +431,7 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
         console.print(re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/]", line.replace("`", "")))
     board = report.leaderboard
     table = Table(title=f"{report.study.name}: best and baseline", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    labels = [m.label for m in METRICS.values()]
+    labels = [*([_objective_label(report)] if report.on_val else []), *(m.label for m in METRICS.values())]
     for c in ("role", "trial", "folds", *labels):
         numbers = c in labels
         table.add_column(c, justify="right" if numbers or c == "folds" else "left", no_wrap=c != "trial", min_width=13 if numbers else None, overflow="fold")
@@ -352,7 +442,8 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
             continue
         r = board.loc[trial]
         role = "best=base" if role == "best" and trial == report.baseline else role
-        table.add_row(role, _trial(report, trial), f"{r['folds']}/{report.k}", *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]).replace(" ± ", "±") for m in NAMES))
+        shown = [report.study.key] * report.on_val + list(NAMES)
+        table.add_row(role, _trial(report, trial), _folds_cell(report, r), *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]).replace(" ± ", "±") for m in shown))
         if report.knob_columns:
             params.append(f"{role} params: " + ", ".join(f"{c.removeprefix('param.')}={_value(r.get(c))}" for c in report.knob_columns))
     if table.row_count:
@@ -363,7 +454,11 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
     if len(best_row) and report.baseline and report.baseline != report.best:
         r = best_row.iloc[0]
         ci = f", pooled ΔPC {_signed(r['oof_d_pc'])} [{_signed(r['oof_ci_low'])}, {_signed(r['oof_ci_high'])}]" if pd.notna(r["oof_d_pc"]) else ""
-        console.print(f"best vs baseline over {plural(int(r['k']), 'fold')}: ΔPC {_signed(r['d_pc'])}, ΔMAE {_signed(r['d_mae'])}, ΔRMSE {_signed(r['d_rmse'])}{ci}")
+        spread = _spread(report)
+        label = METRICS[report.study.metric].label
+        noise = f"; seed spread of the baseline {spread[0]:.4f} {label}" + (f": {WITHIN}" if r["within_seed_noise"] is True else "") if spread else "; seed spread unknown (one seed)"
+        runs = plural(int(r["k"]), "(fold, seed) run") if _seeds(report) > 1 else plural(int(r["k"]), "fold")
+        console.print(f"best vs baseline over {runs}: ΔPC {_signed(r['d_pc'])}, ΔMAE {_signed(r['d_mae'])}, ΔRMSE {_signed(r['d_rmse'])}{ci}{noise}")
     imp = report.importance.dropna(subset=["importance"]) if len(report.importance) else report.importance
     if len(imp):
         console.print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in zip(imp["knob"].head(5), imp["importance"].head(5))))

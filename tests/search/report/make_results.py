@@ -4,6 +4,12 @@ exactly as the runner writes them, with a real Optuna journal.
 Predictions are drawn first (true scores, a per-trial noise level set by its params), and every
 fold metric in folds.parquet is computed from that fold's predictions, so a test can recompute
 anything from predictions.parquet and compare.
+
+Without the newer options the directory is laid out as before objective.on and train.repeats
+existed: no `on` in study.yaml, no val_* metrics, one run per fold and no seed in epochs or
+predictions. `on` writes objective.on; `holdout` (default: on == "val") adds the val_* metrics of
+a validation part drawn with each trial's `val_noise`; `repeats` runs every fold once per seed
+0..repeats-1, with the seed in every table.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class T:
     status: str = "COMPLETE"  # COMPLETE | PRUNED | FAIL
     folds_done: int | None = None  # default: all for COMPLETE, 1 for PRUNED, 0 for FAIL
     noise: float | None = None  # prediction noise sd; default from params
+    val_noise: float | None = None  # the validation part's prediction noise sd (holdout); default: noise
     select: str = "last"
     error: str = "RuntimeError: loss is NaN at epoch 3"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -63,18 +70,23 @@ def make_results(
     journal: bool = True,
     seed: int = 0,
     name: str = "toy",
+    on: str | None = None,
+    holdout: bool | None = None,
+    repeats: int | None = None,
 ) -> Path:
     space = SPACE if space is None else space
+    holdout = on == "val" if holdout is None else holdout
+    seeds = list(range(repeats or 1))
     root.mkdir(parents=True, exist_ok=True)
     study = {
         "name": name,
         "data": {"dataset": dataset, "protocol": protocol, "folds": None},
         "model": {"backbone": "seresnext50_32x4d"},
         "loss": {"name": "combo", "alpha": 2.0, "beta": 1.0, "gamma": 1.0},
-        "train": {"epochs": epochs, "seed": 0},
-        "eval": {"select": trials[0].select if trials else "last"},
+        "train": {"epochs": epochs, "seed": 0, **({"repeats": repeats} if repeats else {})},
+        "eval": {"select": trials[0].select if trials else "last", **({"holdout": True} if holdout else {})},
         "search": {"sampler": "tpe", "num_trials": max(1, len(trials)), "space": space, "baseline": [baseline] if baseline else []},
-        "objective": {"metric": "pc", "mode": "max"},
+        "objective": {"metric": "pc", "mode": "max", **({"on": on} if on else {})},
         "spec_hash": "0123456789abcdef",
     }
     (root / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
@@ -90,43 +102,60 @@ def make_results(
     for t in trials:
         done = t.folds_done if t.folds_done is not None else {"COMPLETE": k, "PRUNED": 1, "FAIL": 0}[t.status]
         noise = t.noise if t.noise is not None else default_noise(t.params)
+        val_noise = t.val_noise if t.val_noise is not None else noise
         trng = np.random.default_rng(zlib.crc32(t.trial_id.encode()))
+        vrng = np.random.default_rng(zlib.crc32(f"{t.trial_id}/val".encode()))  # its own stream: the test draws stay as they were
         meta = {"study": name, "spec_hash": study["spec_hash"], "trial_id": t.trial_id, **{f"param.{p}": t.params.get(p) for p in space}}
         for fold in range(1, done + 1):
             m = fold_of == fold
             y = y_true[m]
-            pred = y + trng.normal(0, noise, m.sum())
-            e = pred - y
-            pc = float(np.corrcoef(y, pred)[0, 1])
-            part = f"{t.trial_id}-fold{fold}"
-            ResultsDir(root).write("epochs", part, pd.DataFrame({
-                "trial_id": t.trial_id, "fold": fold, "epoch": np.arange(1, epochs + 1), "lr": 0.01,
-                "train_loss": np.linspace(2.0, 0.5, epochs) + 0.1 * fold,
-                "test_mae": np.where(evaluated, np.linspace(0.6, np.abs(e).mean(), epochs), np.nan),
-                "test_rmse": np.where(evaluated, np.linspace(0.7, np.sqrt((e**2).mean()), epochs), np.nan),
-                "test_pc": np.where(evaluated, np.linspace(0.3, pc, epochs), np.nan),
-            }))
-            ResultsDir(root).write("predictions", part, pd.DataFrame({
-                "trial_id": t.trial_id, "fold": fold, "image": np.array(images)[m], "subset": subsets[m],
-                "y_true": y, "y_pred": pred, "y_reg": pred, "y_exp": pred + 0.01,
-            }))
-            ResultsDir(root).write("folds", part, pd.DataFrame([{
-                **meta, "fold": fold, "seed": 0, "status": "COMPLETE", "error": None,
-                "mae": float(np.abs(e).mean()), "rmse": float(np.sqrt((e**2).mean())), "pc": pc,
-                "n_train": int((~m).sum()), "n_test": int(m.sum()), "epochs_run": epochs, "selected_epoch": epochs,
-                "select": t.select, "train_seconds": 1.5, "images_per_second": 100.0, "device": "cpu", **t.extra,
-            }]))
+            val_y = y_true[~m][::4]  # the validation part: a quarter of the training split
+            epochs_rows, prediction_rows, fold_rows = [], [], []
+            for run in seeds:
+                key = {"trial_id": t.trial_id, "fold": fold, **({"seed": run} if repeats else {})}
+                pred = y + trng.normal(0, noise, m.sum())
+                e = pred - y
+                pc = float(np.corrcoef(y, pred)[0, 1])
+                val = {}
+                if holdout:
+                    val_pred = val_y + vrng.normal(0, val_noise, len(val_y))
+                    val_e = val_pred - val_y
+                    val = {"val_mae": float(np.abs(val_e).mean()), "val_rmse": float(np.sqrt((val_e**2).mean())), "val_pc": float(np.corrcoef(val_y, val_pred)[0, 1])}
+                epochs_rows.append(pd.DataFrame({
+                    **key, "epoch": np.arange(1, epochs + 1), "lr": 0.01,
+                    "train_loss": np.linspace(2.0, 0.5, epochs) + 0.1 * fold,
+                    "test_mae": np.where(evaluated, np.linspace(0.6, np.abs(e).mean(), epochs), np.nan),
+                    "test_rmse": np.where(evaluated, np.linspace(0.7, np.sqrt((e**2).mean()), epochs), np.nan),
+                    "test_pc": np.where(evaluated, np.linspace(0.3, pc, epochs), np.nan),
+                    **{k: np.where(evaluated, v, np.nan) for k, v in val.items()},
+                }))
+                prediction_rows.append(pd.DataFrame({
+                    **key, "image": np.array(images)[m], "subset": subsets[m],
+                    "y_true": y, "y_pred": pred, "y_reg": pred, "y_exp": pred + 0.01,
+                }))
+                fold_rows.append({
+                    **meta, "fold": fold, "seed": run, "status": "COMPLETE", "error": None,
+                    "mae": float(np.abs(e).mean()), "rmse": float(np.sqrt((e**2).mean())), "pc": pc, **val,
+                    "n_train": int((~m).sum()), "n_test": int(m.sum()), "epochs_run": epochs, "selected_epoch": epochs,
+                    "select": t.select, "train_seconds": 1.5, "images_per_second": 100.0, "device": "cpu", **t.extra,
+                })
+            part = f"{t.trial_id}-fold{fold}"  # a fold's runs, every seed, in one part (as search.results.fold_frames)
+            ResultsDir(root).write("epochs", part, pd.concat(epochs_rows, ignore_index=True))
+            ResultsDir(root).write("predictions", part, pd.concat(prediction_rows, ignore_index=True))
+            ResultsDir(root).write("folds", part, pd.DataFrame(fold_rows))
         if t.status in ("PRUNED", "FAIL"):
             missing = list(range(done + 1, k + 1)) or [-1]
             ResultsDir(root).write("folds", f"{t.trial_id}-{t.status.lower()}", pd.DataFrame([
                 {**meta, "fold": f, "seed": None, "status": t.status, "error": t.error if t.status == "FAIL" else None} for f in missing
             ]))
     if journal:
-        write_journal(root, name, trials, space, k)
+        write_journal(root, name, trials, space, k, "val_pc" if on == "val" else "pc")
     return root
 
 
-def write_journal(root: Path, name: str, trials: list[T], space: dict, k: int) -> None:
+def write_journal(root: Path, name: str, trials: list[T], space: dict, k: int, key: str = "pc") -> None:
+    """The Optuna journal the search would have written: each complete trial's mean `key` (what
+    the objective read)."""
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -143,7 +172,7 @@ def write_journal(root: Path, name: str, trials: list[T], space: dict, k: int) -
 
     folds = read_table(root, "folds")
     # a study in which nothing completed has no metric columns at all (FAIL rows carry none)
-    means = folds[folds["status"] == "COMPLETE"].groupby("trial_id")["pc"].mean() if "pc" in folds.columns else pd.Series(dtype=float)
+    means = folds[folds["status"] == "COMPLETE"].groupby("trial_id")[key].mean() if key in folds.columns else pd.Series(dtype=float)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(root / "optuna.journal")))
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     frozen = []
