@@ -155,12 +155,14 @@ def _typed(t: pa.Table, schema: dict[str, pa.DataType]) -> pa.Table:
 def trial_status(folds: pd.DataFrame, num_folds: int) -> pd.Series:
     """trial_id -> COMPLETE (num_folds folds complete), FAIL (a fold failed), PRUNED (the
     scheduler stopped it), or INCOMPLETE (started, neither finished nor marked: a stop, a kill),
-    in the order the trials first appear."""
+    in the order the trials first appear. A fold counts once, however many seeds it ran
+    (train.repeats writes a fold's seeds together)."""
     if folds.empty:
         return pd.Series(dtype=object)
     status = folds["status"].astype(str).str.upper() if "status" in folds.columns else pd.Series("COMPLETE", index=folds.index)
-    flags = pd.DataFrame({"fail": status.eq("FAIL").to_numpy(), "pruned": status.eq("PRUNED").to_numpy(), "complete": status.eq("COMPLETE").to_numpy()}, index=folds.index)
-    per_trial = flags.groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), complete=("complete", "sum"))
+    complete_fold = folds["fold"].where(status.eq("COMPLETE"))  # NaN for rows that are not a complete fold
+    flags = pd.DataFrame({"fail": status.eq("FAIL").to_numpy(), "pruned": status.eq("PRUNED").to_numpy(), "complete": complete_fold.to_numpy()}, index=folds.index)
+    per_trial = flags.groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), complete=("complete", "nunique"))
     chosen = np.select([per_trial["fail"], per_trial["pruned"], per_trial["complete"] >= max(num_folds, 1)], ["FAIL", "PRUNED", "COMPLETE"], "INCOMPLETE")
     return pd.Series(chosen, index=per_trial.index, dtype=object)
 

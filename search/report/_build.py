@@ -175,9 +175,7 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
     for c in ("folds", "runs", "seeds"):
         board[c] = board[c].fillna(0).astype(int)
     k = _expected_folds(study, folds)
-    # a fold's runs over seeds (train.repeats) count once: k folds make a trial COMPLETE
-    runs = folds.drop_duplicates([c for c in ("trial_id", "fold", "status") if c in folds.columns])
-    board["status"] = trial_status(runs, k).reindex(board.index)
+    board["status"] = trial_status(folds, k).reindex(board.index)  # a fold's seeds count once
     first_select = select.where(select.ne("None") & select.ne("nan") & select.ne("")).groupby(folds["trial_id"], sort=False).first()
     board["select"] = np.where(board["oracle"], ORACLE, first_select.reindex(board.index).fillna("").to_numpy())
     params = [k.column for k in study.knobs.values() if k.column in folds.columns]

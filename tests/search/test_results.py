@@ -72,3 +72,15 @@ def test_a_writer_killed_mid_write_leaves_no_damaged_part(tmp_path):
     assert parts, "no write finished before the last kill"
     hidden = [p.name for p in (tmp_path / "predictions.parquet").iterdir() if p.name.startswith(".")]
     assert all(".tmp-" in name for name in hidden)
+
+
+def test_a_trial_is_complete_when_each_fold_is_whatever_its_seeds():
+    from search.results import trial_status
+
+    rows = pd.DataFrame([
+        *({"trial_id": "seeds", "fold": f, "seed": s, "status": "COMPLETE"} for f in (1, 2) for s in (0, 1, 2)),  # 2 folds x 3 seeds
+        *({"trial_id": "all", "fold": f, "seed": 0, "status": "COMPLETE"} for f in (1, 2, 3)),
+        {"trial_id": "pruned", "fold": 1, "seed": 0, "status": "COMPLETE"}, {"trial_id": "pruned", "fold": 2, "seed": None, "status": "PRUNED"},
+        {"trial_id": "failed", "fold": 1, "seed": None, "status": "FAIL"},
+    ])
+    assert trial_status(rows, num_folds=3).to_dict() == {"seeds": "INCOMPLETE", "all": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
