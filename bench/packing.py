@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 MODES = {
-    "cpu": {"backbone": "test_resnet", "image_size": 32, "images": 400, "side": 40, "epochs": 2, "batch": 64},
-    "gpu": {"backbone": "seresnext50_32x4d", "image_size": 224, "images": 4000, "side": 256, "epochs": 3, "batch": 64},
+    # seed: of the generated faces; the cpu mode's 400 need seed 36 (fbp.data.synthetic.SMALL) to
+    # fill the paper's five classes in fold 1, which fbp.kfold requires
+    "cpu": {"backbone": "test_resnet", "image_size": 32, "images": 400, "side": 40, "epochs": 2, "batch": 64, "seed": 36},
+    "gpu": {"backbone": "seresnext50_32x4d", "image_size": 224, "images": 4000, "side": 256, "epochs": 3, "batch": 64, "seed": 0},
 }
 
 
@@ -31,7 +33,7 @@ def _config(mode: dict, root: Path, device: str, compile_mode: str, precision: s
 
     return validate_config({
         "data": {"dataset": "scut-fbp5500", "root": str(root), "image_size": mode["image_size"], "folds": [1]},
-        "model": {"backbone": mode["backbone"]},
+        "model": {"backbone": mode["backbone"], "pretrained": False},  # throughput does not depend on the weights
         "train": {"epochs": mode["epochs"], "batch_size": mode["batch"], "device": device, "compile": compile_mode, "precision": precision,
                   "eval_every": mode["epochs"]},
         "eval": {"batch_size": 512},
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     mode = MODES[args.mode]
     root = args.data or Path(tempfile.mkdtemp()) / "faces"
     if not (root / "manifest.json").exists():
-        generate(root, SynthParams(n=mode["images"], size=mode["side"], seed=0))
+        generate(root, SynthParams(n=mode["images"], size=mode["side"], seed=mode["seed"]))
     device = "cuda" if args.mode == "gpu" else "cpu"
     print(f"{mode['backbone']} at {mode['image_size']} px, batch {mode['batch']}, compile {args.compile}, precision {args.precision}, "
           f"{mode['epochs']} timed epochs of {int(mode['images'] * 0.8)} images per process on {device}")

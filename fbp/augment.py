@@ -5,21 +5,25 @@ workers, which bounds it at ~950 images/s on a 16-core host. Here a whole batch,
 the decoded cache already on the device, is augmented with one `affine_grid`/`grid_sample`
 (random crop, rotation, flip and zoom folded into one 2x3 matrix per image) and a few
 element-wise ops (colour jitter, normalization). The same code runs on CPU and GPU.
+
+Both views end with the backbone's own input normalization, `(x - mean) / std` per channel
+with the mean and std of its pretrained config in timm (`fbp.models.FBPNet.mean`, `.std`):
+ImageNet's for SEResNeXt50, others for a CLIP or an Inception backbone.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fbp.config import AugmentConfig
+from fbp.config import AugmentConfig, EvalConfig
 
-# ImageNet statistics, which timm backbones expect.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+Stats = Sequence[float]  # one value per channel (R, G, B), for pixels in [0, 1]
 
 
 def _to_float(images: Tensor) -> Tensor:
@@ -27,27 +31,37 @@ def _to_float(images: Tensor) -> Tensor:
     return images.permute(0, 3, 1, 2).float().div_(255)
 
 
-def normalize(x: Tensor) -> Tensor:
-    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - mean) / std
+def normalize(x: Tensor, mean: Stats, std: Stats) -> Tensor:
+    """(x - mean) / std per channel: (B, 3, H, W) in [0, 1] -> the backbone's input."""
+    mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean_t) / std_t
 
 
-def eval_view(images: Tensor, size: int) -> Tensor:
-    """Centre crop of `size` px, normalized: (B, S, S, 3) uint8 -> (B, 3, size, size)."""
-    s = images.shape[1]
-    top = (s - size) // 2
-    return normalize(_to_float(images[:, top : top + size, top : top + size]))
+def eval_view(images: Tensor, size: int, view: str, mean: Stats, std: Stats) -> Tensor:
+    """The test images as the network sees them, normalized: (B, S, S, 3) uint8 -> (B, 3, size, size).
+
+    resize: the whole image resized to `size` (bilinear, antialiased as PIL's resize is), what
+    the published code feeds; center_crop: the central `size` x `size` pixels."""
+    if view == "resize":
+        x = _to_float(images)
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return normalize(x, mean, std)
+    if view == "center_crop":
+        top = (images.shape[1] - size) // 2
+        return normalize(_to_float(images[:, top : top + size, top : top + size]), mean, std)
+    raise ValueError(f"unknown eval view {view!r}; valid: {', '.join(get_args(EvalConfig.model_fields['view'].annotation))}")
 
 
 def _grayscale(x: Tensor) -> Tensor:
     return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)  # (B, 1, H, W)
 
 
-def train_view(images: Tensor, size: int, config: AugmentConfig, generator: torch.Generator) -> Tensor:
-    """Random crop + rotation + flip + zoom + colour jitter, normalized:
-    (B, S, S, 3) uint8 -> (B, 3, size, size) float. All randomness comes from `generator`,
-    which lives on the images' device."""
+def train_view(images: Tensor, size: int, config: AugmentConfig, generator: torch.Generator, mean: Stats, std: Stats) -> Tensor:
+    """Random crop + rotation + flip (when config.hflip) + zoom + colour jitter, normalized by
+    `mean` and `std`: (B, S, S, 3) uint8 -> (B, 3, size, size) float. All randomness comes
+    from `generator`, which lives on the images' device."""
     b, s = images.shape[0], images.shape[1]
     device = images.device
 
@@ -74,9 +88,9 @@ def train_view(images: Tensor, size: int, config: AugmentConfig, generator: torc
     if config.brightness:
         x = x * uniform(1 - config.brightness, 1 + config.brightness).view(view)
     if config.contrast:
-        mean = _grayscale(x).mean(dim=(2, 3), keepdim=True)
-        x = (x - mean) * uniform(1 - config.contrast, 1 + config.contrast).view(view) + mean
+        grey = _grayscale(x).mean(dim=(2, 3), keepdim=True)  # (B, 1, 1, 1): each image's mean grey
+        x = (x - grey) * uniform(1 - config.contrast, 1 + config.contrast).view(view) + grey
     if config.saturation:
         gray = _grayscale(x)
         x = (x - gray) * uniform(1 - config.saturation, 1 + config.saturation).view(view) + gray
-    return normalize(x.clamp_(0, 1))
+    return normalize(x.clamp_(0, 1), mean, std)

@@ -2,8 +2,12 @@
 
 Every field is reachable by a dotted path (`loss.alpha`, `train.schedule.name`), which is how
 studies search over it and how `--set path=value` overrides it. Defaults are the ComboLoss
-paper's: SEResNeXt50, SGD lr 0.01 momentum 0.9 weight decay 1e-3, batch 64, 200 epochs, LR / 10
-every 50 epochs, 224x224 crops, alpha=2, beta=1, gamma=1, discretization `paper`.
+paper's (section 3.2; each field's docstring quotes the sentence it follows): SEResNeXt50 from
+ImageNet weights, SGD lr 0.01 momentum 0.9 weight decay 1e-3, batch 64, 200 epochs, LR / 10
+every 50 epochs, 224x224 random crops with colour jitter and rotation (no flip), alpha=2,
+beta=1, gamma=1, and the dataset's own discretization (ceil(s - 1/2) on SCUT-FBP and
+SCUT-FBP5500, three intervals on HotOrNot). Where the paper is silent the default is what the
+published code (github.com/lucasxlu/ComboLoss) does, and the docstring says so.
 Errors name the dotted path and the value: `loss.alpha: must be >= 0, got -1`.
 """
 
@@ -48,7 +52,11 @@ def _datasets() -> dict:
 def _rules() -> dict:
     from fbp.discretize import RULES
 
-    return RULES
+    return {AUTO: None, **RULES}  # auto: not a rule but the dataset's own, resolved by TrialConfig
+
+
+AUTO = "auto"
+"""`loss.discretization.rule: auto`: the dataset's own discretization (`fbp.data.DISCRETIZATION`)."""
 
 
 def _losses() -> dict:
@@ -93,9 +101,11 @@ class DataConfig(Section):
     folds: list[int] | None = None
     """1-based folds to run; all of the protocol's when unset."""
     image_size: int = Field(224, ge=16, le=1024)
-    """Side of the square crop the network sees, px. Paper: 224."""
+    """Side of the square image the network sees, px. Paper (section 3.2): "The images are
+    resized and randomly cropped to 224x224 patches"."""
     resize: int | None = Field(None, ge=16, le=2048)
-    """Side of the decoded, cached image the crop is taken from; default image_size * 8/7."""
+    """Side of the decoded, cached image the training crop is taken from (the paper's "resized"
+    size, which it does not give); default image_size * 8/7."""
 
     @field_validator("dataset")
     @classmethod
@@ -117,12 +127,14 @@ class ModelConfig(Section):
     backbone: str = "seresnext50_32x4d"
     """Any timm model name; used with num_classes=0 and global pooling. Paper: SEResNeXt50. The
     name is checked with the model (`fbp.models.check_model`) before anything trains, not here:
-    that needs timm."""
-    pretrained: bool | str = Field(False, json_schema_extra=PATH)
-    """false; true (timm's weights: the local cache, else downloaded); or a path to a weights
-    file (safetensors or a torch state dict) of an FBPNet or of the bare backbone. A relative
-    path is resolved against the directory the command runs from. The paper starts from
-    ImageNet weights (true)."""
+    that needs timm. Inputs are normalized with the mean and std of the backbone's own
+    pretrained config in timm (ImageNet's for SEResNeXt50, CLIP's for a CLIP ViT, ...)."""
+    pretrained: bool | str = Field(True, json_schema_extra=PATH)
+    """true (the default; timm's weights: the local cache, else downloaded). Paper (section
+    3.2): "The network is initialized with ImageNet pretrained weights". false: random
+    initialisation (what the synthetic and CPU studies set). Or a path to a weights file
+    (safetensors or a torch state dict) of an FBPNet or of the bare backbone, the way onto
+    offline nodes; a relative path is resolved against the directory the command runs from."""
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout probability before the two heads (0: none)."""
 
@@ -135,9 +147,15 @@ def _known_class_count(rule: Any, num_classes: Any, edges: Any) -> int | None:
 
 
 class DiscretizationConfig(Section):
-    rule: str = Field("paper", json_schema_extra=registry("discretization rule"))
-    """Scores to classes (fbp.discretize): paper (c = ceil(s - 1/2), 5 classes; the paper's),
-    round_half_even (the published code's rounding), uniform and quantile bins, or intervals."""
+    rule: str = Field("auto", json_schema_extra=registry("discretization rule"))
+    """Scores to classes (fbp.discretize): auto (the default: the dataset's own, from
+    `fbp.data.DISCRETIZATION`, recorded resolved), paper (c = ceil(s - 1/2), 5 classes),
+    round_half_even (the published code's rounding), uniform and quantile bins, or intervals.
+    Paper (section 2.2): "in SCUT-FBP and SCUT-FBP5500 datasets, the rounded integer of
+    ceil(s - 1/2) is regarded as classification label, in HotOrNot, the intervals are set to 3
+    as in [CRNet]": auto is paper on those two and intervals with edges [-1, 1] on HotOrNot's
+    z-scores (the published code's data/datasets.py, HotOrNotDataset). A rule that leaves a
+    class of a training split empty, or puts more than 95% of it in one class, is refused."""
     num_classes: int | None = Field(None, ge=2, le=100)
     """K, for uniform and quantile; paper and round_half_even have 5."""
     edges: list[float] | None = None
@@ -256,12 +274,17 @@ class ScheduleConfig(Section):
 
 class AugmentConfig(Section):
     rotation: float = Field(30.0, ge=0, le=180)
-    """Random rotation, +- degrees, uniform. The paper rotates at random without an angle."""
-    hflip: bool = True
-    """Mirror each training image left-right with probability 0.5 (not named by the paper)."""
+    """Random rotation, +- degrees, uniform. Paper (section 3.2): "random rotation [is] applied
+    for data augmentation", without an angle; 30 is the published code's RandomRotation(30)
+    (data/data_loaders.py)."""
+    hflip: bool = False
+    """Mirror each training image left-right with probability 0.5. Off: the paper's augmentation
+    (section 3.2) is "resized and randomly cropped to 224x224 patches, color jittering and
+    random rotation", and the published code (data/data_loaders.py) flips in none of its
+    training transforms."""
     brightness: float = Field(0.2, ge=0, le=1)
     """Colour jitter: pixels times a factor uniform in [1 - b, 1 + b] (torchvision's
-    definition). The paper jitters colour without amounts; 0 turns it off."""
+    definition). Paper (section 3.2): "color jittering", without amounts; 0 turns it off."""
     contrast: float = Field(0.2, ge=0, le=1)
     """Colour jitter: distance from the image's mean grey times a factor uniform in [1 - c, 1 + c]; 0 off."""
     saturation: float = Field(0.2, ge=0, le=1)
@@ -286,7 +309,7 @@ class TrainConfig(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     """The learning-rate schedule over the optimizer steps."""
     augment: AugmentConfig = AugmentConfig()
-    """Random augmentation of the training images (fbp.augment); evaluation sees the centre crop."""
+    """Random augmentation of the training images (fbp.augment); evaluation sees `eval.view`."""
     seed: int = 0
     """Seeds a fold's every random stream (weights, shuffle, augmentation, validation hold-out):
     fold k uses seed * 1000 + k - 1, so a fold run alone gives what it gives in the whole run."""
@@ -332,6 +355,12 @@ class EvalConfig(Section):
     """fused: weight of the regression head (1 - it for the expectation)."""
     batch_size: int = Field(256, ge=1)
     """Images per forward pass when evaluating; a memory and speed knob."""
+    view: Literal["resize", "center_crop"] = "resize"
+    """What the network sees of a test image. resize (the default): the whole cached face
+    resized to data.image_size, what the published code does (data/data_loaders.py: the test
+    transforms are Resize(224), and for SCUT-FBP5500 Resize(224) then CenterCrop(224), which
+    on its square 350 px faces keeps the whole face). center_crop: the central data.image_size
+    px of the data.resize px cached image, the usual ImageNet evaluation. The paper is silent."""
 
 
 PUBLISHED_LOSS: dict[str, Any] = {"ce_input": "probs", "ce_weighted": True, "ce_reduction": "weighted_mean", "huber_variant": "upstream"}
@@ -429,6 +458,36 @@ class TrialConfig(Section):
         except ValidationError:
             return raw  # the field refuses it, with its path
         return _fill_published_code(raw) if on else raw
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_discretization(cls, raw: Any) -> Any:
+        """`loss.discretization.rule: auto` (the default) becomes the dataset's own rule and
+        edges, so that the config, study.yaml and `validate` hold the rule a trial trains with."""
+        if not isinstance(raw, dict):
+            return raw
+        data, loss = raw.get("data") or {}, raw.get("loss") or {}
+        dataset = data.dataset if isinstance(data, BaseModel) else data.get("dataset", DataConfig.model_fields["dataset"].default) if isinstance(data, dict) else None
+        if isinstance(loss, BaseModel):
+            loss = loss.model_dump()
+        if not isinstance(loss, dict) or not isinstance(dataset, str):
+            return raw  # the fields' own validation says what is wrong
+        disc = loss.get("discretization") or {}
+        disc = disc.model_dump() if isinstance(disc, BaseModel) else disc
+        if not isinstance(disc, dict) or disc.get("rule", AUTO) != AUTO:
+            return raw
+        from fbp.data import DISCRETIZATION, describe_discretization
+
+        own = DISCRETIZATION.get(dataset)
+        edges = disc.get("edges")
+        if own is None or not (edges is None or isinstance(edges, list | tuple)):
+            return raw  # an unknown dataset or bad edges: the fields' own validation names them
+        if edges is not None and list(edges) != own.get("edges"):
+            raise ValueError(
+                f"loss.discretization: rule auto is {dataset}'s own ({describe_discretization(dataset)}), which takes no edges {edges}; "
+                "set loss.discretization.rule (e.g. intervals) to give edges"
+            )
+        return {**raw, "loss": {**loss, "discretization": {**disc, "rule": own["rule"], "edges": own.get("edges")}}}
 
     @model_validator(mode="after")
     def _heads_need_classes(self) -> TrialConfig:

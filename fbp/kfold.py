@@ -29,12 +29,12 @@ import torch
 from fbp import metrics
 from fbp.augment import eval_view, train_view
 from fbp.config import TrialConfig
-from fbp.data import Dataset, Fold, load_dataset
+from fbp.data import DISCRETIZATION, Dataset, Fold, describe_discretization, load_dataset
 from fbp.data.cache import decoded_images
 from fbp.discretize import Discretization, class_counts, class_weights, fit_discretization
 from fbp.errors import InputError, TrainingError
 from fbp.losses import build_loss
-from fbp.models import build_model
+from fbp.models import FBPNet, build_model
 from fbp.schedules import lr_factor
 
 
@@ -180,6 +180,9 @@ def _prepare(config: TrialConfig, progress: _Progress, skip: set[int] = frozense
         if bad:
             raise InputError(f"data.folds: fold {bad[0]} does not exist; protocol {c.protocol!r} has folds 1..{len(folds)}")
         folds = [folds[k - 1] for k in c.folds]
+    for fold in folds:  # a degenerate discretization is refused before any image is decoded
+        if fold.index + 1 not in skip:
+            fold_discretization(config, dataset, fold)
     device = resolve_device(config.train.device)
     progress.folds_total = progress.folds_total or repeats * sum(f.index + 1 not in skip for f in folds)
     progress.note("prepare", f"loading {len(dataset.images)} {c.dataset} images at {c.cached_side} px onto {device} (decoded on first use, then cached)")
@@ -200,19 +203,55 @@ def stratified_holdout(classes: np.ndarray, fraction: float, rng: np.random.Gene
     return held
 
 
+MAX_CLASS_SHARE = 0.95
+"""The largest share of a training split one class may hold (see `fold_discretization`)."""
+
+
+def fold_discretization(config: TrialConfig, dataset: Dataset, fold: Fold) -> Discretization:
+    """`loss.discretization` fitted on the fold's training split (only it: no test leakage).
+
+    Refused (InputError naming the rule, the dataset, the fold and the class counts) when it
+    leaves a class of the training split empty or puts more than `MAX_CLASS_SHARE` of it in one
+    class: the classification head would learn nothing, or one class, as the paper's 1..5 rule
+    does on HotOrNot's z-scores (every score below 1.5 is class 0)."""
+    d = config.loss.discretization
+    train_scores = dataset.scores(fold.train)
+    disc = fit_discretization(d.rule, train_scores, d.num_classes, d.edges, d.values, dataset.score_range)
+    counts = class_counts(disc.classes(train_scores), disc.num_classes)
+    empty = np.flatnonzero(counts == 0).tolist()
+    share = counts.max() / max(counts.sum(), 1)
+    if not empty and share <= MAX_CLASS_SHARE:
+        return disc
+    problems = [f"leaves class{'es' if len(empty) > 1 else ''} {', '.join(map(str, empty))} empty"] if empty else []
+    if share > MAX_CLASS_SHARE:
+        problems.append(f"puts {share:.0%} in class {int(counts.argmax())} (at most {MAX_CLASS_SHARE:.0%} may share one)")
+    edges = ", ".join(f"{e:g}" for e in disc.edges)
+    raise InputError(
+        f"loss.discretization: rule {d.rule!r} (edges [{edges}]) on dataset {dataset.name}, fold {fold.index + 1}: "
+        f"of the {counts.sum()} training scores ({train_scores.min():g}..{train_scores.max():g}) it {' and '.join(problems)}; "
+        f"counts per class {counts.tolist()}. {_own_rule(dataset.name)}"
+    )
+
+
+def _own_rule(dataset: str) -> str:
+    if dataset not in DISCRETIZATION:
+        return "Choose a rule that fits the scores' scale."
+    return f"{dataset}'s own rule (loss.discretization.rule: auto) is {describe_discretization(dataset)}."
+
+
 class _Evaluator:
-    """Predictions of both heads on a set of rows of the cached images."""
+    """Predictions of both heads on a set of rows of the cached images, seen as `eval.view`."""
 
     def __init__(self, data: TrialData, rows: np.ndarray, config: TrialConfig, values: torch.Tensor, autocast: AbstractContextManager):
         self.data, self.rows, self.config, self.values, self.autocast = data, torch.as_tensor(rows, device=data.device), config, values, autocast
 
     @torch.no_grad()
-    def __call__(self, model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, model: FBPNet) -> tuple[np.ndarray, np.ndarray]:
         model.eval()
         regs, exps = [], []
-        size, batch = self.config.data.image_size, self.config.eval.batch_size
+        size, batch, view = self.config.data.image_size, self.config.eval.batch_size, self.config.eval.view
         for start in range(0, len(self.rows), batch):
-            x = eval_view(self.data.images[self.rows[start : start + batch]], size)
+            x = eval_view(self.data.images[self.rows[start : start + batch]], size, view, model.mean, model.std)
             if self.config.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast:
@@ -310,11 +349,14 @@ def _train_step(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     autocast: AbstractContextManager,
     augment_rng: torch.Generator,
+    normalization: tuple[tuple[float, ...], tuple[float, ...]],
 ) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
     """One training step on a batch of rows of the cached images: augment, forward, loss,
     backward, optimizer and LR step. It returns the loss and its terms, detached, on the device
-    (no host sync). `targets`: (N,) scores and (N,) classes of every cached image."""
+    (no host sync). `targets`: (N,) scores and (N,) classes of every cached image;
+    `normalization`: the backbone's (mean, std)."""
     size, augment = config.data.image_size, config.train.augment
+    mean, std = normalization
     layout = torch.channels_last if config.train.channels_last else None
     graphs = config.train.compile == "reduce-overhead" and data.device.type == "cuda"
     # CUDA graphs: the last step's graph outputs are no longer read, so the next replay may reuse them
@@ -322,7 +364,7 @@ def _train_step(
     scores, classes = targets
 
     def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = train_view(data.images[batch], size, augment, augment_rng)  # (B, 3, size, size)
+        x = train_view(data.images[batch], size, augment, augment_rng, mean, std)  # (B, 3, size, size)
         if layout is not None:
             x = x.contiguous(memory_format=layout)
         begin()
@@ -338,7 +380,7 @@ def _train_step(
     return step
 
 
-def _fold_model(config: TrialConfig, num_classes: int, data: TrialData) -> tuple[torch.nn.Module, Callable]:
+def _fold_model(config: TrialConfig, num_classes: int, data: TrialData) -> tuple[FBPNet, Callable]:
     """The fold's model, initialised from the fold's seed, and what the training step calls.
 
     Compiled, the trial builds and compiles one module, and each fold copies a fresh build's
@@ -380,8 +422,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
     train_rows = np.array([data.index[i] for i in fold.train])
     test_rows = np.array([data.index[i] for i in fold.test])
     scores = data.scores
-    d = config.loss.discretization
-    disc: Discretization = fit_discretization(d.rule, scores[train_rows], d.num_classes, d.edges, d.values, data.dataset.score_range)
+    disc = fold_discretization(config, data.dataset, fold)
     classes = disc.classes(scores)
     val_rows = np.array([], dtype=np.int64)
     if config.eval.select == "inner_val" or config.eval.holdout:
@@ -403,7 +444,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
     # 3) device-resident targets, the augmentation's random stream, evaluators
     targets = torch.as_tensor(scores, dtype=torch.float32, device=device), torch.as_tensor(classes, dtype=torch.long, device=device)
     augment_rng = torch.Generator(device=device).manual_seed(seed)
-    train_step = _train_step(config, data, targets, forward, criterion, optimizer, scheduler, autocast, augment_rng)
+    train_step = _train_step(config, data, targets, forward, criterion, optimizer, scheduler, autocast, augment_rng, (model.mean, model.std))
     values_t = torch.as_tensor(disc.values, dtype=torch.float32, device=device)
     evaluate_test = _Evaluator(data, test_rows, config, values_t, autocast)
     evaluate_val = _Evaluator(data, val_rows, config, values_t, autocast) if len(val_rows) else None

@@ -35,6 +35,12 @@ _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # huggingface_h
 
 
 class FBPNet(nn.Module):
+    """A timm backbone, pooled, with a regression head (1 output) and a classification head (K).
+
+    `mean` and `std` are the input normalization of the backbone's pretrained config in timm
+    (`timm.data.resolve_model_data_config`): what its weights were trained on, which
+    `fbp.augment` applies to every view. Plain attributes, not in the state dict."""
+
     def __init__(self, backbone: nn.Module, num_classes: int, drop_rate: float = 0.0):
         super().__init__()
         self.backbone = backbone  # timm model with num_classes=0: (B, 3, H, W) -> (B, D) pooled
@@ -42,6 +48,12 @@ class FBPNet(nn.Module):
         self.dropout = nn.Dropout(drop_rate)
         self.regression = nn.Linear(features, 1)
         self.classifier = nn.Linear(features, num_classes)
+        data = timm.data.resolve_model_data_config(backbone)
+        self.mean: tuple[float, ...] = tuple(float(v) for v in data["mean"])
+        self.std: tuple[float, ...] = tuple(float(v) for v in data["std"])
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean}, std={self.std}"
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.dropout(self.backbone(x))  # (B, D)

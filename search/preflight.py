@@ -5,7 +5,9 @@ dataset is elsewhere or that the weights cannot be downloaded. `run`, `resume`, 
 `validate` call these checks first; each raises `InputError` with one line, and nothing has
 been written yet.
 
-    data      the dataset's labels and images at data.root; the folds a trial trains
+    data      the dataset's labels and images at data.root; the folds a trial trains; each
+              discretization a trial can train with, fitted on each such fold's training split
+              (an empty class, or more than 95% in one class, is refused)
     model     each backbone the study can build takes each image size it can be fed, and its
               pretrained weights are on disk or downloadable
     device    train.device asks for CUDA only where trials get a GPU
@@ -42,7 +44,45 @@ def check_data(spec: Checked, source: str) -> list[int]:
     outside = [k for k in d.folds or [] if k not in every]
     if outside:
         raise InputError(f"{source}: data.folds: fold {outside[0]} does not exist; protocol {d.protocol!r} has folds 1..{len(every)}")
-    return list(d.folds) if d.folds else every
+    trained = list(d.folds) if d.folds else every
+    check_discretization(spec, dataset, trained, source)
+    return trained
+
+
+RULE, CLASSES = "loss.discretization.rule", "loss.discretization.num_classes"
+
+
+def _discretizations(spec: Checked) -> list[TrialConfig]:
+    """A trial config for each discretization a trial can train with: each rule the space can
+    give, with each num_classes it gives under that rule (a `when` on the rule is honoured)."""
+    if not isinstance(spec, StudySpec):
+        return [spec]
+    space = spec.search.space
+    configs = []
+    for rule in _values(spec, RULE, spec.loss.discretization.rule):
+        params = {RULE: rule} if RULE in space else {}
+        dim = space.get(CLASSES)
+        when = (dim.when or {}).get(RULE, [rule]) if dim is not None else None
+        if dim is not None and rule in (when if isinstance(when, list) else [when]):
+            configs.extend(spec.trial_config({**params, CLASSES: k}) for k in _values(spec, CLASSES, None))
+        else:
+            configs.append(spec.trial_config(params))
+    return configs
+
+
+def check_discretization(spec: Checked, dataset, folds: list[int], source: str) -> None:
+    """Each discretization a trial can train with, fitted on the training split of each fold it
+    trains, as `fbp.kfold.fold_discretization` fits it: one that fails or is degenerate there
+    (a class empty, or more than 95% in one) would fail every such trial."""
+    from fbp.kfold import fold_discretization
+
+    every = dataset.folds(spec.data.protocol)
+    for config in _discretizations(spec):
+        for k in folds:
+            try:
+                fold_discretization(config, dataset, every[k - 1])
+            except InputError as e:
+                raise InputError(f"{source}: {e}") from None
 
 
 def _values(spec: Checked, path: str, fixed):

@@ -24,6 +24,28 @@ def write_stand_in_images(folder: Path, names, side: int = 8) -> None:
         Image.new("RGB", (side, side), (i % 256, (i // 256) % 256, 128)).save(folder / name, quality=95)
 
 
+REVIEW_Z = (-2.0, -0.5, 0.0, 0.7, 1.2)
+"""HotOrNot-like z-scores from a review: the paper's 1..5 rule ceil(s - 1/2) puts all five in
+class 0; HotOrNot's own three intervals (edges -1, 1) give classes 0, 1, 1, 1, 2."""
+
+
+def review_scores(copies: int = 4) -> list[float]:
+    """Each of REVIEW_Z `copies` times in a row: every training split of `write_hotornot` holds
+    each score at least copies - 1 times."""
+    return [z for z in REVIEW_Z for _ in range(copies)]
+
+
+def write_hotornot(root: Path, scores) -> list[str]:
+    """A HotOrNot-shaped root: one image per score, released as .jpg and listed as .bmp in five
+    splits; split k tests the images i with i % 5 == k - 1 and trains on the others."""
+    names = [f"face{i:03d}" for i in range(len(scores))]
+    write_stand_in_images(root, [f"{name}.jpg" for name in names])
+    for k in range(5):
+        lines = [f"{name}.bmp,{score:.3f},{'test' if i % 5 == k else 'train'}" for i, (name, score) in enumerate(zip(names, scores))]
+        (root / f"eccv2010_split{k + 1}.csv").write_text("\n".join(lines) + "\n")
+    return names
+
+
 @pytest.fixture(scope="session")
 def scut5500_root(tmp_path_factory) -> Path:
     """The real SCUT-FBP5500 label files beside 5500 generated stand-in images (read-only use)."""

@@ -18,7 +18,7 @@ from fbp.data.base import Dataset, Fold, Record, check_images_exist
 from fbp.data.synthetic import load_synthetic
 from fbp.errors import InputError
 
-__all__ = ["DATASETS", "Dataset", "Fold", "Record", "load_dataset"]
+__all__ = ["DATASETS", "DISCRETIZATION", "Dataset", "Fold", "Record", "describe_discretization", "load_dataset"]
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "scut-fbp5500": scut_fbp5500.load,
@@ -33,6 +33,26 @@ LAYOUTS = {
     "hotornot": "the images and eccv2010_split1..5.csv in ROOT",
     "synthetic": "nothing: generated on first use",
 }
+
+DISCRETIZATION: dict[str, dict] = {
+    # paper, section 2.2: "in SCUT-FBP and SCUT-FBP5500 datasets, the rounded integer of
+    # ceil(s - 1/2) is regarded as classification label"
+    "scut-fbp5500": {"rule": "paper"},
+    "scut-fbp": {"rule": "paper"},
+    # "in HotOrNot, the intervals are set to 3 as in [CRNet]": on its z-scores, s < -1,
+    # -1 <= s < 1, s >= 1, the published code's classes (data/datasets.py, HotOrNotDataset)
+    "hotornot": {"rule": "intervals", "edges": [-1.0, 1.0]},
+    # the faces are rated 1..5 as SCUT-FBP5500's are
+    "synthetic": {"rule": "paper"},
+}
+"""Each dataset's own discretization (`loss.discretization.rule: auto`, the default): the
+`rule` of `fbp.discretize.RULES` and its `edges`, if any."""
+
+
+def describe_discretization(dataset: str) -> str:
+    """The dataset's own discretization in words: `intervals with edges [-1.0, 1.0]`, `paper`."""
+    own = DISCRETIZATION[dataset]
+    return own["rule"] + (f" with edges {own['edges']}" if own.get("edges") is not None else "")
 
 
 def load_dataset(name: str, root: str | Path | None = None, check_images: bool = True, **options) -> Dataset:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fbp.data import DATASETS, Dataset, load_dataset
+from fbp.data import DATASETS, DISCRETIZATION, Dataset, load_dataset
 from fbp.data.faces import SynthParams, generate
 from fbp.discretize import RULES, class_counts, class_weights, fit_discretization
 from fbp.errors import InputError
@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     check.add_argument("dataset", help=f"one of: {', '.join(DATASETS)}")
     check.add_argument("root", type=Path)
     check.add_argument("--protocol", help="only this protocol (default: all the dataset has)")
-    check.add_argument("--rule", default="paper", help=f"discretization rule: {', '.join(RULES)} (default %(default)s)")
+    check.add_argument("--rule", default="auto", help=f"discretization rule: auto (the dataset's own, as loss.discretization.rule: auto), {', '.join(RULES)} (default %(default)s)")
     check.add_argument("--classes", type=int, help="number of classes, for uniform and quantile")
     check.add_argument("--edges", type=float, nargs="+", help="inner class edges, for intervals")
     check.set_defaults(run=run_check)
@@ -59,9 +59,12 @@ def _score_line(scores: np.ndarray) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    if args.rule not in RULES:
-        raise InputError(f"--rule: unknown discretization rule {args.rule!r}; valid: {', '.join(RULES)}")
+    if args.rule not in ("auto", *RULES):
+        raise InputError(f"--rule: unknown discretization rule {args.rule!r}; valid: auto, {', '.join(RULES)}")
     dataset = load_dataset(args.dataset, args.root)
+    if args.rule == "auto":  # the dataset's own, as a config's loss.discretization.rule: auto
+        own = DISCRETIZATION[dataset.name]
+        args.rule, args.edges = own["rule"], args.edges or own.get("edges")
     protocols = [args.protocol] if args.protocol else list(dataset.protocols)
     folds_by_protocol = {p: dataset.folds(p) for p in protocols}  # validates before printing
 

@@ -40,22 +40,23 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 SMOKE = {
-    "data.dataset": "synthetic", "data.root": None, "data.protocol": "5fold", "data.options": {"n": 60, "size": 48, "seed": 0},
-    "data.image_size": 32, "data.resize": None, "data.folds": [1, 2],
+    "data.dataset": "synthetic", "data.root": None, "data.protocol": "5fold", "data.image_size": 32, "data.resize": None, "data.folds": [1, 2],
     "model.backbone": "test_resnet", "model.pretrained": False,
     "train.epochs": 1, "train.batch_size": 16, "train.device": "cpu", "train.compile": "off", "eval.batch_size": 64,
     "search.num_trials": 2, "resources.cpu": 1, "resources.gpu": 0, "resources.max_concurrent": 2,
 }
-"""--smoke: dotted paths set before the user's --set, as --set would set them."""
+"""--smoke: dotted paths set before the user's --set, as --set would set them; data.options
+is `fbp.data.synthetic.SMALL`."""
 
 
 def smoke(raw: dict) -> dict:
     """A small synthetic dataset, a tiny backbone, 1 epoch, 2 folds, 2 trials (one trial for a
     study without a space: one configuration)."""
     from fbp.config import set_path
+    from fbp.data.synthetic import SMALL
 
     out = copy.deepcopy(raw)
-    for path, value in SMOKE.items():
+    for path, value in {**SMOKE, "data.options": dict(SMALL)}.items():
         set_path(out, path, value)
     if not (raw.get("search") or {}).get("space"):
         set_path(out, "search.num_trials", 1)

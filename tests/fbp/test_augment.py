@@ -1,7 +1,12 @@
+import pytest
 import torch
+import torch.nn.functional as F
 
-from fbp.augment import MEAN, STD, eval_view, normalize, train_view
-from fbp.config import AugmentConfig
+from fbp.augment import eval_view, normalize, train_view
+from fbp.config import AugmentConfig, EvalConfig
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # one backbone's statistics, for the tests
+HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # another's (timm's test models, Inception)
 
 
 def _images(b=4, s=20):
@@ -9,35 +14,85 @@ def _images(b=4, s=20):
     return torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8, generator=g)
 
 
-def test_eval_view_is_a_normalized_centre_crop():
+def _plain(images, stats=IMAGENET):
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) normalized, no augmentation."""
+    return normalize(images.permute(0, 3, 1, 2).float() / 255, *stats)
+
+
+def test_normalize_uses_the_statistics_it_is_given():
+    x = torch.full((1, 3, 2, 2), 0.5)
+    assert torch.allclose(normalize(x, *HALF), torch.zeros_like(x))
+    by_hand = torch.tensor([(0.5 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, (0.5 - 0.406) / 0.225]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    assert torch.allclose(normalize(x, *IMAGENET), by_hand)
+
+
+# --- evaluation: the whole face resized (published code) or the centre crop -------------------
+
+
+def test_eval_view_default_is_the_published_codes_whole_face_resized():
+    assert EvalConfig().view == "resize"
     images = _images(s=20)
-    x = eval_view(images, 16)
-    assert x.shape == (4, 3, 16, 16)
-    expected = (images[:, 2:18, 2:18].permute(0, 3, 1, 2).float() / 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
-    assert torch.allclose(x, expected, atol=1e-6)
+    x = eval_view(images, 16, "resize", *IMAGENET)
+    whole = images.permute(0, 3, 1, 2).float() / 255  # (B, 3, 20, 20): nothing cut away
+    expected = normalize(F.interpolate(whole, size=(16, 16), mode="bilinear", align_corners=False, antialias=True), *IMAGENET)
+    assert x.shape == (4, 3, 16, 16) and torch.allclose(x, expected, atol=1e-6)
+    # at the cached size itself the view is the image, pixel for pixel
+    assert torch.allclose(eval_view(images, 20, "resize", *IMAGENET), _plain(images), atol=1e-6)
+
+
+def test_resize_keeps_the_border_that_the_centre_crop_cuts():
+    # a black face in a 2 px white frame, 20 px: the centre 16 px are all black, while the
+    # whole image resized to 16 keeps white in its corner pixel
+    images = torch.zeros(1, 20, 20, 3, dtype=torch.uint8)
+    images[:, :2], images[:, -2:], images[:, :, :2], images[:, :, -2:] = 255, 255, 255, 255
+    crop = eval_view(images, 16, "center_crop", *HALF)  # black: (0 - 0.5) / 0.5
+    assert torch.equal(crop, torch.full((1, 3, 16, 16), -1.0))
+    resized = eval_view(images, 16, "resize", *HALF)
+    assert resized[0, :, 0, 0].min() > 0.5 and resized[0, :, 8, 8].max() == -1.0  # white corner, black centre
+
+
+def test_eval_view_center_crop_is_the_central_square():
+    images = _images(s=20)
+    x = eval_view(images, 16, "center_crop", *IMAGENET)
+    assert x.shape == (4, 3, 16, 16) and torch.allclose(x, _plain(images[:, 2:18, 2:18]), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown eval view 'crop'; valid: resize, center_crop"):
+        eval_view(images, 16, "crop", *IMAGENET)
+
+
+# --- training: random crop, rotation, colour jitter; no flip unless asked ---------------------
 
 
 def test_train_view_without_randomness_is_the_identity():
     images = _images(s=16)
     still = AugmentConfig(rotation=0, hflip=False, brightness=0, contrast=0, saturation=0)
-    x = train_view(images, 16, still, torch.Generator().manual_seed(1))
-    assert torch.allclose(x, normalize(images.permute(0, 3, 1, 2).float() / 255), atol=1e-5)
+    x = train_view(images, 16, still, torch.Generator().manual_seed(1), *IMAGENET)
+    assert torch.allclose(x, _plain(images), atol=1e-5)
 
 
 def test_train_view_is_seeded_and_random():
     images = _images(s=24)
     config = AugmentConfig()
-    a = train_view(images, 16, config, torch.Generator().manual_seed(3))
-    b = train_view(images, 16, config, torch.Generator().manual_seed(3))
-    c = train_view(images, 16, config, torch.Generator().manual_seed(4))
+    a = train_view(images, 16, config, torch.Generator().manual_seed(3), *IMAGENET)
+    b = train_view(images, 16, config, torch.Generator().manual_seed(3), *IMAGENET)
+    c = train_view(images, 16, config, torch.Generator().manual_seed(4), *IMAGENET)
     assert a.shape == (4, 3, 16, 16) and torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_flip_mirrors_the_image():
+def test_no_flip_by_default_over_many_draws():
+    # paper 3.2: crops, colour jittering and rotation; the published code never flips
+    assert AugmentConfig().hflip is False
+    images = _images(b=256, s=8)
+    geometry_only = AugmentConfig(rotation=0, brightness=0, contrast=0, saturation=0)  # hflip: its default
+    for seed in range(4):  # 1024 draws
+        x = train_view(images, 8, geometry_only, torch.Generator().manual_seed(seed), *IMAGENET)
+        assert torch.allclose(x, _plain(images), atol=1e-5)
+
+
+def test_flip_when_asked_mirrors_about_half():
     images = _images(b=64, s=8)
     flip_only = AugmentConfig(rotation=0, hflip=True, brightness=0, contrast=0, saturation=0)
-    x = train_view(images, 8, flip_only, torch.Generator().manual_seed(0))
-    plain = normalize(images.permute(0, 3, 1, 2).float() / 255)
+    x = train_view(images, 8, flip_only, torch.Generator().manual_seed(0), *IMAGENET)
+    plain = _plain(images)
     same = [torch.allclose(x[i], plain[i], atol=1e-5) for i in range(64)]
     mirrored = [torch.allclose(x[i], plain[i].flip(2), atol=1e-5) for i in range(64)]
     assert all(s or m for s, m in zip(same, mirrored))
@@ -47,7 +102,15 @@ def test_flip_mirrors_the_image():
 def test_brightness_jitter_scales_pixels():
     images = torch.full((256, 8, 8, 3), 100, dtype=torch.uint8)
     only_brightness = AugmentConfig(rotation=0, hflip=False, brightness=0.2, contrast=0, saturation=0)
-    x = train_view(images, 8, only_brightness, torch.Generator().manual_seed(0))
-    raw = x[:, 0, 0, 0] * STD[0] + MEAN[0]  # back to [0, 1]
+    x = train_view(images, 8, only_brightness, torch.Generator().manual_seed(0), *IMAGENET)
+    raw = x[:, 0, 0, 0] * IMAGENET[1][0] + IMAGENET[0][0]  # back to [0, 1]
     factor = raw / (100 / 255)
     assert factor.min() >= 0.8 - 1e-5 and factor.max() <= 1.2 + 1e-5 and factor.std() > 0.05
+
+
+def test_both_views_normalize_with_the_statistics_given():
+    images = torch.full((2, 8, 8, 3), 255, dtype=torch.uint8)  # white: 1.0
+    still = AugmentConfig(rotation=0, brightness=0, contrast=0, saturation=0)
+    for stats, white in ((HALF, 1.0), (IMAGENET, (1 - 0.485) / 0.229)):
+        assert eval_view(images, 8, "resize", *stats)[0, 0, 0, 0].item() == pytest.approx(white)
+        assert train_view(images, 8, still, torch.Generator().manual_seed(0), *stats)[0, 0, 0, 0].item() == pytest.approx(white, abs=1e-5)

@@ -17,6 +17,55 @@ def test_defaults_are_the_papers():
     # eq. 3 (divide by N) on the logits, eq. 6 weights, per-sample |e| in SmoothHuber
     assert (c.loss.ce_input, c.loss.ce_weighted, c.loss.ce_reduction, c.loss.class_weights) == ("logits", True, "mean", None)
     assert (c.loss.huber_variant, c.loss.discretization.values, c.published_code) == ("paper", "mean", False)
+    # "The network is initialized with ImageNet pretrained weights"
+    assert c.model.pretrained is True
+    # "resized and randomly cropped to 224x224 patches, color jittering and random rotation":
+    # no flip (nor in the published code, whose rotation is RandomRotation(30))
+    assert (c.train.augment.hflip, c.train.augment.rotation) == (False, 30.0)
+    assert c.train.augment.brightness > 0 and c.train.augment.contrast > 0 and c.train.augment.saturation > 0
+    # the paper is silent on evaluation; the published code feeds the whole face resized to 224
+    assert c.eval.view == "resize"
+
+
+@pytest.mark.parametrize("dataset, rule, edges", [
+    ("scut-fbp5500", "paper", None),  # "in SCUT-FBP and SCUT-FBP5500 datasets ... ceil(s - 1/2)"
+    ("scut-fbp", "paper", None),
+    ("hotornot", "intervals", [-1.0, 1.0]),  # "in HotOrNot, the intervals are set to 3 as in [CRNet]"
+    ("synthetic", "paper", None),  # rated 1..5 as SCUT-FBP5500
+])
+def test_the_default_discretization_is_the_datasets_own_and_recorded_resolved(dataset, rule, edges):
+    from fbp.config import DiscretizationConfig
+
+    assert DiscretizationConfig().rule == "auto"
+    c = validate_config({"data": {"dataset": dataset}})
+    assert (c.loss.discretization.rule, c.loss.discretization.edges) == (rule, edges)
+    assert c.model_dump()["loss"]["discretization"]["rule"] == rule  # what study.yaml and validate show
+    assert validate_config(c.model_dump(mode="json")) == c  # a resolved config reads back as itself
+    # a rule given is kept, whatever the dataset
+    assert validate_config({"data": {"dataset": dataset}, "loss": {"discretization": {"rule": "round_half_even"}}}).loss.discretization.rule == "round_half_even"
+
+
+def test_hotornot_default_classes_of_the_reviews_z_scores_by_hand():
+    from fbp.discretize import fit_discretization
+
+    z = [-2.0, -0.5, 0.0, 0.7, 1.2, -1.0, 1.0]
+    d = validate_config({"data": {"dataset": "hotornot"}}).loss.discretization
+    hotornot = fit_discretization(d.rule, z, d.num_classes, d.edges, d.values)
+    # s < -1 -> 0; -1 <= s < 1 -> 1; s >= 1 -> 2 (the published code's HotOrNotDataset)
+    assert hotornot.classes(z).tolist() == [0, 1, 1, 1, 2, 1, 2]
+    # what the paper's rule did with them: every z below 1.5 in class 0
+    assert fit_discretization("paper", z).classes(z).tolist() == [0] * 7
+
+
+def test_every_dataset_has_its_own_discretization_and_auto_takes_no_edges():
+    from fbp.data import DATASETS, DISCRETIZATION
+    from fbp.discretize import RULES
+
+    assert set(DISCRETIZATION) == set(DATASETS) and all(d["rule"] in RULES for d in DISCRETIZATION.values())
+    with pytest.raises(InputError, match=r"rule auto is hotornot's own \(intervals with edges \[-1.0, 1.0\]\), which takes no edges \[0, 1\]"):
+        validate_config({"data": {"dataset": "hotornot"}, "loss": {"discretization": {"edges": [0, 1]}}})
+    explicit = validate_config({"data": {"dataset": "hotornot"}, "loss": {"discretization": {"rule": "intervals", "edges": [0, 1]}}})
+    assert explicit.loss.discretization.edges == [0.0, 1.0]
 
 
 @pytest.mark.parametrize(
@@ -198,6 +247,16 @@ def test_every_field_has_a_docstring():
     assert "Paper: 2." in TrialConfig.model_fields["loss"].annotation.model_fields["alpha"].description
 
 
+def test_the_defaults_docstrings_quote_the_paper_or_name_the_published_file():
+    doc = {path: " ".join((field.description or "").split()) for path, field in _fields(TrialConfig)}
+    assert '"The network is initialized with ImageNet pretrained weights"' in doc["model.pretrained"]
+    assert '"resized and randomly cropped to 224x224 patches, color jittering and random rotation"' in doc["train.augment.hflip"]
+    assert "data/data_loaders.py" in doc["train.augment.hflip"] and "RandomRotation(30)" in doc["train.augment.rotation"]
+    assert "The paper is silent" in doc["eval.view"] and "data/data_loaders.py" in doc["eval.view"]
+    assert "the intervals are set to 3 as in [CRNet]" in doc["loss.discretization.rule"] and "HotOrNotDataset" in doc["loss.discretization.rule"]
+    assert "mean and std of the backbone's own pretrained config in timm" in doc["model.backbone"]
+
+
 def test_knobs_list_every_dotted_path_with_type_default_allowed_values_and_doc():
     from fbp.data import DATASETS
     from fbp.discretize import RULES
@@ -214,4 +273,6 @@ def test_knobs_list_every_dotted_path_with_type_default_allowed_values_and_doc()
     assert rows["data.options"].default == {} and rows["eval.val_fraction"].allowed == "> 0, < 0.5"
     assert rows["data.dataset"].allowed == ", ".join(DATASETS)
     assert rows["loss.name"].allowed == ", ".join(LOSSES)
-    assert rows["loss.discretization.rule"].allowed == ", ".join(RULES)
+    assert rows["loss.discretization.rule"].allowed == ", ".join(["auto", *RULES]) and rows["loss.discretization.rule"].default == "auto"
+    assert (rows["eval.view"].default, rows["eval.view"].allowed) == ("resize", "resize, center_crop")
+    assert rows["model.pretrained"].default is True and rows["train.augment.hflip"].default is False

@@ -1,16 +1,20 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fbp import metrics
 from fbp.config import validate_config
-from fbp.errors import TrainingError
-from fbp.kfold import SELECT, Batches, prepare, run_kfold, stratified_holdout
+from fbp.data import Dataset, Fold, Record, load_dataset
+from fbp.data.synthetic import SMALL
+from fbp.errors import InputError, TrainingError
+from fbp.kfold import MAX_CLASS_SHARE, SELECT, Batches, fold_discretization, prepare, run_kfold, stratified_holdout
+from tests.conftest import REVIEW_Z, review_scores, write_hotornot
 
 TINY = {
-    "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1]},
-    "model": {"backbone": "test_resnet"},
+    "data": {"dataset": "synthetic", "options": SMALL, "image_size": 32, "folds": [1]},
+    "model": {"backbone": "test_resnet", "pretrained": False},
     "train": {"epochs": 3, "batch_size": 16, "lr": 0.01},
     "eval": {"batch_size": 64},
 }
@@ -127,8 +131,8 @@ def test_select_has_a_rule_for_every_eval_select_and_nan_never_wins():
 
 
 def test_folds_subset_and_bad_fold():
-    data = prepare(_config(data={"folds": [2, 5]}))
-    assert [f.index for f in data.folds] == [1, 4]
+    data = prepare(_config(data={"folds": [2, 4]}))
+    assert [f.index for f in data.folds] == [1, 3]
     from fbp.errors import InputError
 
     with pytest.raises(InputError, match="data.folds: fold 6 does not exist; protocol '5fold' has folds 1..5"):
@@ -143,6 +147,8 @@ def test_out_of_memory_becomes_one_line_that_says_what_to_change(monkeypatch):
     import fbp.kfold
 
     class Exhausted(torch.nn.Module):
+        mean = std = (0.5, 0.5, 0.5)  # what fbp.kfold normalizes the images with, as FBPNet has
+
         def __init__(self):
             super().__init__()
             self.weight = torch.nn.Parameter(torch.zeros(1))
@@ -287,3 +293,103 @@ def test_holdout_reports_the_validation_part_at_the_selected_epoch():
     by_val = max(chosen.curves, key=lambda row: row["val_pc"])
     assert chosen.selected_epoch == by_val["epoch"] and chosen.val_pc == by_val["val_pc"]
     assert chosen.pc == chosen.curves[chosen.selected_epoch - 1]["test_pc"]
+
+
+# --- what the network sees: the backbone's normalization, eval.view ----------------------------
+
+
+def _seen(monkeypatch, config):
+    """(view, mean, std) of every eval_view call and (mean, std) of every train_view call."""
+    import fbp.kfold
+
+    seen = {"eval": set(), "train": set()}
+    real_eval, real_train = fbp.kfold.eval_view, fbp.kfold.train_view
+
+    def eval_view(images, size, view, mean, std):
+        seen["eval"].add((view, tuple(mean), tuple(std)))
+        return real_eval(images, size, view, mean, std)
+
+    def train_view(images, size, augment, generator, mean, std):
+        seen["train"].add((tuple(mean), tuple(std)))
+        return real_train(images, size, augment, generator, mean, std)
+
+    monkeypatch.setattr(fbp.kfold, "eval_view", eval_view)
+    monkeypatch.setattr(fbp.kfold, "train_view", train_view)
+    run_kfold(config)
+    return seen
+
+
+def test_training_and_evaluation_normalize_as_the_backbone_says_and_evaluate_the_whole_face(monkeypatch):
+    # test_resnet's pretrained config in timm: mean = std = 0.5 (ImageNet's would be 0.485, ...)
+    half = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    seen = _seen(monkeypatch, _config(train={"epochs": 1}))
+    assert seen == {"eval": {("resize", *half)}, "train": {half}}
+    seen = _seen(monkeypatch, _config(train={"epochs": 1}, eval={"view": "center_crop"}))
+    assert seen["eval"] == {("center_crop", *half)}
+
+
+# --- a discretization that does not fit the scores is refused before training ------------------
+
+
+def _dataset(name, scores, score_range=None):
+    """A Dataset of these scores, one fold: all train, nothing to test (no images read)."""
+    records = {f"i{i}.jpg": Record(f"i{i}.jpg", float(s), "all") for i, s in enumerate(scores)}
+    fold = Fold(0, tuple(records), ())
+    return Dataset(name, Path("."), Path("."), records, {"5fold": lambda: [fold]}, score_range=score_range), fold
+
+
+def test_the_reviews_z_scores_under_the_paper_rule_are_refused_naming_rule_dataset_fold_and_counts(tmp_path):
+    write_hotornot(tmp_path, review_scores())  # 20 images; each training split holds 16, 3 or 4 of each score
+    dataset = load_dataset("hotornot", tmp_path)
+    folds = dataset.folds("5split")
+    paper = validate_config({"data": {"dataset": "hotornot", "root": str(tmp_path)}, "loss": {"discretization": {"rule": "paper"}}})
+    with pytest.raises(InputError) as caught:
+        fold_discretization(paper, dataset, folds[0])
+    message = str(caught.value)
+    assert message.startswith("loss.discretization: rule 'paper' (edges [1.5, 2.5, 3.5, 4.5]) on dataset hotornot, fold 1: ")
+    # every score is below 1.5: all 16 in class 0
+    assert "it leaves classes 1, 2, 3, 4 empty and puts 100% in class 0" in message and "counts per class [16, 0, 0, 0, 0]" in message
+    assert "hotornot's own rule (loss.discretization.rule: auto) is intervals with edges [-1.0, 1.0]" in message
+
+    # the default (auto) is HotOrNot's three intervals: -2 -> 0; -0.5, 0, 0.7 -> 1; 1.2 -> 2
+    default = validate_config({"data": {"dataset": "hotornot", "root": str(tmp_path)}})
+    for fold in folds:
+        disc = fold_discretization(default, dataset, fold)
+        assert disc.rule == "intervals" and disc.edges == (-1.0, 1.0)
+        assert disc.classes(REVIEW_Z).tolist() == [0, 1, 1, 1, 2]
+
+
+def test_more_than_95_percent_in_one_class_is_refused_even_with_no_class_empty():
+    config = validate_config({"data": {"dataset": "hotornot"}})  # intervals, edges [-1, 1]
+    assert MAX_CLASS_SHARE == 0.95
+    dataset, fold = _dataset("hotornot", [-2.0] + [0.0] * 97 + [2.0, 2.0])  # counts [1, 97, 2]: 97%
+    with pytest.raises(InputError, match=r"fold 1: of the 100 training scores \(-2\.\.2\) it puts 97% in class 1 \(at most 95% may share one\); counts per class \[1, 97, 2\]"):
+        fold_discretization(config, dataset, fold)
+    dataset, fold = _dataset("hotornot", [-2.0] * 3 + [0.0] * 95 + [2.0, 2.0])  # 95%: allowed
+    assert fold_discretization(config, dataset, fold).num_classes == 3
+
+
+def test_the_small_synthetic_set_fills_the_papers_five_classes_in_folds_1_to_4():
+    from fbp.data.synthetic import SMALL
+
+    config = _config()
+    dataset = load_dataset("synthetic", **SMALL)
+    folds = dataset.folds("5fold")
+    for fold in folds[:4]:
+        assert fold_discretization(config, dataset, fold).rule == "paper"
+    with pytest.raises(InputError, match=r"fold 5: .* it leaves class 4 empty"):  # why the tests use folds 1-4
+        fold_discretization(config, dataset, folds[4])
+    seed0 = load_dataset("synthetic", **{**SMALL, "seed": 0})  # why seed 36: seed 0's faces never reach 4.5
+    with pytest.raises(InputError, match=r"rule 'paper' .* on dataset synthetic, fold 1: .* leaves class 4 empty"):
+        fold_discretization(config, seed0, seed0.folds("5fold")[0])
+
+
+def test_run_kfold_refuses_a_degenerate_discretization_before_any_training(tmp_path):
+    write_hotornot(tmp_path, review_scores())
+    raw = {**TINY, "data": {"dataset": "hotornot", "root": str(tmp_path), "protocol": "5split", "image_size": 32, "folds": [2]}}
+    events = []
+    with pytest.raises(InputError, match=r"^loss.discretization: rule 'paper' .* on dataset hotornot, fold 2: "):
+        run_kfold(validate_config({**raw, "loss": {"discretization": {"rule": "paper"}}}), on_progress=events.append)
+    assert events == []  # refused before the images were decoded
+    (result,) = run_kfold(validate_config({**raw, "train": {**TINY["train"], "epochs": 1}}))  # the default trains
+    assert result.fold == 2 and result.n_train == 16

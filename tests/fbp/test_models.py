@@ -27,9 +27,37 @@ def _equal_states(a: dict, b: dict) -> bool:
 
 
 def test_two_heads_on_a_timm_backbone():
-    model = build_model(ModelConfig(backbone="test_resnet"), num_classes=5).eval()
+    model = build_model(ModelConfig(backbone="test_resnet", pretrained=False), num_classes=5).eval()
     reg, logits = model(torch.randn(3, 3, 32, 32))
     assert reg.shape == (3,) and logits.shape == (3, 5)
+
+
+def test_pretrained_is_on_by_default_as_in_the_paper():
+    # paper 3.2: "The network is initialized with ImageNet pretrained weights"
+    assert ModelConfig().pretrained is True
+
+
+@pytest.mark.parametrize("backbone, mean, std", [
+    ("test_resnet", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # timm's config of the tiny test model
+    ("test_efficientnet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's
+])
+def test_inputs_are_normalized_as_the_backbones_own_pretrained_config_says(backbone, mean, std):
+    cfg = timm.models.get_pretrained_cfg(backbone)
+    assert (cfg.mean, cfg.std) == (mean, std)  # two backbones whose statistics differ
+    model = build_model(ModelConfig(backbone=backbone, pretrained=False), 5)
+    assert (model.mean, model.std) == (mean, std)
+    assert f"mean={mean}, std={std}" in repr(model)  # printed with the model
+    assert not any("mean" in k or "std" in k for k in model.state_dict() if not k.startswith("backbone."))  # not in the weights
+
+
+def test_a_tagged_backbone_takes_its_tags_statistics():
+    # the same architecture, CLIP's pretrained weights: CLIP's mean and std, not ImageNet's
+    clip = timm.models.get_pretrained_cfg("vit_base_patch16_clip_224.openai")
+    backbone = timm.create_model("vit_base_patch16_clip_224.openai", pretrained=False, num_classes=0, depth=1)  # one block: cheap
+    from fbp.models import FBPNet
+
+    model = FBPNet(backbone, 5)
+    assert (model.mean, model.std) == (clip.mean, clip.std) and model.mean != (0.485, 0.456, 0.406)
 
 
 # --- pretrained: true -----------------------------------------------------------------------
@@ -77,7 +105,7 @@ def test_pretrained_from_a_weights_file_of_an_fbpnet_or_a_bare_backbone(tmp_path
         return str(path)
 
     torch.manual_seed(0)
-    source = build_model(ModelConfig(backbone="test_resnet"), 5)
+    source = build_model(ModelConfig(backbone="test_resnet", pretrained=False), 5)
     fbpnet = write(source.state_dict(), tmp_path / f"fbpnet{suffix}")
     loaded = build_model(ModelConfig(backbone="test_resnet", pretrained=fbpnet), 5)
     assert _equal_states(loaded.state_dict(), source.state_dict())
@@ -135,7 +163,7 @@ def test_weights_files_that_do_not_fit_are_refused_naming_the_key(tmp_path):
         check_model(ModelConfig(backbone="test_resnet", pretrained=str(tmp_path / "vit.safetensors")), [32])
 
     # the same keys in other shapes: an FBPNet trained with 5 classes, loaded for 7
-    save_file(build_model(ModelConfig(backbone="test_resnet"), 5).state_dict(), str(tmp_path / "k5.safetensors"))
+    save_file(build_model(ModelConfig(backbone="test_resnet", pretrained=False), 5).state_dict(), str(tmp_path / "k5.safetensors"))
     assert "weights of another shape, e.g. classifier.weight: (5, 96) in the file, (7, 96) in the model" in refused(tmp_path / "k5.safetensors", 7)
 
 
@@ -144,12 +172,12 @@ def test_weights_files_that_do_not_fit_are_refused_naming_the_key(tmp_path):
 
 def test_an_image_size_the_backbone_cannot_take_is_found_before_training():
     with pytest.raises(InputError) as caught:
-        check_model(ModelConfig(backbone="vit_tiny_patch16_224"), [224, 64])
+        check_model(ModelConfig(backbone="vit_tiny_patch16_224", pretrained=False), [224, 64])
     assert str(caught.value) == (
         "data.image_size: 64 does not fit model.backbone 'vit_tiny_patch16_224' (AssertionError: Input height (64) doesn't match model (224).)"
     )
-    check_model(ModelConfig(backbone="vit_tiny_patch16_224"), [224])
-    check_model(ModelConfig(backbone="test_resnet"), [16, 32, 64])
+    check_model(ModelConfig(backbone="vit_tiny_patch16_224", pretrained=False), [224])
+    check_model(ModelConfig(backbone="test_resnet", pretrained=False), [16, 32, 64])
 
 
 def test_an_unknown_backbone_is_named_with_similar_ones():

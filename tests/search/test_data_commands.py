@@ -4,6 +4,7 @@ import shutil
 import pytest
 
 from search.cli import main
+from tests.conftest import review_scores, write_hotornot
 
 
 def test_synth_then_check_prints_the_summary(tmp_path, capsys):
@@ -26,6 +27,13 @@ def test_check_on_the_real_label_files(scut5500_root, capsys):
     assert "5500 images" in text and "AF 2000, AM 2000, CF 750, CM 750" in text
     # fold 1's class vector and weights, as checked on the real label files
     assert "[23, 1085, 2146, 1125, 21]" in text and "[93.30, 1.98, 1.00, 1.91, 102.19]" in text
+
+
+def test_check_counts_hotornots_classes_by_its_own_intervals(tmp_path, capsys):
+    write_hotornot(tmp_path, review_scores())  # -2 -> 0; -0.5, 0, 0.7 -> 1; 1.2 -> 2; fold 1 tests one each of -2, -0.5, 0, 0.7
+    assert main(["data", "check", "hotornot", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "classes by rule intervals" in text and "fold 1: train 16, test 4 (all 4); train classes [3, 9, 4], weights [3.00, 1.00, 2.25]" in text
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def test_a_filter_narrows_to_the_names_containing_it_and_every_row_is_one_whole_
         path, type_, default, allowed, doc = cells[k.path]
         assert (path, type_, allowed, doc) == (k.path, k.type, k.allowed, k.doc)
     assert cells["train.augment.scale"][1:3] == ["tuple[float, float]", "[1.0, 1.0]"]
-    assert cells["data.root"][1:3] == ["str | None", "null"] and cells["train.augment.hflip"][1:3] == ["bool", "true"]
+    assert cells["data.root"][1:3] == ["str | None", "null"] and cells["train.augment.hflip"][1:3] == ["bool", "false"]
     assert cells["loss"][1:3] == ["section", ""] and cells["data.dataset"][2] == "scut-fbp5500"
 
 

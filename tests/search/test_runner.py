@@ -4,6 +4,7 @@ import optuna
 import pytest
 import yaml
 
+from fbp.data.synthetic import SMALL
 from search.results import ResultsDir, read_table
 from search.runner import run_study
 from search.spec import validate_spec
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.slow  # trains for long or starts Ray: not in the fast 
 
 TINY = {
     "name": "tiny",
-    "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1, 2]},
-    "model": {"backbone": "test_resnet"},
+    "data": {"dataset": "synthetic", "options": SMALL, "image_size": 32, "folds": [1, 2]},
+    "model": {"backbone": "test_resnet", "pretrained": False},
     "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
     "eval": {"batch_size": 64},
     "search": {

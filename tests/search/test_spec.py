@@ -5,14 +5,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fbp.data.synthetic import SMALL
 from search.cli import main
+from tests.conftest import review_scores, write_hotornot
 
 STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
 
 GOOD = {
     "name": "t",
-    "data": {"dataset": "synthetic", "options": {"n": 40, "size": 48}},
-    "model": {"backbone": "test_resnet"},
+    "data": {"dataset": "synthetic", "options": SMALL, "folds": [1, 2]},
+    "model": {"backbone": "test_resnet", "pretrained": False},
     "search": {
         "sampler": "tpe",
         "num_trials": 3,
@@ -159,3 +161,46 @@ def test_the_objective_reads_the_split_it_names(text, on, holdout):
 def test_a_val_objective_with_holdout_switched_off_is_refused():
     raw = {**yaml.safe_load(yaml.safe_dump(GOOD)), "objective": {"metric": "pc", "on": "val"}, "eval": {"holdout": False}}
     assert "eval.holdout: false, but objective.on: val reads the validation parts" in refusal(raw)
+
+
+# --- the discretization, checked on each fold's training split before anything runs ---------
+
+
+def _hotornot_study(tmp_path, loss=None, space=None):
+    root = tmp_path / "hotornot"
+    write_hotornot(root, review_scores())  # the review's z-scores, 4 times: 16 per training split
+    study = {
+        "name": "h",
+        "data": {"dataset": "hotornot", "root": str(root), "protocol": "5split", "image_size": 32},
+        "model": {"backbone": "test_resnet", "pretrained": False},
+        "search": {"num_trials": 2, "space": space or {"loss.alpha": {"float": [0.0, 4.0]}}},
+    }
+    if loss:
+        study["loss"] = loss
+    path = tmp_path / "h.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def test_validate_prints_hotornots_own_discretization_resolved(tmp_path, capsys):
+    study = _hotornot_study(tmp_path)
+    assert main(["validate", str(study)]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out.split("search space of")[0].rsplit("\n", 2)[0])
+    assert printed["loss"]["discretization"]["rule"] == "intervals" and printed["loss"]["discretization"]["edges"] == [-1.0, 1.0]
+
+
+def test_validate_refuses_the_paper_rule_on_hotornots_z_scores(tmp_path, capsys):
+    study = _hotornot_study(tmp_path, loss={"discretization": {"rule": "paper"}})
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert f"{study}: loss.discretization: rule 'paper' (edges [1.5, 2.5, 3.5, 4.5]) on dataset hotornot, fold 1: " in err
+    assert "leaves classes 1, 2, 3, 4 empty and puts 100% in class 0" in err and "counts per class [16, 0, 0, 0, 0]" in err
+    assert "Traceback" not in err
+
+
+def test_validate_checks_every_rule_the_space_can_give(tmp_path, capsys):
+    study = _hotornot_study(tmp_path, space={"loss.discretization.rule": {"choice": ["auto", "round_half_even"]}})
+    assert main(["validate", str(study)]) == 2
+    assert "rule 'round_half_even' (edges [1.5, 2.5, 3.5, 4.5]) on dataset hotornot, fold 1" in capsys.readouterr().err.replace("\n", "")
+    study = _hotornot_study(tmp_path, space={"loss.discretization.rule": {"choice": ["auto", "intervals"]}})
+    assert main(["validate", str(study)]) == 0  # auto and the (resolved) intervals both fit

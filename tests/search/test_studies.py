@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from fbp.data.synthetic import SMALL
 from search.cli import main
 from search.results import read_table
 from search.spec import load_base
@@ -17,7 +18,7 @@ SEARCHED = [p for p in STUDIES if "search" in yaml.safe_load(p.read_text())]
 SINGLE = [p for p in STUDIES if p not in SEARCHED]
 # what `run --smoke` swaps in, as a user would type it
 SMALL = [
-    "data.dataset=synthetic", "data.root=null", "data.options={n: 60, size: 48, seed: 0}", "data.image_size=32", "data.folds=[1, 2]",
+    "data.dataset=synthetic", "data.root=null", f"data.options={SMALL}", "data.image_size=32", "data.folds=[1, 2]",
     "model.backbone=test_resnet", "model.pretrained=false",
     "train.epochs=1", "train.batch_size=16", "train.device=cpu", "train.compile=off", "eval.batch_size=64",
 ]

@@ -3,11 +3,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from fbp.data.synthetic import SMALL
 from search.cli import main
 
 CONFIG = {
-    "data": {"dataset": "synthetic", "options": {"n": 60, "size": 48, "seed": 0}, "image_size": 32, "folds": [1, 2]},
-    "model": {"backbone": "test_resnet"},
+    "data": {"dataset": "synthetic", "options": SMALL, "image_size": 32, "folds": [1, 2]},
+    "model": {"backbone": "test_resnet", "pretrained": False},
     "train": {"epochs": 2, "batch_size": 16},
 }
 

@@ -2,17 +2,12 @@ import pytest
 
 from fbp.data import load_dataset
 from fbp.errors import InputError
-from tests.conftest import write_stand_in_images
+from tests.conftest import write_hotornot
 
 
 def _hotornot(root, n=20):
-    """A HotOrNot-shaped root: n images released as .jpg, listed as .bmp in five splits."""
-    names = [f"face{i:03d}" for i in range(n)]
-    write_stand_in_images(root, [f"{name}.jpg" for name in names])
-    for k in range(5):
-        lines = [f"{name}.bmp,{(i - n / 2) / 5:.3f},{'test' if i % 5 == k else 'train'}" for i, name in enumerate(names)]
-        (root / f"eccv2010_split{k + 1}.csv").write_text("\n".join(lines) + "\n")
-    return names
+    """A HotOrNot-shaped root: n images with z-scores -2.0, -1.8, .., released as .jpg, listed as .bmp in five splits."""
+    return write_hotornot(root, [(i - n / 2) / 5 for i in range(n)])
 
 
 def test_five_official_splits_and_bmp_names_resolve(tmp_path):
