@@ -410,7 +410,9 @@ def _fill_published_code(raw: dict) -> dict:
     for key, value in PUBLISHED_LOSS.items():
         loss.setdefault(key, value)
     published_rule = PUBLISHED_RULE.get(dataset, PUBLISHED_RULE_ELSE)
-    if disc.setdefault("rule", published_rule["rule"]) == published_rule["rule"]:
+    if disc.get("rule", AUTO) == AUTO:  # auto (the default) is unset here: the published rule
+        disc["rule"] = published_rule["rule"]
+    if disc["rule"] == published_rule["rule"]:
         for key, value in published_rule.items():
             disc.setdefault(key, value)
     k = _known_class_count(disc.get("rule"), disc.get("num_classes"), disc.get("edges"))
@@ -423,6 +425,46 @@ def _fill_published_code(raw: dict) -> dict:
     loss["discretization"] = disc
     raw["loss"], raw["eval"] = loss, evaluation
     return raw
+
+
+def _published_code(raw: Any) -> Any:
+    """`published_code: true`: the published code's value of every quirk left unset."""
+    if not isinstance(raw, dict):
+        return raw
+    try:
+        on = TypeAdapter(bool).validate_python(raw.get("published_code", False))
+    except ValidationError:
+        return raw  # the field refuses it, with its path
+    return _fill_published_code(raw) if on else raw
+
+
+def _dataset_discretization(raw: Any) -> Any:
+    """`loss.discretization.rule: auto` (the default) becomes the dataset's own rule and
+    edges, so that the config, study.yaml and `validate` hold the rule a trial trains with."""
+    if not isinstance(raw, dict):
+        return raw
+    data, loss = raw.get("data") or {}, raw.get("loss") or {}
+    dataset = data.dataset if isinstance(data, BaseModel) else data.get("dataset", DataConfig.model_fields["dataset"].default) if isinstance(data, dict) else None
+    if isinstance(loss, BaseModel):
+        loss = loss.model_dump()
+    if not isinstance(loss, dict) or not isinstance(dataset, str):
+        return raw  # the fields' own validation says what is wrong
+    disc = loss.get("discretization") or {}
+    disc = disc.model_dump() if isinstance(disc, BaseModel) else disc
+    if not isinstance(disc, dict) or disc.get("rule", AUTO) != AUTO:
+        return raw
+    from fbp.data import DISCRETIZATION, describe_discretization
+
+    own = DISCRETIZATION.get(dataset)
+    edges = disc.get("edges")
+    if own is None or not (edges is None or isinstance(edges, list | tuple)):
+        return raw  # an unknown dataset or bad edges: the fields' own validation names them
+    if edges is not None and list(edges) != own.get("edges"):
+        raise ValueError(
+            f"loss.discretization: rule auto is {dataset}'s own ({describe_discretization(dataset)}), which takes no edges {edges}; "
+            "set loss.discretization.rule (e.g. intervals) to give edges"
+        )
+    return {**raw, "loss": {**loss, "discretization": {**disc, "rule": own["rule"], "edges": own.get("edges")}}}
 
 
 class TrialConfig(Section):
@@ -450,44 +492,10 @@ class TrialConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _published_code(cls, raw: Any) -> Any:
-        if not isinstance(raw, dict):
-            return raw
-        try:
-            on = TypeAdapter(bool).validate_python(raw.get("published_code", False))
-        except ValidationError:
-            return raw  # the field refuses it, with its path
-        return _fill_published_code(raw) if on else raw
-
-    @model_validator(mode="before")
-    @classmethod
-    def _dataset_discretization(cls, raw: Any) -> Any:
-        """`loss.discretization.rule: auto` (the default) becomes the dataset's own rule and
-        edges, so that the config, study.yaml and `validate` hold the rule a trial trains with."""
-        if not isinstance(raw, dict):
-            return raw
-        data, loss = raw.get("data") or {}, raw.get("loss") or {}
-        dataset = data.dataset if isinstance(data, BaseModel) else data.get("dataset", DataConfig.model_fields["dataset"].default) if isinstance(data, dict) else None
-        if isinstance(loss, BaseModel):
-            loss = loss.model_dump()
-        if not isinstance(loss, dict) or not isinstance(dataset, str):
-            return raw  # the fields' own validation says what is wrong
-        disc = loss.get("discretization") or {}
-        disc = disc.model_dump() if isinstance(disc, BaseModel) else disc
-        if not isinstance(disc, dict) or disc.get("rule", AUTO) != AUTO:
-            return raw
-        from fbp.data import DISCRETIZATION, describe_discretization
-
-        own = DISCRETIZATION.get(dataset)
-        edges = disc.get("edges")
-        if own is None or not (edges is None or isinstance(edges, list | tuple)):
-            return raw  # an unknown dataset or bad edges: the fields' own validation names them
-        if edges is not None and list(edges) != own.get("edges"):
-            raise ValueError(
-                f"loss.discretization: rule auto is {dataset}'s own ({describe_discretization(dataset)}), which takes no edges {edges}; "
-                "set loss.discretization.rule (e.g. intervals) to give edges"
-            )
-        return {**raw, "loss": {**loss, "discretization": {**disc, "rule": own["rule"], "edges": own.get("edges")}}}
+    def _resolve(cls, raw: Any) -> Any:
+        """The config's shorthands made explicit, in this order: `published_code: true` fills
+        the quirks left unset, then `rule: auto` becomes the dataset's own rule."""
+        return _dataset_discretization(_published_code(raw))
 
     @model_validator(mode="after")
     def _heads_need_classes(self) -> TrialConfig:
