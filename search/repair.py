@@ -71,7 +71,7 @@ def _tell_orphans(results: ResultsDir, spec: StudySpec, orphans: set[str]) -> No
         params = params_of(rows.iloc[0])
         match = next((t for t in running if t.params == params), None)
         if match is not None:
-            values = [float(rows[o.metric].mean()) for o in spec.objectives]
+            values = [float(rows[o.key].mean()) for o in spec.objectives]  # what the objective reads: val_pc or pc
             study.tell(match.number, values if len(values) > 1 else values[0])
             running = [t for t in running if t.number != match.number]
 

@@ -161,10 +161,11 @@ def test_a_trial_tune_never_recorded_is_finished_by_resume(local_ray, tmp_path):
     assert (after.groupby("trial_id")["fold"].nunique() == 3).all(), after[["trial_id", "fold"]]
     kept = before.merge(after, on=["trial_id", "fold"], suffixes=("_before", "_after"))
     assert len(kept) == len(before) and (kept["started_at_before"] == kept["started_at_after"]).all()
-    # Optuna: nothing left RUNNING, and each trial's value is the mean PC of its trial's folds
+    # Optuna: nothing left RUNNING, and each trial's value is the mean validation PC of its
+    # folds (what the objective reads; the orphan's is told by resume)
     storage = ResultsDir(results).journal()
     trials = optuna.load_study(study_name="killed", storage=storage).trials
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    mean_pc = after.groupby("param.loss.alpha")["pc"].mean()
+    mean_pc = after.groupby("param.loss.alpha")["val_pc"].mean()
     for t in trials:
         assert t.value == pytest.approx(mean_pc[t.params["loss.alpha"]])
