@@ -77,14 +77,6 @@ def run_command(name: str) -> str:
     return f"fbp-search run {STUDIES_DIR}/{name}.yaml"
 
 
-def published_tables() -> dict[int, Any]:
-    """`fbp.paper.TABLES`: the paper's Tables 1-5 (`PaperTable`), rows in the paper's order."""
-    tables = getattr(paper, "TABLES", None)
-    if not tables:
-        raise InputError("fbp.paper has no TABLES (the paper's Tables 1-5 as data): this version of fbp-search cannot lay out the paper")
-    return tables
-
-
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
@@ -189,7 +181,7 @@ class TableResult:
 
 
 def _published_row(i: int, row) -> dict:
-    return {"source": "published", "row": i, "method": row.method, "reference": getattr(row, "reference", "") or "", "trial_id": "", "status": "",
+    return {"source": "published", "row": i, "method": row.method, "reference": row.citation, "trial_id": "", "status": "",
             **{f"{m}_mean": _float(getattr(row, m, None)) for m in NAMES}, "select": ORACLE}
 
 
@@ -466,7 +458,6 @@ class Paper:
     figure2: Figure2
     ablations: list[AblationResult]
     alpha: float = ALPHA
-    notes: list[str] = field(default_factory=list)
 
     @property
     def missing(self) -> list[StudyResult]:
@@ -486,11 +477,9 @@ def check_root(root: Path) -> None:
 def build_paper(root: Path, alpha: float = ALPHA, cache: bool = True) -> Paper:
     root = Path(root)
     check_root(root)
-    tables = published_tables()
     studies = {name: load_study_result(root, name, cache) for name in STUDIES}
-    built = [build_table(n, tables[n], studies[name], alpha) for n, name in TABLE_STUDIES.items() if n in tables]
-    notes = [f"fbp.paper.TABLES has no Table {n}: {name} is not laid out" for n, name in TABLE_STUDIES.items() if n not in tables]
+    built = [build_table(n, paper.TABLES[n], studies[name], alpha) for n, name in TABLE_STUDIES.items()]
     by_number = {t.number: t for t in built}
-    figure = build_figure2(by_number[FIGURE_TABLE]) if FIGURE_TABLE in by_number else Figure2(None, pd.DataFrame(columns=FIGURE_COLUMNS), why=f"no Table {FIGURE_TABLE} in fbp.paper.TABLES")
+    figure = build_figure2(by_number[FIGURE_TABLE])
     ablations = [build_ablation(studies[name], what) for name, what in ABLATIONS.items()]
-    return Paper(root, studies, built, figure, ablations, alpha, notes)
+    return Paper(root, studies, built, figure, ablations, alpha)

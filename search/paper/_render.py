@@ -310,8 +310,6 @@ def markdown(paper: Paper, parts: list[Block], drawn: set[str]) -> str:
         for name, caption in block.figures:
             if name in drawn:
                 out += [f"![{caption}]({name})", ""]
-    if paper.notes:
-        out += ["## Notes", ""] + [f"- {n}" for n in paper.notes] + [""]
     return "\n".join(out)
 
 
@@ -337,8 +335,6 @@ def latex(paper: Paper, parts: list[Block], drawn: set[str]) -> str:
         for name, caption in block.figures:
             if name in drawn:
                 out += [r"\begin{figure}[htbp]", r"\centering", f"\\includegraphics[width=\\linewidth]{{{name}}}", f"\\caption{{{_tex(caption)}}}", r"\end{figure}", ""]
-    if paper.notes:
-        out += [r"\section*{Notes}", *(_tex(n) + "\n" for n in paper.notes)]
     return "\n".join(out)
 
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from fbp.paper import TABLES
 from search.cli import main
 from search.paper import RUN_ALL, STUDIES, TABLE_STUDIES, run_command
 from search.results import read_table
-from tests.search.paper.published import installed
 from tests.search.report.make_results import T, make_results
 
 LOSSES = ["l1", "mse", "smooth_l1", "smooth_huber", "combo"]
@@ -58,8 +58,7 @@ def write_studies(base: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tables():
-    with installed() as tables:
-        yield tables
+    return TABLES
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +314,7 @@ def test_paper_imports_neither_torch_nor_ray(tmp_path):
     from tests.search.test_cli import imported_by
 
     root = write_studies(tmp_path)
-    code = f"from tests.search.paper.published import install\ninstall()\nfrom search.cli import main\nassert main(['paper', {str(root)!r}]) == 0"
+    code = f"from search.cli import main\nassert main(['paper', {str(root)!r}]) == 0"
     loaded = imported_by(code)
     assert "torch" not in loaded and "ray" not in loaded and "timm" not in loaded, loaded
     assert (root / "paper" / "figure2.png").is_file()
