@@ -93,7 +93,7 @@ class Progress(tune.Callback):
         self.states: dict[str, dict] = {}  # trial_id -> its latest post on the board
         self.errors_seen: set[str] = set()
         self._polled = 0.0
-        self._printed = ("", 0.0)  # without a terminal: the last status printed, and when
+        self._printed: tuple = ((), 0.0)  # without a terminal: the last status's counts printed, and when
 
     def __getstate__(self):
         # Tune pickles its callbacks with the experiment state; a console holds locks.
@@ -104,7 +104,9 @@ class Progress(tune.Callback):
 
     # --- what is shown
 
-    def _status(self, trials) -> str:
+    def _status(self, trials) -> tuple[tuple, str]:
+        """(what the line counts, the line): a line is printed again, without a terminal, when
+        its counts change."""
         states = {"RUNNING": 0, "TERMINATED": 0, "ERROR": 0, "PENDING": 0, "PAUSED": 0}
         pruned, best = 0, None
         for t in trials:
@@ -121,7 +123,8 @@ class Progress(tune.Callback):
         eta = elapsed / finished * (self.num_trials - finished) if finished else float("nan")
         best_text = f"{best[0]:.4f} ({best[1]})" if best else "-"
         left = f"~{eta:.0f} s left" if not math.isnan(eta) else "? left"
-        return (
+        counts = (finished, states["RUNNING"], pruned, states["ERROR"])
+        return counts, (
             f"trials {finished}/{self.num_trials} · running {states['RUNNING']} · done {states['TERMINATED'] - pruned}"
             f" · pruned {pruned} · failed {states['ERROR']} · best {self.metric} {best_text} · {elapsed:.0f} s elapsed, {left}"
         )
@@ -153,13 +156,12 @@ class Progress(tune.Callback):
     def on_step_end(self, iteration, trials, **info):
         self.max_running = max(self.max_running, sum(t.status == "RUNNING" for t in trials))
         self._poll()
-        status = self._status(trials)
+        counts, status = self._status(trials)
         if not self.console.is_terminal:
             previous, when = self._printed
-            changed = status.split(" · best")[0] != previous.split(" · best")[0]
-            if changed or (time.monotonic() - when > self.quiet_seconds and self.states):
+            if counts != previous or (time.monotonic() - when > self.quiet_seconds and self.states):
                 self.console.print(" · ".join([status, *[line.strip() for line in self._running(trials)]]))
-                self._printed = (status, time.monotonic())
+                self._printed = (counts, time.monotonic())
             return
         panel = Group(Text(status), *(Text(line) for line in self._running(trials)))
         if self.live is None:
@@ -192,9 +194,10 @@ class Progress(tune.Callback):
 
     def on_experiment_end(self, trials, **info):
         self._poll(force=True)
+        counts, status = self._status(trials)
         if self.live is not None:
-            self.live.update(Text(self._status(trials)))
+            self.live.update(Text(status))
             self.live.stop()
             self.live = None
-        elif not self.console.is_terminal and self._status(trials) != self._printed[0]:
-            self.console.print(self._status(trials))
+        elif not self.console.is_terminal and counts != self._printed[0]:
+            self.console.print(status)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from fbp.errors import InputError
 from search.board import board_name, close_board, open_board
 from search.cluster import start_ray
 from search.console import command_console
@@ -165,3 +166,135 @@ def _board(name: str):
         yield handle
     finally:
         close_board(name)
+
+
+# --- several studies as one run (search.studyset) --------------------------------------------
+
+
+def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
+            console: Console | None = None, storage: str | None = None) -> dict:
+    """Run studies together in one Ray Tune run that shares the cluster; each writes its own
+    results directory under `root`. Returns {"interrupted": bool, "studies": {name: outcome}}."""
+    import optuna
+    from ray import tune
+
+    from search.callbacks import ParquetWriter
+    from search.studyset import Member, MultiScheduler, MultiSearcher, RoutedCallback, SetProgress, record_set, trainable
+    from search.trainable import StudyContext
+    from search.tuner import scheduler, searcher
+
+    console = console or command_console()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    names = [spec.name for spec, _ in studies]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"{', '.join(twice)}: two studies of the set have this name; each needs its own results directory")
+    root_dir = ResultsDir(root)
+    if root_dir.path.exists() and not root_dir.path.is_dir():
+        raise InputError(f"--results {root}: is a file, not a directory; choose a directory")
+    members, sources, claims = {}, {}, {}
+    for spec, source in studies:  # every study checked before anything is written
+        spec = with_absolute_paths(spec, Path.cwd())
+        study = resolved(spec)
+        study["spec_hash"] = digest = spec_hash(study)
+        results = ResultsDir(root_dir.path / spec.name)
+        results.check(digest, resume)
+        fold_numbers = preflight(spec, source)
+        absolute = ResultsDir(results.path.resolve())
+        members[spec.name] = Member(spec, StudyContext(spec.name, digest, str(absolute.path), board_name(digest)), absolute, tuple(fold_numbers))
+        sources[spec.name], claims[spec.name] = source, study
+    set_digest = spec_hash({n: m.context.spec_hash for n, m in members.items()})
+    location = root_dir.tune_location(storage, f"set-{set_digest}")
+    for m in members.values():
+        start_ray(address, m.spec)
+    for name, m in members.items():
+        m.results.claim(claims[name])
+    record_set(root_dir.path, members, sources)
+    root_dir.record_tune_location(*location)
+    console.print(f"{len(members)} studies in one run, results under {root}: " + ", ".join(f"{n} ({m.spec.search.num_trials} trials)" for n, m in members.items()))
+
+    limits = {n: m.spec.search.num_trials for n, m in members.items()}
+    concurrent = [m.spec.resources.max_concurrent for m in members.values()]
+    tuner = tune.Tuner(
+        trainable(members),
+        tune_config=tune.TuneConfig(
+            search_alg=MultiSearcher({n: searcher(m.spec, m.results, len(m.fold_numbers)) for n, m in members.items()}, limits),
+            scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True) for n, m in members.items()}),
+            num_samples=sum(limits.values()),
+            max_concurrent_trials=None if 0 in concurrent else sum(concurrent),
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=location[1], storage_path=location[0],
+            callbacks=[RoutedCallback({n: ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space)) for n, m in members.items()}),
+                       SetProgress(console, members)],
+            verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        ),
+    )
+    grid, interrupted = _fit_set(tuner, root_dir, members)
+    return _finish_set(grid, members, interrupted)
+
+
+def resume_set(root: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None) -> dict:
+    """Continue a set whose driver stopped: its one Tune run restored, then each study mended
+    as a single study's resume mends it."""
+    from types import SimpleNamespace
+
+    from ray import tune
+
+    from search.repair import repair
+    from search.studyset import STUDY_KEY, Member, read_set, trainable
+    from search.trainable import StudyContext
+
+    root_dir = ResultsDir(root)
+    members = {}
+    for name in read_set(root_dir.path):
+        results = ResultsDir((root_dir.path / name).resolve())
+        spec, digest = results.load_spec()
+        fold_numbers = preflight(spec, str(results / results.STUDY))
+        members[name] = Member(spec, StudyContext(name, digest, str(results.path), board_name(digest)), results, tuple(fold_numbers))
+    state = root_dir.tune_state()
+    if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
+        studies = [(m.spec, str(m.results / m.results.STUDY)) for m in members.values()]
+        return run_set(studies, root_dir.path, address, resume=True, max_failures=max_failures, console=console, storage=root_dir.tune_storage())
+    for m in members.values():
+        start_ray(address, m.spec)
+    tuner = tune.Tuner.restore(state, trainable=trainable(members), resume_unfinished=True, resume_errored=False)
+    grid, interrupted = _fit_set(tuner, root_dir, members)
+    if interrupted:
+        return _finish_set(grid, members, True)
+    retrained = 0
+    for name, m in members.items():  # each study's own results, as `resume` mends a single one
+        own = [SimpleNamespace(config={k: v for k, v in r.config.items() if k != STUDY_KEY}, metrics=r.metrics, checkpoint=r.checkpoint)
+               for r in grid if (r.config or {}).get(STUDY_KEY) == name]
+        retrained += repair(own, m.results, m.spec, m.context, list(m.fold_numbers))
+    return {**_finish_set(grid, members, False), "retrained": retrained}
+
+
+def _fit_set(tuner, root: ResultsDir, members: dict) -> tuple:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        interrupted = stack.enter_context(_ctrl_c())
+        stack.enter_context(_tune_logs(root))
+        for m in members.values():
+            stack.enter_context(_board(m.context.board))
+        grid = tuner.fit()
+    return grid, interrupted.is_set()
+
+
+def _finish_set(grid, members: dict, interrupted: bool) -> dict:
+    """Each study finished as a single study is (its journal's orphans failed, its folds table
+    compacted), and what each came to."""
+    import optuna
+
+    outcomes = {}
+    for name, m in members.items():
+        metric = m.spec.objectives[0].key
+        if not interrupted:
+            study = optuna.load_study(study_name=m.spec.name, storage=m.results.journal())
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            m.results.compact("folds")
+        outcomes[name] = {"study": study_outcome(m.results, len(m.fold_numbers), metric), "metric": metric, "results": m.results}
+    return {"interrupted": interrupted, "studies": outcomes, "errors": grid.num_errors}

@@ -46,12 +46,14 @@ def searcher(spec: StudySpec, results: ResultsDir, num_folds: int) -> StudySearc
     )
 
 
-def scheduler(spec: StudySpec, num_folds: int) -> TrialScheduler:
+def scheduler(spec: StudySpec, num_folds: int, own_metric: bool = False) -> TrialScheduler:
+    """ASHA with folds as its rungs (or none). `own_metric`: it ranks by the study's first
+    objective itself (in a set, where Tune is told no metric); alone, Tune tells it."""
     if spec.scheduler.name != "asha" or num_folds < 2:
         return FIFOScheduler()
     first = spec.objectives[0]
     # folds are the rungs; with several objectives ASHA ranks by the first
-    multi = {"metric": first.key, "mode": first.direction} if len(spec.objectives) > 1 else {}
+    multi = {"metric": first.key, "mode": first.direction} if len(spec.objectives) > 1 or own_metric else {}
     return ASHAScheduler(
         time_attr="folds_done",
         max_t=num_folds,

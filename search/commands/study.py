@@ -64,24 +64,46 @@ def smoke(raw: dict) -> dict:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("study", type=Path, help="study YAML, e.g. studies/quickstart.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help="override a dotted path of the study, e.g. train.epochs=2 (repeatable)")
+    parser.add_argument("studies", type=Path, nargs="+", metavar="STUDY", help="study YAML files, or directories of them (every *.yaml below), e.g. studies/quickstart.yaml or studies/paper/")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help="override a dotted path of every study, e.g. train.epochs=2 (repeatable)")
     parser.add_argument("--smoke", action="store_true", help="tiny synthetic data and model, 1 epoch, 2 folds, 2 trials: checks the study runs end to end")
 
 
-def load(args: argparse.Namespace) -> StudySpec:
+def study_files(paths: list[Path]) -> list[Path]:
+    """The study files the arguments name: files as given, directories by their *.yaml files."""
+    from fbp.errors import InputError
+
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.rglob("*.yaml"))
+            if not found:
+                raise InputError(f"{path}: a directory with no study file (*.yaml) in it")
+            files += found
+        else:
+            files.append(path)  # read_yaml names a missing one
+    return files
+
+
+def load(path: Path, args: argparse.Namespace) -> StudySpec:
     from fbp.config import apply_overrides, read_yaml
     from search.spec import validate_spec, with_absolute_paths
 
-    raw = read_yaml(args.study)
+    raw = read_yaml(path)
     if args.smoke:
         raw = smoke(raw)
-    spec = validate_spec(apply_overrides(raw, args.overrides), str(args.study))
+    spec = validate_spec(apply_overrides(raw, args.overrides), str(path))
     # relative paths mean the directory the command runs from; trials run elsewhere
     return with_absolute_paths(spec, Path.cwd())
 
 
 def validate_command(args: argparse.Namespace) -> int:
+    for path in study_files(args.studies):
+        _validate(path, args)
+    return 0
+
+
+def _validate(path: Path, args: argparse.Namespace) -> None:
     import yaml
     from rich.table import Table
 
@@ -89,33 +111,45 @@ def validate_command(args: argparse.Namespace) -> int:
     from search.space import SearchSpace, describe
     from search.spec import resolved
 
-    spec = load(args)
-    preflight(spec, str(args.study), offline=args.offline)
+    spec = load(path, args)
+    preflight(spec, str(path), offline=args.offline)
     console = command_console()
     console.print(yaml.safe_dump(resolved(spec), sort_keys=False).rstrip())
     if not spec.search.space:
-        console.print(f"one configuration, no search: train it here with fbp-search train {args.study}, or as one trial on Ray with fbp-search run {args.study}")
-        return 0
+        console.print(f"one configuration, no search: train it here with fbp-search train {path}, or as one trial on Ray with fbp-search run {path}")
+        return
     table = Table(title=f"search space of {spec.name}: sampler {spec.search.sampler}, {spec.search.num_trials} trials")
     for column in ("path", "distribution", "when"):
         table.add_column(column)
     space = SearchSpace.of(spec)
-    for path, distribution in space.distributions.items():
-        when = space.conditions.get(path, {})
-        table.add_row(path, describe(distribution), ", ".join(f"{k} in {v}" for k, v in when.items()))
+    for dotted, distribution in space.distributions.items():
+        when = space.conditions.get(dotted, {})
+        table.add_row(dotted, describe(distribution), ", ".join(f"{k} in {v}" for k, v in when.items()))
     console.print(table)
     console.print(f"objective: {', '.join(f'{o.direction} {o.metric} on {o.on}' for o in spec.objectives)}; baseline points: {len(spec.search.baseline)}")
-    return 0
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from search.runner import run_study
+    """One study file: that study. A directory or several files: a set, run together (search.studyset)."""
+    from fbp.errors import InputError
 
-    spec = load(args)
-    results = args.results or Path("results") / (spec.name + ("-smoke" if args.smoke else ""))
+    files = study_files(args.studies)
     console = command_console()
-    outcome = run_study(spec, str(args.study), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage)
-    return _closing(outcome, results, console)
+    suffix = "-smoke" if args.smoke else ""
+    if len(files) == 1 and not args.studies[0].is_dir():
+        from search.runner import run_study
+
+        spec = load(files[0], args)
+        results = args.results or Path("results") / (spec.name + suffix)
+        outcome = run_study(spec, str(files[0]), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage)
+        return _closing(outcome, results, console)
+    from search.runner import run_set
+
+    if args.results is None and not (len(args.studies) == 1 and args.studies[0].is_dir()):
+        raise InputError("--results: several study files run as one set need a results root; each study writes RESULTS/<study name>")
+    root = args.results or Path("results") / (args.studies[0].resolve().name + suffix)
+    studies = [(load(path, args), str(path)) for path in files]
+    return _closing_set(run_set(studies, root, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage), root, console)
 
 
 def _closing(outcome: dict, results: Path, console: Console) -> int:
@@ -133,9 +167,35 @@ def _closing(outcome: dict, results: Path, console: Console) -> int:
     return 0 if outcome["study"].complete else 1
 
 
+def _closing_set(outcome: dict, root: Path, console: Console) -> int:
+    """Each study's closing lines under its name; exit code 1 when a study completed no trial."""
+    from search.outcome import closing_lines
+
+    if outcome["interrupted"]:
+        console.print(f"interrupted: every completed fold is saved. Continue with: fbp-search resume {root}")
+        return 130
+    if outcome.get("retrained"):
+        console.print(f"{outcome['retrained']} folds whose rows were missing trained again")
+    empty = []
+    for name, own in outcome["studies"].items():
+        for line in closing_lines(own["study"], own["results"], own["metric"]):
+            console.print(f"{name}: {line}")
+        if not own["study"].complete:
+            empty.append(name)
+    if empty:
+        console.print(f"{len(empty)} of {len(outcome['studies'])} studies completed no trial: {', '.join(empty)}")
+        return 1
+    console.print(f"all {len(outcome['studies'])} studies finished. Next: fbp-search paper {root}, or fbp-search report {root}/<study>")
+    return 0
+
+
 def resume_command(args: argparse.Namespace) -> int:
-    from search.runner import resume_study
+    from search.runner import resume_set, resume_study
+    from search.studyset import SET
 
     console = command_console()
+    if (args.results / SET).is_file():
+        console.print(f"resuming the set of studies in {args.results}")
+        return _closing_set(resume_set(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)
     console.print(f"resuming the study in {args.results}")
     return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)

@@ -349,7 +349,9 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
         level = study.fixed(path) if path else None
         rows.append(ours(level, ok.index[0], len(ok)))
 
-    published = paper.published(study.dataset or "", study.protocol or "")
+    # the paper's rows first, so that a level meets its paper figure before the README's
+    where = (study.dataset or "", study.protocol or "")
+    published = [*paper.published(*where), *paper.published(*where, source="readme")]
     if study.dataset and not published:
         _note(notes, f"no published ComboLoss figures for dataset {study.dataset}, protocol {study.protocol}: the paper reports scut-fbp5500 (5fold, 60-40), scut-fbp (5fold) and hotornot (5split)")
     placed: set[int] = set()
@@ -376,9 +378,9 @@ def _parse(text: str) -> Any:
 
 def _published_row(p: paper.PublishedRow, level: str) -> dict:
     return {
-        "source": "published", "level": level, "method": p.method, "trial_id": "", "trials": np.nan,
+        "source": "published", "level": level, "method": f"{p.where}: {p.name}", "trial_id": "", "trials": np.nan,
         "mae_mean": p.mae, "mae_std": np.nan, "rmse_mean": p.rmse, "rmse_std": np.nan, "pc_mean": p.pc, "pc_std": np.nan,
-        "select": paper.EPOCH_SELECTION, "reference": f"{p.table}; {p.source}",
+        "select": paper.EPOCH_SELECTION, "reference": p.citation,
     }
 
 

@@ -9,7 +9,10 @@ Without the newer options the directory is laid out as before objective.on and t
 existed: no `on` in study.yaml, no val_* metrics, one run per fold and no seed in epochs or
 predictions. `on` writes objective.on; `holdout` (default: on == "val") adds the val_* metrics of
 a validation part drawn with each trial's `val_noise`; `repeats` runs every fold once per seed
-0..repeats-1, with the seed in every table.
+0..repeats-1, with the seed in every table. `test_share` with k = 1 tests only that share of the
+images (one split, as SCUT-FBP5500's 60-40), the rest only ever trains. `data_root` is recorded
+as data.root; with `stand_in_images` a SCUT-FBP5500 layout is written there (All_labels.txt with
+the true scores, a small JPEG per image, named as SCUT-FBP5500 names them: AF1.jpg, AM2.jpg, ...).
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ def make_results(
     on: str | None = None,
     holdout: bool | None = None,
     repeats: int | None = None,
+    test_share: float = 1.0,
+    data_root: Path | None = None,
+    stand_in_images: bool = False,
 ) -> Path:
     space = SPACE if space is None else space
     holdout = on == "val" if holdout is None else holdout
@@ -80,7 +86,7 @@ def make_results(
     root.mkdir(parents=True, exist_ok=True)
     study = {
         "name": name,
-        "data": {"dataset": dataset, "protocol": protocol, "folds": None},
+        "data": {"dataset": dataset, "protocol": protocol, "folds": None, **({"root": str(data_root)} if data_root is not None else {})},
         "model": {"backbone": "seresnext50_32x4d"},
         "loss": {"name": "combo", "alpha": 2.0, "beta": 1.0, "gamma": 1.0},
         "train": {"epochs": epochs, "seed": 0, **({"repeats": repeats} if repeats else {})},
@@ -92,10 +98,14 @@ def make_results(
     (root / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
 
     rng = np.random.default_rng(seed)
-    images = [f"img{i:04d}.jpg" for i in range(n_images)]
-    y_true = np.round(rng.uniform(1.2, 4.8, n_images), 4)
     subsets = np.array([SUBSETS[i % 4] for i in range(n_images)])
+    images = [f"{subsets[i]}{i + 1}.jpg" if stand_in_images else f"img{i:04d}.jpg" for i in range(n_images)]
+    y_true = np.round(rng.uniform(1.2, 4.8, n_images), 4)
     fold_of = np.arange(n_images) % k + 1  # image i is tested in fold fold_of[i]
+    if k == 1 and test_share < 1:  # one split: the other images only ever train (fold 0, never tested)
+        fold_of = np.where(np.arange(n_images) % 5 < round(5 * test_share), 1, 0)
+    if stand_in_images:
+        write_dataset_root(Path(data_root), images, y_true)
 
     # test_* metrics only at the epochs fbp.kfold evaluates (every eval_every-th and the last)
     evaluated = np.array([e % eval_every == 0 or e == epochs for e in range(1, epochs + 1)])
@@ -151,6 +161,17 @@ def make_results(
     if journal:
         write_journal(root, name, trials, space, k, "val_pc" if on == "val" else "pc")
     return root
+
+
+def write_dataset_root(root: Path, images: list[str], scores: np.ndarray, side: int = 32) -> None:
+    """A SCUT-FBP5500 layout that `fbp.data.load_dataset` reads: the labels, and a flat-colour
+    JPEG per image (tests.conftest's stand-ins)."""
+    from tests.conftest import write_stand_in_images
+
+    labels = root / "train_test_files" / "All_labels.txt"
+    labels.parent.mkdir(parents=True, exist_ok=True)
+    labels.write_text("".join(f"{name} {score:.4f}\n" for name, score in zip(images, scores)))
+    write_stand_in_images(root / "Images", images, side=side)
 
 
 def write_journal(root: Path, name: str, trials: list[T], space: dict, k: int, key: str = "pc") -> None:

@@ -153,10 +153,12 @@ def test_paper_table_puts_published_rows_beside_ours(standard):
     assert list(ours["level"]) == ["combo", "l1", "mse"]
     assert list(ours["trial_id"]) == ["tr_00003", "tr_00004", "tr_00002"]
     published = t[t["source"] == "published"]
-    assert len(published) == len(paper.published("scut-fbp5500", "5fold"))
-    combo = published[published["method"] == "ComboLoss, SEResNeXt50"].iloc[0]
+    assert len(published) == len(paper.published("scut-fbp5500", "5fold")) + len(paper.published("scut-fbp5500", "5fold", source="readme"))
+    combo = published[published["method"] == "Table 3: ComboLoss (Ours)"].iloc[0]
     assert (combo["mae_mean"], combo["rmse_mean"], combo["pc_mean"]) == (0.2050, 0.2704, 0.9199)
-    assert t.index[t["method"] == "ComboLoss, SEResNeXt50"][0] == t.index[t["level"] == "combo"][0] + 1  # right under our combo row
+    assert combo["reference"] == f"{paper.PAPER}, Table 3"
+    assert t.index[t["method"] == "Table 3: ComboLoss (Ours)"][0] == t.index[t["level"] == "combo"][0] + 1  # right under our combo row
+    assert "Table 3: ResNeXt-50 [16]" in set(published["method"])
     assert "Published figures, not ours" in (standard / "report" / "tables.md").read_text()
 
 
@@ -166,7 +168,7 @@ def test_published_data():
     assert [(r.mae, r.rmse, r.pc) for r in combo] == [(0.2050, 0.2704, 0.9199)]
     assert paper.published("synthetic", "5fold") == []
     for r in paper.ROWS:
-        assert 0 < r.pc < 1 and r.source
+        assert 0 < r.pc < 1 and r.source in ("paper", "readme")
 
 
 # --- marks, counts, files -----------------------------------------------------------------------

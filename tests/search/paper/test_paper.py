@@ -1,0 +1,321 @@
+"""`fbp-search paper RESULTS_ROOT`: the paper's tables, Figure 2 and ablations in one document.
+Every number checked here is recomputed from the results directories' Parquet tables with pandas
+and scipy; the studies not run are listed with their commands; the document imports neither
+torch nor Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from fbp.paper import TABLES
+from search.cli import main
+from search.paper import RUN_ALL, STUDIES, TABLE_STUDIES, run_command
+from search.results import read_table
+from tests.search.report.make_results import T, make_results
+
+LOSSES = ["l1", "mse", "smooth_l1", "smooth_huber", "combo"]
+LOSS_NOISE = {"l1": 0.36, "mse": 0.40, "smooth_l1": 0.22, "smooth_huber": 0.34, "combo": 0.28}  # smooth_l1 beats combo: the ordering fails there
+BACKBONES = ["resnet18", "seresnext50_32x4d"]
+RUN = ["table1_scut_fbp", "table3_scut_fbp5500", "table4_losses", "table5_backbones", "ablation_weighted_ce", "ablation_schedule", "readme_alpha_beta"]
+NOT_RUN = sorted(set(STUDIES) - set(RUN))
+
+
+def write_studies(base: Path) -> Path:
+    """Seven of the paper's studies, as the runner writes them; table2_hotornot, an ablation and
+    joint_search missing."""
+    root = base / "results"
+    # Table 1: one configuration, each fold's epoch chosen on its test fold (as upstream)
+    make_results(root / "table1_scut_fbp", [T("scutfbp_combo", {}, select="test_oracle")], space={}, k=5, n_images=40,
+                 dataset="scut-fbp", name="table1_scut_fbp", repeats=2, journal=False)
+    # Table 3: one configuration, three seeds, the faces at data.root
+    make_results(root / "table3_scut_fbp5500", [T("fbp5500_combo", {}, noise=0.3)], space={}, k=5, n_images=60, name="table3_scut_fbp5500",
+                 repeats=3, journal=False, data_root=base / "SCUT-FBP5500_v2", stand_in_images=True)
+    # Table 4: a grid over the losses on the 60-40 split, four seeds, chosen on validation parts
+    make_results(root / "table4_losses", [T(f"loss_{n}", {"loss.name": n}, noise=LOSS_NOISE[n]) for n in LOSSES], space={"loss.name": {"choice": LOSSES}},
+                 k=1, test_share=0.4, protocol="60-40", n_images=80, name="table4_losses", on="val", repeats=4, journal=False)
+    # Table 5: backbone x loss, run under 5 folds (the paper: 60-40) and searched on the test folds
+    trials = [T(f"{b[:8]}_{loss}", {"model.backbone": b, "loss.name": loss}, noise=0.25 + 0.05 * (b == "resnet18") + 0.04 * (loss == "mse")) for b in BACKBONES for loss in ("mse", "combo")]
+    make_results(root / "table5_backbones", trials, space={"model.backbone": {"choice": BACKBONES}, "loss.name": {"choice": ["mse", "combo"]}},
+                 k=5, n_images=40, name="table5_backbones", on="test", journal=False)
+    # ablations: the weighted cross-entropy against its baseline; schedule x lr
+    make_results(root / "ablation_weighted_ce", [T("ce_weighted", {"loss.ce_weighted": True}, noise=0.30), T("ce_plain", {"loss.ce_weighted": False}, noise=0.33)],
+                 space={"loss.ce_weighted": {"choice": [True, False]}}, baseline={"loss.ce_weighted": True}, k=1, test_share=0.4, protocol="60-40",
+                 n_images=60, name="ablation_weighted_ce", on="val", repeats=3, journal=False)
+    schedule = [T(f"{s}_{lr}", {"train.schedule.name": s, "train.lr": lr}, noise=0.28 + 0.03 * (s == "cosine") + 0.02 * (lr == 0.001)) for s in ("step", "cosine") for lr in (0.01, 0.001)]
+    make_results(root / "ablation_schedule", schedule, space={"train.schedule.name": {"choice": ["step", "cosine"]}, "train.lr": {"choice": [0.01, 0.001]}},
+                 baseline={"train.schedule.name": "step", "train.lr": 0.01}, k=1, test_share=0.4, protocol="60-40", n_images=60,
+                 name="ablation_schedule", on="val", repeats=3, journal=False)
+    # the README's weights: two points, chosen on validation parts
+    make_results(root / "readme_alpha_beta", [T("a2_b1", {"loss.alpha": 2.0}, noise=0.3, val_noise=0.3), T("a1_b1", {"loss.alpha": 1.0}, noise=0.3, val_noise=0.5)],
+                 space={"loss.alpha": {"choice": [2.0, 1.0]}}, k=1, test_share=0.4, protocol="60-40", n_images=40, name="readme_alpha_beta", on="val", journal=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return TABLES
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, tables):
+    root = write_studies(tmp_path_factory.mktemp("paper"))
+    assert main(["paper", str(root)]) == 0
+    return root
+
+
+def section(md: str, heading: str) -> str:
+    """The text of the document from `heading` to the next heading of its level or above."""
+    start = md.index(heading)
+    level = heading.split(" ")[0]
+    rest = md[start + len(heading):]
+    ends = [i for i in (rest.find("\n## "), rest.find(f"\n{level} ")) if i >= 0]
+    return heading + (rest[: min(ends)] if ends else rest)
+
+
+def complete_folds(root: Path, study: str) -> pd.DataFrame:
+    folds = read_table(root / study, "folds")
+    return folds[folds["status"] == "COMPLETE"]
+
+
+def trial_of(folds: pd.DataFrame, config: dict) -> str:
+    """The one trial whose searched params match `config` (paths the study did not search are
+    its fixed config: every trial has them)."""
+    mask = pd.Series(True, index=folds.index)
+    for path, value in config.items():
+        if f"param.{path}" in folds.columns:
+            mask &= folds[f"param.{path}"].astype(str) == str(value)
+    trials = folds.loc[mask, "trial_id"].unique()
+    assert len(trials) == 1, (config, trials)
+    return trials[0]
+
+
+def csv(root: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(root / "paper" / f"{name}.csv", keep_default_na=True)
+
+
+def combo_index(table) -> int:
+    return max(i for i, r in enumerate(table.rows) if r.config.get("loss.name") == "combo" and r.config.get("model.backbone", "seresnext50_32x4d") == "seresnext50_32x4d")
+
+
+# --- what is run and what is not ----------------------------------------------------------------
+
+
+def test_the_studies_not_run_are_listed_with_the_commands_that_run_them(root, tables):
+    md = (root / "paper" / "paper.md").read_text()
+    studies = csv(root, "studies").set_index("study")
+    assert list(studies.index) == list(STUDIES)
+    for name in NOT_RUN:
+        assert studies.at[name, "state"] == "missing"
+        assert studies.at[name, "command"] == run_command(name) == f"fbp-search run studies/paper/{name}.yaml"
+        assert run_command(name) in md
+    assert (studies.loc[RUN, "state"] == "ok").all()
+    assert f"`{RUN_ALL}` runs them all" in md and RUN_ALL == "fbp-search run studies/paper/"
+    # a table not run: its published rows alone, and its command
+    table2 = section(md, "## Table 2.")
+    assert "Not run yet" in table2 and f"`{run_command('table2_hotornot')}`" in table2
+    assert csv(root, "table2")["source"].tolist() == ["published"] * len(tables[2].rows)
+    assert f"Run it with `{run_command('ablation_discretization')}`" in section(md, "### ablation_discretization")
+    assert not (root / "paper" / "ablation_discretization.png").exists()
+
+
+# --- Tables 1-5 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", [1, 3, 4, 5])
+def test_our_rows_are_mean_and_std_over_folds_and_seeds_of_the_matching_trial(root, tables, number):
+    table, study = tables[number], TABLE_STUDIES[number]
+    frame = csv(root, f"table{number}")
+    published = frame[frame["source"] == "published"]
+    assert published["method"].tolist() == [r.method for r in table.rows]  # the paper's rows, in its order, first
+    assert published.index.max() < frame[frame["source"] == "ours"].index.min()
+    folds = complete_folds(root, study)
+    ours = frame[frame["source"] == "ours"]
+    assert len(ours) == sum(bool(r.config) for r in table.rows)
+    for _, r in ours.iterrows():
+        trial = trial_of(folds, table.rows[int(r["row"])].config)
+        runs = folds[folds["trial_id"] == trial]
+        assert r["trial_id"] == trial and r["runs"] == len(runs) == runs["fold"].nunique() * runs["seed"].nunique()
+        for m in ("mae", "rmse", "pc"):
+            values = runs[m].to_numpy(np.float64)
+            assert r[f"{m}_mean"] == pytest.approx(values.mean(), abs=1e-12)
+            assert r[f"{m}_std"] == pytest.approx(values.std(ddof=1), abs=1e-12)
+
+
+@pytest.mark.parametrize("number", [1, 3, 4, 5])
+def test_the_difference_is_ours_minus_the_papers_figure(root, tables, number):
+    table = tables[number]
+    ours = csv(root, f"table{number}").query("source == 'ours'")
+    for _, r in ours.iterrows():
+        row = table.rows[int(r["row"])]
+        for m in ("mae", "rmse", "pc"):
+            figure = getattr(row, m)
+            if figure is None:
+                assert np.isnan(r[f"d_{m}"])
+            else:
+                assert r[f"d_{m}"] == pytest.approx(r[f"{m}_mean"] - figure, abs=1e-12)
+    # beside the paper's ComboLoss figure: Table 3's row in the document
+    combo = ours[ours["row"] == combo_index(table)].iloc[0]
+    paper_pc = table.rows[combo_index(table)].pc
+    md = section((root / "paper" / "paper.md").read_text(), f"## Table {number}.")
+    line = next(x for x in md.splitlines() if x.startswith("| ours") and combo["trial_id"] in x)
+    assert f"| {combo['pc_mean'] - paper_pc:+.4f} |" in line
+    assert f"{combo['pc_mean']:.4f} ± {combo['pc_std']:.4f}" in line
+
+
+def test_table4_ordering_is_recomputed_with_scipy_on_the_pairs(root, tables):
+    table = tables[4]
+    folds = complete_folds(root, "table4_losses")
+    combo = trial_of(folds, table.rows[combo_index(table)].config)
+    ordering = csv(root, "table4_ordering")
+    assert len(ordering) == len(table.rows) - 1
+    a = folds[folds["trial_id"] == combo].set_index(["fold", "seed"])
+    verdicts = {}
+    for _, r in ordering.iterrows():
+        other = trial_of(folds, table.rows[int(r["row"])].config)
+        b = folds[folds["trial_id"] == other].set_index(["fold", "seed"])
+        shared = a.index.intersection(b.index)
+        assert r["trial_id"] == other and r["combo_trial"] == combo and r["k"] == len(shared) == 4
+        for m, better in (("pc", np.greater), ("mae", np.less), ("rmse", np.less)):
+            x, y = a.loc[shared, m].to_numpy(), b.loc[shared, m].to_numpy()
+            assert r[f"d_{m}"] == pytest.approx((x - y).mean(), abs=1e-12)
+            assert r[f"t_p_{m}"] == pytest.approx(stats.ttest_rel(x, y).pvalue, rel=1e-9)
+            assert r[f"wilcoxon_p_{m}"] == pytest.approx(stats.wilcoxon(x - y).pvalue, rel=1e-9)
+            assert bool(r[f"supports_{m}"]) == bool(better((x - y).mean(), 0))
+            assert bool(r[f"significant_{m}"]) == (stats.ttest_rel(x, y).pvalue < 0.05)
+        verdicts[table.rows[int(r["row"])].config["loss.name"]] = bool(r["supports_pc"])
+    # as drawn: smooth_l1 predicts better than combo here, every other loss worse
+    assert verdicts == {"l1": True, "mse": True, "smooth_l1": False, "smooth_huber": True}
+    md = section((root / "paper" / "paper.md").read_text(), "### Table 4: does ours support")
+    line = next(x for x in md.splitlines() if x.startswith(f"| {table.rows[2].method} |"))
+    assert "contradicts" in line
+    assert "support the ordering for 3 of 4 rows" in md
+
+
+# --- selection and protocol ---------------------------------------------------------------------
+
+
+def test_test_oracle_selection_and_another_protocol_are_said(root):
+    md = (root / "paper" / "paper.md").read_text()
+    table1 = section(md, "## Table 1.")
+    assert "| ours† |" in table1 and "eval.select = test_oracle: each fold's epoch was chosen on its test fold" in table1
+    assert csv(root, "table1").query("source == 'ours'")["select"].tolist() == ["test_oracle"]
+    table3 = section(md, "## Table 3.")
+    assert "Another selection than the paper's: our figures are eval.select = last" in table3
+    assert "upstream code, which chose each fold's epoch on its test fold" in table3
+    table5 = section(md, "## Table 5.")
+    assert "Run under protocol 5fold, not the paper's 60-40" in table5
+    assert "objective read the test folds" in table5
+    assert "protocol" not in section(md, "## Table 4.").split("- ‡")[1]  # Table 4 ran the paper's 60-40
+
+
+# --- Figure 2 -----------------------------------------------------------------------------------
+
+
+def stand_in_share(png: Path) -> float:
+    """The share of the figure's pixels in the stand-in faces' colours (R, G small, B 128)."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return float(((r < 80) & (g < 20) & (abs(b - 128) < 20)).mean())
+
+
+def test_figure2_shows_the_6_best_and_6_worst_faces(root):
+    predictions = read_table(root / "table3_scut_fbp5500", "predictions")
+    per = predictions.groupby("image").agg(y_true=("y_true", "mean"), y_pred=("y_pred", "mean"), seeds=("seed", "nunique"))
+    assert (per["seeds"] == 3).all()
+    error = (per["y_pred"] - per["y_true"]).abs()
+    picks = csv(root, "figure2")
+    best, worst = picks[picks["kind"] == "best"], picks[picks["kind"] == "worst"]
+    assert best["image"].tolist() == error.nsmallest(6).index.tolist()
+    assert worst["image"].tolist() == error.nlargest(6).index.tolist()
+    for _, r in picks.iterrows():
+        assert r["y_pred"] == pytest.approx(per.at[r["image"], "y_pred"]) and r["error"] == pytest.approx(error[r["image"]])
+    study = yaml_root(root / "table3_scut_fbp5500")
+    assert picks["drawn"].all() and all(Path(p) == study / "Images" / i for p, i in zip(picks["path"], picks["image"]))
+    md = (root / "paper" / "paper.md").read_text()
+    assert "](figure2.png)" in md and "Faces not drawn" not in md
+    assert stand_in_share(root / "paper" / "figure2.png") > 0.2  # the faces are in the figure
+
+
+def yaml_root(results: Path) -> Path:
+    import yaml
+
+    return Path(yaml.safe_load((results / "study.yaml").read_text())["data"]["root"])
+
+
+def test_figure2_without_the_dataset_draws_the_scores_only(tmp_path, tables):
+    root = tmp_path / "results"
+    make_results(root / "table3_scut_fbp5500", [T("fbp5500_combo", {})], space={}, k=5, n_images=30, name="table3_scut_fbp5500",
+                 journal=False, data_root=tmp_path / "on-another-machine")
+    assert main(["paper", str(root), "--format", "md,csv,png"]) == 0
+    picks = csv(root, "figure2")
+    assert len(picks) == 12 and not picks["drawn"].any()
+    md = (root / "paper" / "paper.md").read_text()
+    assert "**Faces not drawn:**" in md and "is not reachable from this machine" in md
+    assert (root / "paper" / "figure2.png").is_file() and stand_in_share(root / "paper" / "figure2.png") == 0
+    assert not (root / "paper" / "paper.tex").exists()
+
+
+# --- ablations ----------------------------------------------------------------------------------
+
+
+def test_each_ablation_has_a_table_and_a_plot_against_its_baseline(root):
+    md = (root / "paper" / "paper.md").read_text()
+    for name, trials in (("weighted_ce", ["ce_weighted", "ce_plain"]), ("schedule", ["step_0.01", "step_0.001", "cosine_0.01", "cosine_0.001"])):
+        frame = csv(root, f"ablation_{name}")
+        assert frame["trial_id"].tolist() == trials  # the space's order
+        reference = trials[0]  # the baseline
+        assert (frame["reference"] == reference).all()
+        folds = complete_folds(root, f"ablation_{name}")
+        base = folds[folds["trial_id"] == reference].set_index(["fold", "seed"])
+        for _, r in frame.iterrows():
+            runs = folds[folds["trial_id"] == r["trial_id"]].set_index(["fold", "seed"])
+            assert r["pc_mean"] == pytest.approx(runs["pc"].mean()) and r["pc_std"] == pytest.approx(runs["pc"].std(ddof=1))
+            if r["trial_id"] != reference:
+                shared = runs.index.intersection(base.index)
+                x, y = runs.loc[shared, "pc"].to_numpy(), base.loc[shared, "pc"].to_numpy()
+                assert r["d_pc"] == pytest.approx((x - y).mean()) and r["t_p_pc"] == pytest.approx(stats.ttest_rel(x, y).pvalue)
+        assert (root / "paper" / f"ablation_{name}.png").is_file()
+        assert f"](ablation_{name}.png)" in section(md, f"### ablation_{name}")
+
+
+def test_other_studies_give_their_best_trial(root):
+    frame = csv(root, "other_studies")
+    assert frame["study"].tolist() == ["readme_alpha_beta"]
+    folds = complete_folds(root, "readme_alpha_beta")
+    best = folds.groupby("trial_id")["val_pc"].mean().idxmax()  # its objective: the validation parts
+    assert frame.at[0, "best"] == best and frame.at[0, "objective"] == "val_pc"
+    assert frame.at[0, "pc_mean"] == pytest.approx(folds.loc[folds["trial_id"] == best, "pc"].mean())
+
+
+# --- the document and the command ---------------------------------------------------------------
+
+
+def test_latex_has_every_table_and_figure(root):
+    tex = (root / "paper" / "paper.tex").read_text()
+    for key in ("studies", "table1", "table2", "table3", "table4", "table4_ordering", "table5", "table5_ordering", "figure2", "ablation_schedule"):
+        assert f"\\label{{tab:fbp-{key}}}" in tex
+    assert "\\includegraphics[width=\\linewidth]{figure2.png}" in tex and "\\includegraphics[width=\\linewidth]{ablation_schedule.png}" in tex
+    assert "|" not in tex.replace("$|$", "") and "<" not in tex.replace("$<$", "")  # text fonts print other glyphs for them
+
+
+def test_a_single_study_directory_is_refused(root, capsys):
+    assert main(["paper", str(root / "table4_losses")]) == 2
+    assert "one study's results directory" in capsys.readouterr().err
+
+
+def test_paper_imports_neither_torch_nor_ray(tmp_path):
+    from tests.search.test_cli import imported_by
+
+    root = write_studies(tmp_path)
+    code = f"from search.cli import main\nassert main(['paper', {str(root)!r}]) == 0"
+    loaded = imported_by(code)
+    assert "torch" not in loaded and "ray" not in loaded and "timm" not in loaded, loaded
+    assert (root / "paper" / "figure2.png").is_file()
+    assert imported_by("from search.cli import main\ntry:\n    main(['paper', '--help'])\nexcept SystemExit:\n    pass") == []
