@@ -536,7 +536,9 @@ def _manifest(
     return {
         "generator": "fbp.data.faces",
         "generator_version": GENERATOR_VERSION,
-        "layout": layout,
+        # SCUT-FBP5500's manifest stays the bytes it was before there were layouts (same
+        # params, same files): a manifest without `layout` is that layout's
+        **({"layout": layout} if layout != "scut-fbp5500" else {}),
         "params": asdict(params),
         "seed": params.seed,
         "counts": {s: c for s, c in zip(SUBSETS, counts) if c},
