@@ -275,9 +275,29 @@ def others_block(paper: Paper) -> Block:
     return block
 
 
+def rehearsal_block(paper: Paper) -> Block | None:
+    """First, in a rehearsal's document: what its figures are, and which row each stand-in fills."""
+    record = paper.rehearsal
+    if record is None:
+        return None
+    overrides = record.get("overrides") or {}
+    faces = record.get("faces") or {}
+    stand_ins = "; ".join(f"{path} {small} for {value}" for path, own in (record.get("stand_ins") or {}).items() for value, small in own.items())
+    return Block("Rehearsal: not the paper's figures", text=[
+        f"**Every study under `{paper.root}` ran as a rehearsal** (`fbp-search run ... --rehearsal`, search.rehearsal): {faces.get('n', DASH)} drawn faces "
+        f"in each dataset's layout instead of the dataset, a small randomly initialised model for {overrides.get('train.epochs', DASH)} epochs at "
+        f"{overrides.get('data.image_size', DASH)} px, at most {record.get('max_repeats', DASH)} seeds, a search cut to {record.get('proposed', DASH)} "
+        "trials beyond its baseline points. The tables, figure and ablations show that every study runs and lands in its rows; their figures say nothing about the paper.",
+        f"Stand-ins, each in the rows of what it stands in for: {stand_ins or DASH}.",
+    ])
+
+
 def blocks(paper: Paper) -> list[Block]:
     studies = studies_section(paper)
     out = [Block("Studies", text=[studies.intro], section=studies)]
+    rehearsal = rehearsal_block(paper)
+    if rehearsal is not None:
+        out.insert(0, rehearsal)
     studies.intro = ""
     for result in paper.tables:
         out.append(table_block(result))
@@ -344,6 +364,8 @@ def latex(paper: Paper, parts: list[Block], drawn: set[str]) -> str:
 def summary(console, paper: Paper, written: list[Path], out: Path) -> None:
     """A line per table (ours beside the paper's ComboLoss figure, or the command that runs
     it), Figure 2, the ablations, then the files."""
+    if paper.rehearsal is not None:
+        console.print(f"a rehearsal's results ({paper.root}): drawn faces and small models; the figures check the pipeline, not the paper", soft_wrap=True)
     for result in paper.tables:
         study, head = result.study, f"Table {result.number} ({result.study.name})"
         if study.state != "ok":
