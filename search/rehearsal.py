@@ -49,10 +49,11 @@ from fbp.errors import InputError
 
 FACES = {"n": 300, "size": 64, "seed": 41}
 """The drawn faces of every dataset (each with its release's number of raters). Seed 41: the
-smallest whose 300 faces fill every class of every training split the studies fit a
-discretization on (the paper's five classes on SCUT-FBP5500's five folds and 60/40 split and on
-SCUT-FBP's five folds; uniform and quantile with 3-10 classes on the 60/40 split; HotOrNot's
-three intervals), which `fbp.kfold.fold_discretization` requires."""
+smallest whose 300 faces fill every class of every training split a paper study fits a
+discretization on, as `fbp.kfold.fold_discretization` requires: the paper's five classes on
+SCUT-FBP's five folds, and uniform and quantile with 3-10 classes besides on SCUT-FBP5500's five
+folds and 60/40 split (every smaller seed leaves one of them empty in some training split: the
+few faces rated >= 4.5 or < 1.5 decide it). HotOrNot's three intervals fill with any seed."""
 
 OVERRIDES: dict[str, Any] = {
     "data.image_size": 48, "data.resize": None,
@@ -220,6 +221,6 @@ def check_root(root: Path, rehearsal: bool, flag: str = "--results") -> None:
     if not root.is_dir():
         return
     if not rehearsal and (root / RECORD).is_file():
-        raise InputError(f"{flag} {root}: holds a rehearsal's results ({RECORD}); real results go elsewhere, e.g. results/")
+        raise InputError(f"{flag}: {root} holds a rehearsal's results ({RECORD}); real results go elsewhere, e.g. results/")
     if rehearsal and not (root / RECORD).is_file() and any((d / "study.yaml").is_file() for d in root.iterdir() if d.is_dir()):
-        raise InputError(f"{flag} {root}: holds results that are not a rehearsal's; a rehearsal writes into a root of its own (default results/<folder>-rehearsal)")
+        raise InputError(f"{flag}: {root} holds results that are not a rehearsal's; a rehearsal writes into a root of its own (default results/<folder>-rehearsal)")
