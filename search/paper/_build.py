@@ -39,8 +39,16 @@ from search.report._stats import paired_tests
 
 STUDIES_DIR = "studies/paper"
 """Where the paper's study files live: `fbp-search run studies/paper/<name>.yaml` runs one."""
-RUN_ALL = f"fbp-search run {STUDIES_DIR}/"
-"""The command that runs every study of the paper."""
+REHEARSAL = " --rehearsal"
+"""What the commands of a rehearsal's document add (search.rehearsal)."""
+
+
+def run_all(rehearsal: bool = False) -> str:
+    """The command that runs every study of the paper (as a rehearsal)."""
+    return f"fbp-search run {STUDIES_DIR}/" + (REHEARSAL if rehearsal else "")
+
+
+RUN_ALL = run_all()
 
 TABLE_STUDIES: dict[int, str] = {
     1: "table1_scut_fbp",
@@ -72,9 +80,9 @@ FIGURE_N = 6
 ALPHA = 0.05
 
 
-def run_command(name: str) -> str:
-    """The command that runs one study of the paper."""
-    return f"fbp-search run {STUDIES_DIR}/{name}.yaml"
+def run_command(name: str, rehearsal: bool = False) -> str:
+    """The command that runs one study of the paper (as a rehearsal)."""
+    return f"fbp-search run {STUDIES_DIR}/{name}.yaml" + (REHEARSAL if rehearsal else "")
 
 
 def _missing(value: Any) -> bool:
@@ -97,10 +105,11 @@ class StudyResult:
     report: Report | None = None
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # COMPLETE rows indexed (trial_id, fold, seed), test metrics
     originals: dict[str, dict[str, Any]] = field(default_factory=dict)  # a rehearsal's {path: {stand-in: the value it stands for}}
+    rehearsal: bool = False  # the results of a rehearsal (search.rehearsal): its commands say --rehearsal
 
     @property
     def command(self) -> str:
-        return run_command(self.name)
+        return run_command(self.name, self.rehearsal)
 
     @property
     def board(self) -> pd.DataFrame:
@@ -134,21 +143,24 @@ class StudyResult:
         return list(board.index[mask.to_numpy()])
 
 
-def load_study_result(root: Path, name: str, cache: bool = True, originals: dict | None = None) -> StudyResult:
-    """`originals`: a rehearsal's stand-ins by path (search.rehearsal.originals); none for real results."""
+def load_study_result(root: Path, name: str, cache: bool = True, rehearsal: dict | None = None) -> StudyResult:
+    """`rehearsal`: the record of the rehearsal whose results `root` holds (search.rehearsal), None for real results."""
+    from search.rehearsal import originals
+
     path = root / name
+    marks = {"originals": originals(rehearsal), "rehearsal": rehearsal is not None}
     if not path.exists():
-        return StudyResult(name, path, "missing", f"not run yet: {run_command(name)}")
+        return StudyResult(name, path, "missing", f"not run yet: {run_command(name, rehearsal is not None)}", **marks)
     try:
         report = build_report(path, draws=0, cache=cache)  # no bootstrap: the document shows paired tests
         folds = _with_seed(_io.read_table(path, "folds", cache=path / "report" / ".cache" if cache else None))
     except InputError as e:
-        return StudyResult(name, path, "unreadable", str(e))
+        return StudyResult(name, path, "unreadable", str(e), **marks)
     complete = folds[row_status(folds).eq("COMPLETE").to_numpy()] if len(folds) else folds
     runs = _runs(complete, list(NAMES)) if len(complete) else pd.DataFrame()
     if report.nothing_completed:
-        return StudyResult(name, path, "empty", f"{report.nothing_completed}; continue it with `fbp-search resume {path}`", report, runs, originals or {})
-    return StudyResult(name, path, "ok", "", report, runs, originals or {})
+        return StudyResult(name, path, "empty", f"{report.nothing_completed}; continue it with `fbp-search resume {path}`", report, runs, **marks)
+    return StudyResult(name, path, "ok", "", report, runs, **marks)
 
 
 # --- Tables 1-5 -------------------------------------------------------------------------------
@@ -481,12 +493,12 @@ def check_root(root: Path) -> None:
 
 
 def build_paper(root: Path, alpha: float = ALPHA, cache: bool = True) -> Paper:
-    from search.rehearsal import originals, read_record
+    from search.rehearsal import read_record
 
     root = Path(root)
     check_root(root)
     rehearsal = read_record(root)
-    studies = {name: load_study_result(root, name, cache, originals(rehearsal)) for name in STUDIES}
+    studies = {name: load_study_result(root, name, cache, rehearsal) for name in STUDIES}
     built = [build_table(n, paper.TABLES[n], studies[name], alpha) for n, name in TABLE_STUDIES.items()]
     by_number = {t.number: t for t in built}
     figure = build_figure2(by_number[FIGURE_TABLE])

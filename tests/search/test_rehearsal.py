@@ -157,6 +157,12 @@ def test_the_paper_puts_each_stand_in_in_the_rows_of_what_it_stands_for(tmp_path
     ours = table.ours.set_index("trial_id")
     for trial in table.matched.values():  # the row's figures are its trial's own
         assert ours.at[trial, "pc_mean"] == pytest.approx(folds.loc[[trial], "pc"].mean())
+    # the studies not run yet: the commands that rehearse them
+    assert paper.studies["table3_scut_fbp5500"].command == "fbp-search run studies/paper/table3_scut_fbp5500.yaml --rehearsal"
+    assert main(["paper", str(root), "--format", "md"]) == 0
+    md = (root / "paper" / "paper.md").read_text()
+    assert md.index("## Rehearsal: not the paper's figures") < md.index("## Studies")
+    assert "`fbp-search run studies/paper/ --rehearsal` runs them all" in md
 
 
 @pytest.mark.slow
