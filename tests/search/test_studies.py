@@ -45,7 +45,7 @@ def test_shipped_study_smoke_runs(local_ray, tmp_path, study, capsys):
     folds = read_table(results, "folds")
     assert folds["trial_id"].nunique() == trials
     assert (folds.loc[folds["status"] == "COMPLETE", "fold"].isin([1, 2])).all()
-    assert not folds.duplicated(["trial_id", "fold"]).any()
+    assert not folds.duplicated(["trial_id", "fold", "seed"]).any()  # a row per (trial, fold, seed): train.repeats
 
 
 def test_loss_weights_without_its_dataset_says_where_to_put_it(tmp_path, capsys, monkeypatch):
