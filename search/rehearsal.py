@@ -46,6 +46,7 @@ import yaml
 
 from fbp.config import set_path
 from fbp.errors import InputError
+from search.spec import SearchSpec
 
 FACES = {"n": 300, "size": 64, "seed": 41}
 """The drawn faces of every dataset (each with its release's number of raters). Seed 41: the
@@ -169,9 +170,11 @@ def rehearse(raw: dict, source: str) -> dict:
         set_path(out, "train.repeats", min(repeats, MAX_REPEATS))
 
     search = out.get("search")
-    if isinstance(search, dict) and search.get("space") and search.get("sampler") != "grid" and isinstance(search.get("num_trials"), int):
-        baseline = len(search.get("baseline") or [])
-        search["num_trials"] = max(baseline, min(search["num_trials"], baseline + PROPOSED))
+    own = SearchSpec.model_fields  # the defaults a study file may leave out
+    if isinstance(search, dict) and search.get("space") and search.get("sampler", own["sampler"].default) != "grid":
+        trials, baseline = search.get("num_trials", own["num_trials"].default), len(search.get("baseline") or [])
+        if isinstance(trials, int):
+            search["num_trials"] = max(baseline, min(trials, baseline + PROPOSED))
     out["description"] = DESCRIPTION + str(raw.get("description", ""))
     return out
 

@@ -116,7 +116,7 @@ _FACE_CENTRE = (0.5, 0.46)
 class SynthParams:
     """What to generate; together with GENERATOR_VERSION it fixes every byte written."""
 
-    n: int = 5500  # images, split over AF, AM, CF, CM as 2000:2000:750:750
+    n: int = 5500  # images, split over AF, AM, CF, CM by the layout's share (SCUT-FBP5500: 2000:2000:750:750)
     size: int = 128  # square image side, px
     seed: int = 0
     raters: int = 60  # simulated raters per image

@@ -67,6 +67,17 @@ def test_a_rehearsal_keeps_the_studys_structure(path):
     assert small.search.baseline == [{k: stand_in[v] if k == "model.backbone" else v for k, v in point.items()} for point in real.search.baseline]
 
 
+def test_a_synthetic_study_gets_the_rehearsals_faces_and_keeps_its_small_model():
+    quickstart = Path(__file__).parents[2] / "studies" / "quickstart.yaml"
+    small = rehearsed(quickstart)
+    assert (small.data.dataset, small.data.root, small.data.options) == ("synthetic", None, rehearsal.FACES)
+    assert small.model.backbone == "test_resnet"  # a stand-in already: kept
+    assert small.search.num_trials == 4  # 8 by TPE after 1 baseline point: 1 + 3
+    raw = read_yaml(quickstart)
+    del raw["search"]["num_trials"], raw["search"]["sampler"]  # TPE's 8 trials, the defaults
+    assert rehearsal.rehearse(raw, "q.yaml")["search"]["num_trials"] == 4
+
+
 def _discretizations(spec) -> set[tuple]:
     """Every (rule, num_classes) a study can train: its own, its baseline points', its grid's,
     and every one its space can propose."""
