@@ -78,6 +78,17 @@ def save_fold_model(folder: Path, result: FoldResult, config: TrialConfig, name:
     return file
 
 
+def save_fold_runs(folder: Path, runs: list[FoldResult], config: TrialConfig) -> list[str]:
+    """A finished fold's selected models (one per train.repeats seed) and the trial's
+    config.yaml into `folder`; returns the names of the files written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    repeats = config.train.repeats
+    files = [save_fold_model(folder, r, config, member_name(r.fold, r.seed, repeats)) for r in runs]
+    write_config(folder, config)
+    return [*files, CONFIG]
+
+
 def fold_model_info(path: Path) -> dict:
     """A fold model's metadata, read from the safetensors header alone (no torch)."""
     try:
