@@ -258,8 +258,11 @@ def model_card(manifest: dict) -> str:
             "test_oracle": " (best PC on its test fold: optimistic, the test fold chose).",
         }.get(select, "."))
     params = ", ".join(f"{k}={v}" for k, v in (o.get("params") or {}).items()) or "the study's base configuration"
-    lines.append(f"- Chosen among the study's trials by its objective ({o.get('objective', {}).get('metric', 'pc')} on "
-                 f"{'validation parts held out of the training folds' if chosen_on == 'val' else 'the test folds (optimistic)'}): {params}.")
+    if o.get("trials_complete", 1) <= 1 and not o.get("params"):
+        lines.append("- One configuration, no search: nothing was chosen between trials.")
+    else:
+        lines.append(f"- Chosen among the study's {o.get('trials_complete', '')} complete trials by its objective ({o.get('objective', {}).get('metric', 'pc')} on "
+                     f"{'validation parts held out of the training folds' if chosen_on == 'val' else 'the test folds (optimistic)'}): {params}.")
     lines += ["", "## Metrics", "", f"Mean ± sample std over the {k} test folds (each fold model on its own test fold):", "",
               "| | MAE | RMSE | PC |", "|---|---|---|---|",
               "| test folds | " + " | ".join(_figure(metrics[m]) for m in ("mae", "rmse", "pc")) + " |"]

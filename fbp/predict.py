@@ -185,7 +185,10 @@ def load_model(folder: str | Path, device: str = "auto", members: Sequence[str] 
         raise InputError(f"{folder}: no member {unknown[0] if unknown else '(none asked for)'}; its members: {', '.join(listed)}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {device!r} asked for, but no CUDA device is available; use cpu or auto")
-    target = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    try:
+        target = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    except RuntimeError:
+        raise InputError(f"device {device!r}: not a device; use auto, cpu, cuda or cuda:N") from None
     q = manifest["prediction"]
     loaded = []
     for name in chosen:
