@@ -164,15 +164,7 @@ def _closing(outcome: dict, results: Path, console: Console) -> int:
         console.print(f"{outcome['retrained']} folds whose rows were missing trained again")
     for line in closing_lines(outcome["study"], ResultsDir(results), outcome["metric"]):
         console.print(line)
-    _kept_line(ResultsDir(results), console)
     return 0 if outcome["study"].complete else 1
-
-
-def _kept_line(results, console: Console, prefix: str = "") -> None:
-    kept = results.kept_trials()
-    if kept:
-        console.print(f"{prefix}fold models of {len(kept)} trial{'s' if len(kept) != 1 else ''} kept in {results / results.MODELS}; "
-                      f"export the best: fbp-search export {results.path} --out MODEL_DIR")
 
 
 def _closing_set(outcome: dict, root: Path, console: Console) -> int:
@@ -188,7 +180,6 @@ def _closing_set(outcome: dict, root: Path, console: Console) -> int:
     for name, own in outcome["studies"].items():
         for line in closing_lines(own["study"], own["results"], own["metric"]):
             console.print(f"{name}: {line}")
-        _kept_line(own["results"], console, prefix=f"{name}: ")
         if not own["study"].complete:
             empty.append(name)
     if empty:
