@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from ray import tune
 from rich.console import Console, Group
 from rich.live import Live
@@ -55,8 +56,12 @@ class ModelKeeper(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         names, checkpoint = result.get(MODELS_KEY), result.get("checkpoint_dir_name")
-        if names and checkpoint:
+        if not (names and checkpoint):
+            return
+        try:
             keep.collect(self.results, trial.trial_id, trial.storage.storage_filesystem, f"{trial.path}/{checkpoint}", names)
+        except (OSError, pa.ArrowException) as e:  # a model not kept is no reason to stop the study: export names what is missing
+            self.results.append_log(trial.trial_id, f"fold {result.get('fold')}: its model was not kept ({type(e).__name__}: {e})")
 
     def _settle(self, trials, ended) -> None:
         keep.settle(self.results, self.spec, self.num_folds, running={t.trial_id for t in trials if t.status in LIVE and t is not ended})
