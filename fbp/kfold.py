@@ -60,6 +60,19 @@ class FoldResult:
     val_pc: float = float("nan")
     curves: list[dict] = field(default_factory=list)  # one row per epoch
     predictions: dict[str, list] = field(default_factory=dict)  # image, subset, y_true, y_pred, y_reg, y_exp
+    model: SelectedModel | None = None  # the selected epoch's weights, when run with keep_models
+
+
+@dataclass
+class SelectedModel:
+    """What a fold's selected model is, for keeping it and predicting with it later
+    (`fbp.export` writes it): the weights `eval.select` chose, on the CPU, and what the
+    weights alone do not say."""
+
+    state: dict[str, torch.Tensor]  # FBPNet.state_dict() at the selected epoch, CPU copies
+    class_values: tuple[float, ...]  # v_k of the expectation head, fitted on this fold's training split
+    mean: tuple[float, ...]  # the input normalization the model was trained with (FBPNet.mean, .std)
+    std: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -239,6 +252,15 @@ def _own_rule(dataset: str) -> str:
     return f"{dataset}'s own rule (loss.discretization.rule: auto) is {describe_discretization(dataset)}."
 
 
+def head_outputs(model: FBPNet, x: torch.Tensor, values: torch.Tensor, autocast: AbstractContextManager) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both heads' predictions of a normalized batch (B, 3, H, W), in float32: the regression
+    score (B,) and the expectation sum_k softmax(z)_k v_k (B,). Evaluation and `fbp.predict`
+    both call it, so a kept model scores a new face as it scored its test fold."""
+    with autocast:
+        reg, logits = model(x)
+    return reg.float(), logits.float().softmax(1) @ values
+
+
 class _Evaluator:
     """Predictions of both heads on a set of rows of the cached images, seen as `eval.view`."""
 
@@ -254,17 +276,22 @@ class _Evaluator:
             x = eval_view(self.data.images[self.rows[start : start + batch]], size, view, model.mean, model.std)
             if self.config.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with self.autocast:
-                reg, logits = model(x)
-            regs.append(reg.float())
-            exps.append(logits.float().softmax(1) @ self.values)
+            reg, exp = head_outputs(model, x, self.values, self.autocast)
+            regs.append(reg)
+            exps.append(exp)
         model.train()
         return torch.cat(regs).cpu().numpy().astype(np.float64), torch.cat(exps).cpu().numpy().astype(np.float64)
 
 
+def predicted_score(predict: str, fused_weight: float, reg: np.ndarray, exp: np.ndarray) -> np.ndarray:
+    """The prediction `eval.predict` names (reg, exp, or fused: fused_weight * reg + (1 - it) * exp)."""
+    if predict == "fused":
+        return fused_weight * reg + (1 - fused_weight) * exp
+    return {"reg": reg, "exp": exp}[predict]
+
+
 def _prediction(config: TrialConfig, reg: np.ndarray, exp: np.ndarray) -> np.ndarray:
-    e = config.eval
-    return {"reg": reg, "exp": exp, "fused": e.fused_weight * reg + (1 - e.fused_weight) * exp}[e.predict]
+    return predicted_score(config.eval.predict, config.eval.fused_weight, reg, exp)
 
 
 def _last_epoch(epoch: int, epochs: int, pc: float, best_pc: float) -> bool:
@@ -295,9 +322,12 @@ class _Selection:
         self.exp: np.ndarray | None = None
         self.val: dict[str, float] = {}  # the chosen epoch's validation metrics, when there is a held-out part
 
-    def offer(self, epoch: int, pc: float, reg: np.ndarray, exp: np.ndarray, val: dict[str, float] | None = None) -> None:
+    def offer(self, epoch: int, pc: float, reg: np.ndarray, exp: np.ndarray, val: dict[str, float] | None = None) -> bool:
+        """Whether this epoch is now the chosen one."""
         if self.chooses(epoch, self.epochs, pc, self.pc) or self.reg is None:
             self.pc, self.epoch, self.reg, self.exp, self.val = pc, epoch, reg, exp, val or {}
+            return True
+        return False
 
 
 class Batches:
@@ -323,9 +353,9 @@ class Batches:
             yield order[start : start + self.batch_size]  # (B,) rows of the cached images
 
 
-def _autocast(config: TrialConfig, device: torch.device) -> AbstractContextManager:
-    """bf16 autocast (`train.precision`; auto: on CUDA only), or nothing: decided once per fold."""
-    precision = config.train.precision
+def autocast_for(precision: str, device: torch.device) -> AbstractContextManager:
+    """bf16 autocast (`train.precision`; auto: on CUDA only), or nothing: decided once per fold
+    (and once per loaded model by `fbp.predict`)."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
@@ -405,12 +435,18 @@ def _fold_model(config: TrialConfig, num_classes: int, data: TrialData) -> tuple
     return model, forward
 
 
-def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None, on_progress: Callable[[TrainProgress], None] | None = None) -> FoldResult:
-    """Train on `fold.train`, evaluate on `fold.test`, with the weights `eval.select` names."""
-    return _fit_fold(config, fold, data, _Progress(on_progress, config.train.epochs, folds_total=1))
+def fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None = None, on_progress: Callable[[TrainProgress], None] | None = None,
+             keep_model: bool = False) -> FoldResult:
+    """Train on `fold.train`, evaluate on `fold.test`, with the weights `eval.select` names
+    (`keep_model`: those weights in `FoldResult.model`)."""
+    return _fit_fold(config, fold, data, _Progress(on_progress, config.train.epochs, folds_total=1), keep_model)
 
 
-def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress: _Progress) -> FoldResult:
+def _cpu_copy(model: FBPNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress: _Progress, keep_model: bool = False) -> FoldResult:
     started, started_at = time.perf_counter(), time.time()
     data = data or _prepare(config, progress)
     t, device = config.train, data.device
@@ -433,7 +469,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
 
     # 2) model, loss, optimizer, schedule; the batches, their step and autocast decided once
     model, forward = _fold_model(config, disc.num_classes, data)
-    autocast = _autocast(config, device)
+    autocast = autocast_for(config.train.precision, device)
     criterion = build_loss(config.loss, disc.values, weights).to(device)
     optimizer = _optimizer(config, [p for p in model.parameters() if p.requires_grad], device)
     shuffle = torch.Generator().manual_seed(seed)
@@ -451,6 +487,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
 
     curves: list[dict] = []
     selection = _Selection(config.eval.select, t.epochs)
+    state: dict[str, torch.Tensor] | None = None  # the chosen epoch's weights (keep_model)
     step_seconds, images_seen = 0.0, 0
     progress.begin_fold(fold.index + 1, len(batches))
     for epoch in range(1, t.epochs + 1):
@@ -483,7 +520,8 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
                 val = metrics.scores(scores[val_rows], _prediction(config, *evaluate_val(model)))
                 row.update({f"val_{k}": v for k, v in val.items()})
             judge = val["pc"] if config.eval.select == "inner_val" and val is not None else test["pc"]
-            selection.offer(epoch, judge, reg_np, exp_np, val)
+            if selection.offer(epoch, judge, reg_np, exp_np, val) and keep_model:
+                state = _cpu_copy(model)  # a copy: the next epochs change the weights in place
         curves.append(row)
         progress.end_epoch(epoch, means["loss"], images_seen, step_seconds, epoch_start, test)
 
@@ -519,6 +557,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
             "y_reg": selection.reg.tolist(),
             "y_exp": selection.exp.tolist() if has_classes else [float("nan")] * len(test_rows),
         },
+        model=SelectedModel(state, tuple(float(v) for v in disc.values), model.mean, model.std) if state is not None else None,
     )
 
 
@@ -527,11 +566,13 @@ def run_kfold(
     on_fold: Callable[[FoldResult], None] | None = None,
     skip: set[int] = frozenset(),
     on_progress: Callable[[TrainProgress], None] | None = None,
+    keep_models: bool = False,
 ) -> list[FoldResult]:
     """Every fold of the config's protocol (or `data.folds`), in order, each `train.repeats`
     times (seeds train.seed, train.seed + 1, ...); `on_fold` after each run, `on_progress` as
     it goes (see `TrainProgress`). Folds numbered in `skip` (1-based, e.g. done before a
-    restart) are not trained again."""
+    restart) are not trained again. `keep_models`: each result carries its selected model
+    (`FoldResult.model`, CPU weights; an `on_fold` that saves it may drop it to free memory)."""
     t = config.train
     progress = _Progress(on_progress, t.epochs)
     data = _prepare(config, progress, skip, t.repeats)
@@ -541,7 +582,7 @@ def run_kfold(
         if fold.index + 1 in skip:
             continue
         try:
-            result = _fit_fold(run, fold, data, progress)
+            result = _fit_fold(run, fold, data, progress, keep_models)
         except torch.OutOfMemoryError as e:
             # the allocator's message is a paragraph; the one line a results row can carry says what to change
             first = str(e).strip().splitlines()[0] if str(e).strip() else "no details"
@@ -553,3 +594,22 @@ def run_kfold(
         if on_fold is not None:
             on_fold(result)
     return results
+
+
+def fit_all(config: TrialConfig, on_progress: Callable[[TrainProgress], None] | None = None) -> FoldResult:
+    """The config trained once on every labelled image of its dataset (what `fbp-search export
+    --refit` ships): one split whose training part is all the images, its model kept.
+
+    Nothing is held out, so nothing can choose an epoch: the weights are the last epoch's
+    (eval.select last, no holdout, one seed), and the metrics the result reports are the fit on
+    the training images themselves, evaluated once at the end: no estimate of anything. The
+    k-fold figures of the same configuration are its estimate."""
+    t = config.train
+    config = config.model_copy(update={
+        "eval": config.eval.model_copy(update={"select": "last", "holdout": False}),
+        "train": t.model_copy(update={"eval_every": t.epochs, "repeats": 1}),
+    })
+    progress = _Progress(on_progress, t.epochs, folds_total=1)
+    data = _prepare(config, progress)
+    everything = tuple(data.dataset.images)
+    return _fit_fold(config, Fold(0, everything, everything), data, progress, keep_model=True)

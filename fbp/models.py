@@ -263,13 +263,15 @@ def _load_weights(model: FBPNet, state: dict[str, Tensor], path: Path, backbone:
     raise InputError(f"model.pretrained: {path} does not fit model.backbone {backbone!r}: {problem}")
 
 
-def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> int:
-    """Write `module`'s state dict as safetensors, atomically (a temporary name in the same
-    directory, then a rename): a reader on another node never sees half a file. Returns bytes."""
+def save_weights(module: nn.Module | dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> int:
+    """Write `module`'s state dict (or a state dict) as safetensors, atomically (a temporary
+    name in the same directory, then a rename): a reader on another node never sees half a
+    file. Returns bytes."""
     from safetensors.torch import save_file
 
+    state = module.state_dict() if isinstance(module, nn.Module) else module
     # own contiguous copies: safetensors refuses tensors that share storage or are strided views
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -1,4 +1,5 @@
-"""Driver-side Tune callbacks: the Parquet writer (and trial logs) and the console progress."""
+"""Driver-side Tune callbacks: the model keeper, the Parquet writer (and trial logs) and the
+console progress."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from ray import tune
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from search import board
+from search import board, keep
 from search.console import command_console
 from search.results import ResultsDir, marks_frame
-from search.trainable import StudyContext
+from search.spec import StudySpec
+from search.trainable import MODELS_KEY, StudyContext
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote task's name
 
@@ -37,6 +40,37 @@ def error_line(text: str) -> str:
     if sep and " " not in kind:
         kind = kind.rsplit(".", 1)[-1]
     return f"{kind}{sep}{message}"
+
+
+LIVE = ("RUNNING", "PENDING", "PAUSED")  # Tune's statuses of a trial that may still report folds
+
+
+class ModelKeeper(tune.Callback):
+    """RESULTS/models (search.keep): each reported fold's model moved there from the trial's
+    checkpoint; when a trial ends, the models of every trial that is neither among the best
+    `search.keep_models` nor the baseline's, nor still running, deleted. Listed before the
+    ParquetWriter: a fold's model is in place before its rows say the fold is done."""
+
+    def __init__(self, results: ResultsDir, spec: StudySpec, num_folds: int):
+        self.results, self.spec, self.num_folds = results, spec, num_folds
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        names, checkpoint = result.get(MODELS_KEY), result.get("checkpoint_dir_name")
+        if not (names and checkpoint):
+            return
+        try:
+            keep.collect(self.results, trial.trial_id, trial.storage.storage_filesystem, f"{trial.path}/{checkpoint}", names)
+        except (OSError, pa.ArrowException) as e:  # a model not kept is no reason to stop the study: export names what is missing
+            self.results.append_log(trial.trial_id, f"fold {result.get('fold')}: its model was not kept ({type(e).__name__}: {e})")
+
+    def _settle(self, trials, ended) -> None:
+        keep.settle(self.results, self.spec, self.num_folds, running={t.trial_id for t in trials if t.status in LIVE and t is not ended})
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._settle(trials, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._settle(trials, trial)
 
 
 class ParquetWriter(tune.Callback):

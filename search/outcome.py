@@ -103,5 +103,6 @@ def closing_lines(outcome: Outcome, results: ResultsDir, metric: str) -> list[st
         figure = f"{metric.removeprefix('val_')} {value:.4f} on validation (test {outcome.best_test:.4f})"
     else:
         figure = f"{metric} {value:.4f}"
-    lines.append(f"finished, {counts}; best {trial_id}: {figure} with {knobs}. Next: fbp-search report {results.path}")
+    kept = f"; its fold models are kept, export them: fbp-search export {results.path} --out MODEL_DIR" if trial_id in results.kept_trials() else ""
+    lines.append(f"finished, {counts}; best {trial_id}: {figure} with {knobs}{kept}. Next: fbp-search report {results.path}")
     return lines

@@ -11,7 +11,8 @@ Two ways a completed or started fold can be missing from a finished study:
 
 Each fold seeds itself from the config and its index alone, so a fold trained again gives the
 same numbers where the device is deterministic. The work runs as Ray tasks with the trials'
-resources; the driver writes the rows, as it does during the study.
+resources; the driver writes the rows, as it does during the study, and the folds' selected
+models into RESULTS/models (the study's end keeps only the best trials', search.keep).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fbp.export import save_fold_runs
 from search.results import ResultsDir, fold_frames, params_of
 from search.spec import StudySpec
 from search.trainable import STATE, StudyContext
@@ -88,12 +90,14 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
     task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(retrain_folds)
     pending = [task.remote(params, spec, context, trial_id, folds) for trial_id, (params, folds) in todo.items()]
     trained = 0
-    for rows in ray.get(pending):
+    for (trial_id, (params, _)), rows in zip(todo.items(), ray.get(pending)):
         by_fold: dict[int, list] = {}
         for result, _ in rows:  # a fold's runs (train.repeats seeds) share its parts
             by_fold.setdefault(result.fold, []).append(result)
         trial = rows[0][1] if rows else None
+        config = spec.trial_config(params)  # the whole trial's (the task's names only these folds)
         for fold, runs in by_fold.items():
+            save_fold_runs(results.model_dir(trial_id), runs, config)  # the model first, as during the study
             results.write_fold(fold_frames(runs, trial), trial["trial_id"], fold)
             trained += 1
     _tell_orphans(results, spec, orphans)

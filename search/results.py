@@ -9,6 +9,7 @@
       tune/                   Ray Tune's state and checkpoints, unless storage.yaml says where
       storage.yaml            where `--storage` put Tune's state
       logs/                   <trial_id>.log: a trial's epochs and, if it failed, its traceback
+      models/                 <trial_id>/: the selected fold models of the best trials (search.keep)
       report/                 written by `fbp-search report`
 
 Each write is one part file, written under a temporary name in the same folder and renamed
@@ -261,6 +262,7 @@ class ResultsDir:
     STORAGE = "storage.yaml"
     LOGS = "logs"
     REPORT = "report"
+    MODELS = "models"
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
@@ -475,6 +477,17 @@ class ResultsDir:
     def tune_storage(self) -> str | None:
         """The `--storage` the study was started with (None: the default, RESULTS/tune)."""
         return self.tune_state().rsplit("/", 1)[0] if (self.path / self.STORAGE).is_file() else None
+
+    # --- kept models (search.keep decides which)
+
+    def model_dir(self, trial_id: str) -> Path:
+        """models/<trial_id>: a trial's kept fold models (fbp.export's files) and config.yaml."""
+        return self.path / self.MODELS / trial_id
+
+    def kept_trials(self) -> list[str]:
+        """The trials that have a models folder (hidden folders are being written or deleted)."""
+        folder = self.path / self.MODELS
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
 
     # --- logs
 

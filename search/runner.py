@@ -94,9 +94,13 @@ def _fit(tuner, results: ResultsDir, context) -> tuple:
 
 def _finish(grid, results: ResultsDir, spec: StudySpec, interrupted: bool, num_folds: int, max_running: int = 0) -> dict:
     """After Tune. Interrupted (Ctrl-C): the unfinished trials resume later. Finished: no Optuna
-    trial may stay RUNNING (a killed driver leaves some behind), so fail those, and compact the
-    folds table. `study` is what the rows on disk say: trials by status, errors, the best."""
+    trial may stay RUNNING (a killed driver leaves some behind), so fail those, compact the
+    folds table, and keep only the best trials' models (search.keep: what a killed driver or an
+    unfinished trial left goes). `study` is what the rows on disk say: trials by status, errors,
+    the best."""
     import optuna
+
+    from search.keep import settle
 
     metric = spec.objectives[0].key
     outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0, "metric": metric}
@@ -109,6 +113,7 @@ def _finish(grid, results: ResultsDir, spec: StudySpec, interrupted: bool, num_f
         # one folds part instead of one per fold: the report opens it in milliseconds. The other
         # tables keep their per-(trial, fold) parts, which the report opens only for the trials it shows.
         results.compact("folds")
+        settle(results, spec, num_folds)
     return {**outcome, "study": study_outcome(results, num_folds, metric)}
 
 
@@ -178,7 +183,7 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
     import optuna
     from ray import tune
 
-    from search.callbacks import ParquetWriter
+    from search.callbacks import ModelKeeper, ParquetWriter
     from search.studyset import Member, MultiScheduler, MultiSearcher, RoutedCallback, SetProgress, record_set, trainable
     from search.trainable import StudyContext
     from search.tuner import scheduler, searcher
@@ -226,7 +231,8 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
         ),
         run_config=tune.RunConfig(
             name=location[1], storage_path=location[0],
-            callbacks=[RoutedCallback({n: ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space)) for n, m in members.items()}),
+            callbacks=[RoutedCallback({n: [ModelKeeper(m.results, m.spec, len(m.fold_numbers)), ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space))]
+                                       for n, m in members.items()}),
                        SetProgress(console, members)],
             verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         ),
@@ -285,8 +291,10 @@ def _fit_set(tuner, root: ResultsDir, members: dict) -> tuple:
 
 def _finish_set(grid, members: dict, interrupted: bool) -> dict:
     """Each study finished as a single study is (its journal's orphans failed, its folds table
-    compacted), and what each came to."""
+    compacted, its models settled), and what each came to."""
     import optuna
+
+    from search.keep import settle
 
     outcomes = {}
     for name, m in members.items():
@@ -296,5 +304,6 @@ def _finish_set(grid, members: dict, interrupted: bool) -> dict:
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             m.results.compact("folds")
+            settle(m.results, m.spec, len(m.fold_numbers))
         outcomes[name] = {"study": study_outcome(m.results, len(m.fold_numbers), metric), "metric": metric, "results": m.results}
     return {"interrupted": interrupted, "studies": outcomes, "errors": grid.num_errors}

@@ -113,6 +113,10 @@ class SearchSpec(Strict):
     space: dict[str, Dimension] = Field(default_factory=dict)
     baseline: list[dict[str, Scalar]] = Field(default_factory=list)
     """Points evaluated first, e.g. the paper's setting; each is a {path: value} mapping."""
+    keep_models: int = Field(3, ge=0)
+    """Keep the selected fold models of this many best complete trials (by the objective) in
+    RESULTS/models, and the baseline's; a trial that drops out of them is deleted. Export one
+    with fbp-search export. Each kept trial costs its folds' weights (SEResNeXt50: ~100 MB a fold)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -11,7 +11,8 @@ route each trial to its study's own:
     MultiSearcher    one StudySearcher (Optuna, its own journal) per study, asked in turn
                      until each has proposed its search.num_trials
     MultiScheduler   one ASHA (folds as rungs, the study's own objective) per study
-    RoutedCallback   one Parquet writer per study: rows go to the study's directory
+    RoutedCallback   one model keeper and Parquet writer per study: models and rows go to the
+                     study's directory
     trainable        the study's base config + the trial's params, with its resources
 
 A trial that fails is its study's FAIL rows; the other studies go on. Resume restores the one
@@ -35,7 +36,7 @@ from ray.tune.search import Searcher
 from rich.console import Console
 
 from fbp.errors import InputError
-from search.callbacks import ParquetWriter, Progress
+from search.callbacks import Progress
 from search.results import ResultsDir
 from search.spec import StudySpec
 from search.trainable import StudyContext, train_trial
@@ -161,19 +162,31 @@ class MultiScheduler(FIFOScheduler):
 
 
 class RoutedCallback(tune.Callback):
-    """A trial's rows, marks and traceback go to its own study's results directory."""
+    """A trial's models, rows, marks and traceback go to its own study's results directory:
+    each hook to its study's callbacks, in their order. A keeper settles among its study's
+    trials only."""
 
-    def __init__(self, writers: dict[str, ParquetWriter]):
-        self.writers = writers
+    def __init__(self, callbacks: dict[str, list[tune.Callback]]):
+        self.callbacks = callbacks
+
+    def _own(self, trials, trial) -> tuple[list, list[tune.Callback]]:
+        name = _study_of(trial)
+        return [t for t in trials if t.config.get(STUDY_KEY) == name], self.callbacks[name]
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.writers[_study_of(trial)].on_trial_result(iteration, trials, trial, result, **info)
+        own, callbacks = self._own(trials, trial)
+        for callback in callbacks:
+            callback.on_trial_result(iteration, own, trial, result, **info)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.writers[_study_of(trial)].on_trial_complete(iteration, trials, trial, **info)
+        own, callbacks = self._own(trials, trial)
+        for callback in callbacks:
+            callback.on_trial_complete(iteration, own, trial, **info)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.writers[_study_of(trial)].on_trial_error(iteration, trials, trial, **info)
+        own, callbacks = self._own(trials, trial)
+        for callback in callbacks:
+            callback.on_trial_error(iteration, own, trial, **info)
 
 
 class SetProgress(Progress):

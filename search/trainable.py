@@ -3,8 +3,10 @@
 After each fold it reports the running means over its completed folds (ASHA's rungs are folds)
 and the fold's own values (Optuna's intermediate values), with the fold's rows for the Parquet
 tables and a checkpoint that lists the folds done, so a trial restarted by Ray (a node died)
-continues at its next fold instead of starting over. The driver, not the worker, writes the
-Parquet files: results need no shared file system.
+continues at its next fold instead of starting over. The checkpoint also carries the fold's
+selected model (`fbp.export`), which the driver moves into RESULTS/models while the trial may
+be among the best (search.keep). The driver, not the worker, writes the Parquet files and the
+models: results need no shared file system, only Tune's storage.
 
 The study arrives validated (the driver checked it once); a trial validates only its own
 params set into the base config.
@@ -22,6 +24,7 @@ import numpy as np
 import ray
 from ray import tune
 
+from fbp.export import save_fold_runs
 from fbp.kfold import FoldResult, run_kfold
 from fbp.metrics import NAMES
 from search.board import poster
@@ -32,6 +35,10 @@ STATE = "folds_done.json"
 REPORTED = (*NAMES, *(f"val_{m}" for m in NAMES))
 """What a trial reports per fold: the test fold's metrics and the validation part's (NaN
 without eval.holdout). An objective's key is one of them (`Objective.key`)."""
+
+
+MODELS_KEY = "fbp_models"
+"""A report's list of the model files its checkpoint holds (search.keep collects them)."""
 
 
 def fold_key(metric: str) -> str:
@@ -100,12 +107,16 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
         frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(fold_runs, trial).items()}
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
+            models = save_fold_runs(Path(folder), fold_runs, config)  # search.keep moves them to RESULTS/models
+            for r in fold_runs:
+                r.model = None  # on disk now: the weights need not stay in memory
             tune.report(
-                {**running_means(done), **{fold_key(m): v for m, v in own.items()}, "folds_done": len(done), "fold": result.fold, "fbp_rows": frames},
+                {**running_means(done), **{fold_key(m): v for m, v in own.items()}, "folds_done": len(done), "fold": result.fold,
+                 "fbp_rows": frames, MODELS_KEY: models},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
-    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(context.board, trial_id))
+    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(context.board, trial_id), keep_models=True)
     if done and not trained:
         # restarted with every fold already written (the driver died before Tune recorded the
         # last ones): report the result once, so the scheduler and Optuna receive it
@@ -117,4 +128,4 @@ def retrain_folds(params: dict, spec: StudySpec, context: StudyContext, trial_id
     rows were lost). Each fold seeds itself from the config and its index alone, so the same
     folds give the same numbers where the device is deterministic."""
     config = spec.trial_config({**params, "data.folds": sorted(folds)})
-    return [(r, trial_fields(context, trial_id, params)) for r in run_kfold(config)]
+    return [(r, trial_fields(context, trial_id, params)) for r in run_kfold(config, keep_models=True)]

@@ -15,7 +15,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from rich.console import Console
 
-from search.callbacks import ParquetWriter, Progress
+from search.callbacks import ModelKeeper, ParquetWriter, Progress
 from search.results import ResultsDir
 from search.samplers import sampler
 from search.searcher import StudySearcher
@@ -84,7 +84,8 @@ def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fol
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage_path,
-            callbacks=[ParquetWriter(results, context, fold_numbers, list(spec.search.space)), progress],
+            # the keeper first: a fold's model is in RESULTS/models before its rows are written
+            callbacks=[ModelKeeper(results, spec, len(fold_numbers)), ParquetWriter(results, context, fold_numbers, list(spec.search.space)), progress],
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             # every fold's checkpoint is kept (a few hundred bytes each): deleting the previous

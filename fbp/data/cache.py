@@ -41,15 +41,23 @@ def cache_key(dataset: Dataset, side: int) -> str:
     return h.hexdigest()[:24]
 
 
-def _decode(path: Path, side: int) -> np.ndarray:
+def decode_image(path: Path, side: int) -> np.ndarray:
+    """One image as the cache holds it: RGB, resized to `side` x `side` (PIL bilinear, whose
+    downscaling is antialiased), (side, side, 3) uint8. `fbp.predict` decodes new faces with
+    it, so that a model sees them as it saw its training and test images."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (side, side):
-                im = im.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=None)
-            return np.asarray(im, dtype=np.uint8)
+            return resize_image(im, side)
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot decode the image ({e})") from None
+
+
+def resize_image(im: Image.Image, side: int) -> np.ndarray:
+    """An opened PIL image as `decode_image` makes it (`RESIZE`)."""
+    im = im.convert("RGB")
+    if im.size != (side, side):
+        im = im.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(im, dtype=np.uint8)
 
 
 def decoded_images(dataset: Dataset, side: int, workers: int | None = None) -> np.ndarray:
@@ -64,7 +72,7 @@ def decoded_images(dataset: Dataset, side: int, workers: int | None = None) -> n
             paths = [dataset.image_path(name) for name in dataset.images]
             # PIL releases the GIL while decoding and resizing, so threads scale here.
             with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-                for i, image in enumerate(pool.map(lambda p: _decode(p, side), paths)):
+                for i, image in enumerate(pool.map(lambda p: decode_image(p, side), paths)):
                     out[i] = image
             out.flush()
             del out

@@ -2,7 +2,8 @@
 
 FILE is a TrialConfig or a study file; a study trains its base configuration (its search,
 objective, scheduler and resources are not used), so `fbp-search train studies/paper.yaml`
-runs the paper's setting. Progress: a live bar on a terminal; elsewhere (a log file, CI,
+runs the paper's setting. Each fold's selected model is kept in OUT/models/<trial_id>/, as a
+study keeps its best trials' (search.keep), for `fbp-search export`. Progress: a live bar on a terminal; elsewhere (a log file, CI,
 nohup) one whole line at prepare, at ready and per epoch, never wrapped.
 """
 
@@ -125,6 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fbp import metrics
     from fbp.config import TrialConfig, resolve_paths
     from fbp.errors import TrainingError
+    from fbp.export import save_fold_runs
     from fbp.kfold import run_kfold
     from search.preflight import preflight
     from search.results import ResultsDir, fold_frames, spec_hash
@@ -151,7 +153,11 @@ def run_train(args: argparse.Namespace) -> int:
     def on_fold(r: FoldResult) -> None:
         runs.setdefault(r.fold, []).append(r)
         if len(runs[r.fold]) == repeats:  # a fold's runs (one per seed) share its parts
-            out.write_fold(fold_frames(runs.pop(r.fold), trial), trial["trial_id"], r.fold)
+            fold_runs = runs.pop(r.fold)
+            save_fold_runs(out.model_dir(trial["trial_id"]), fold_runs, config)  # the model before the rows that say the fold is done
+            for run in fold_runs:
+                run.model = None  # on disk now
+            out.write_fold(fold_frames(fold_runs, trial), trial["trial_id"], r.fold)
         results.append(r)
         values = {m.label: f"{getattr(r, name):.4f}" for name, m in metrics.METRICS.items()}
         which = f"fold {r.fold}" + (f" seed {r.seed}" if repeats > 1 else "")
@@ -167,7 +173,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     console.out(_header(args.config, config, out.path))
     try:
-        run_kfold(config, on_fold=on_fold, on_progress=on_progress)
+        run_kfold(config, on_fold=on_fold, on_progress=on_progress, keep_models=True)
     except TrainingError as e:
         console.print(f"[bold red]training failed:[/] {e}")
         return 1
@@ -181,5 +187,6 @@ def run_train(args: argparse.Namespace) -> int:
     console.print(table)
     if config.eval.select == "test_oracle":
         console.print("note: eval.select=test_oracle chose each fold's epoch on its test set; these figures are optimistic")
-    console.print(f"results: {out.path}/{{folds,epochs,predictions}}.parquet")
+    console.print(f"results: {out.path}/{{folds,epochs,predictions}}.parquet; fold models in {out.model_dir(trial['trial_id'])}")
+    console.print(f"export them: fbp-search export {out.path} --out MODEL_DIR")
     return 0

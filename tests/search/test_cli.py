@@ -17,7 +17,10 @@ def imported_by(code: str) -> list[str]:
     return next(line for line in run.stdout.splitlines() if line.startswith("loaded:")).split()[1:]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["train", "--help"], ["report", "--help"], ["data", "--help"], ["weights", "--help"], ["knobs", "--help"]])
+HELP = ("run", "train", "export", "predict", "report", "data", "weights", "knobs")
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([command, "--help"] for command in HELP)])
 def test_help_imports_no_heavy_module(argv):
     code = f"from search.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
     assert imported_by(code) == []

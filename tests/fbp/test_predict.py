@@ -1,0 +1,70 @@
+"""fbp.predict: an exported model scores a face exactly as evaluation scored its test fold."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fbp.errors import InputError
+from fbp.predict import FIXED_COLUMNS, load_model
+
+
+def _test_paths(exported, result):
+    return [exported.dataset.image_path(name) for name in result.predictions["image"]]
+
+
+def test_each_fold_model_alone_gives_its_test_folds_predictions(exported):
+    for r in exported.results:
+        model = load_model(exported.folder, device="cpu", members=[f"fold{r.fold}"])
+        frame = model.predict_frame(_test_paths(exported, r))
+        assert list(frame.columns) == [*FIXED_COLUMNS, f"fold{r.fold}"]
+        # y_pred is fused (0.25 reg + 0.75 exp): both heads, the view and the class values all count
+        difference = np.abs(frame["score"].to_numpy() - np.array(r.predictions["y_pred"])).max()
+        assert difference < 1e-4, difference
+        assert np.abs(frame["score_exp"].to_numpy() - np.array(r.predictions["y_exp"])).max() < 1e-4
+        assert (frame["spread"] == 0).all() and (frame["score"] == frame[f"fold{r.fold}"]).all()
+
+
+def test_the_ensemble_is_the_mean_of_its_members_and_its_spread_their_std(exported):
+    paths = _test_paths(exported, exported.results[0])
+    frame = load_model(exported.folder, device="cpu").predict_frame(paths, batch_size=5)  # batches of 5, 5 and 2
+    alone = {k: load_model(exported.folder, device="cpu", members=[f"fold{k}"]).predict_frame(paths) for k in (1, 2)}
+    members = np.stack([alone[k]["score"].to_numpy() for k in (1, 2)])
+    assert list(frame["image"]) == [str(p) for p in paths]
+    assert np.allclose(frame[["fold1", "fold2"]].to_numpy().T, members, atol=1e-6)
+    assert np.allclose(frame["score"], members.mean(0), atol=1e-6)
+    assert np.allclose(frame["spread"], np.sqrt(((members - members.mean(0)) ** 2).mean(0)), atol=1e-6)
+    exps = np.stack([alone[k]["score_exp"].to_numpy() for k in (1, 2)])
+    assert np.allclose(frame["score_exp"], exps.mean(0), atol=1e-6)
+
+
+def test_a_path_a_pil_image_and_an_array_score_the_same(exported):
+    model = load_model(exported.folder, device="cpu")
+    path = exported.dataset.image_path(exported.dataset.images[0])
+    with Image.open(path) as im:
+        im.load()
+        scores = model.predict([path, str(path), im, np.asarray(im)])
+    assert np.allclose(scores, scores[0], atol=1e-6)
+
+
+def test_a_bad_image_is_named_and_the_good_ones_are_still_scored(exported, tmp_path):
+    model = load_model(exported.folder, device="cpu")
+    good = [exported.dataset.image_path(name) for name in exported.dataset.images[:3]]
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with pytest.raises(InputError, match=r"notes\.txt: cannot decode the image"):
+        model.predict([good[0], text])
+    errors = []
+    frame = model.predict_frame([good[0], text, tmp_path / "gone.jpg", good[1], np.zeros((4, 4), np.float32), good[2]], batch_size=2, errors=errors)
+    assert list(frame["image"]) == [str(p) for p in good]
+    assert [e[0] for e in errors] == [str(text), str(tmp_path / "gone.jpg"), "<ndarray 4>"]
+    assert "no such file" in errors[1][1] and "(H, W, 3) uint8" in errors[2][1]
+    assert np.allclose(frame["score"], model.predict(good), atol=1e-6)
+
+
+def test_load_model_refuses_what_it_cannot_load(exported, tmp_path):
+    with pytest.raises(InputError, match=r"no member fold9; its members: fold1, fold2"):
+        load_model(exported.folder, device="cpu", members=["fold9"])
+    with pytest.raises(InputError, match=r"not an exported model \(no model.json\)"):
+        load_model(tmp_path, device="cpu")
+    with pytest.raises(InputError, match="does not exist"):
+        load_model(tmp_path / "nowhere", device="cpu")
