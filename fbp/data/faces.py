@@ -1,4 +1,6 @@
-"""Procedurally drawn faces in the SCUT-FBP5500 layout: the whole system runs with no real data.
+"""Procedurally drawn faces in the layout of a published dataset: the whole system runs with no
+real data. `generate(out, params, layout=...)` writes SCUT-FBP5500's files (the default),
+SCUT-FBP's workbook or HotOrNot's split files (`fbp.data.layouts`), which the real loaders read.
 
 It stays a real vision task. Every image shows one cartoon face whose score follows *drawn*
 facial traits, amid nuisance that a model must learn to ignore. Nothing cheap predicts the
@@ -43,13 +45,17 @@ as on real data, where 60 raters alone would average their noise away):
     rating_ri = clip(round(3 + 0.65 (a_i + u_i) + b_r + s_r eps_ri), 1, 5)     eps ~ N(0, 1)
     score_i   = mean_r rating_ri
 
+Each layout has its release's number of raters by default (60 on SCUT-FBP5500, 70 on
+SCUT-FBP); HotOrNot's label is the z-score of score_i over the generated faces, as its
+release's scores are standardised ratings.
+
 `noise_ceiling` in the manifest is Pearson(a, score): the best correlation a model that
 recovers `a` exactly can reach (about 0.95).
 
 Determinism: face k of subset s is drawn from `SeedSequence([seed, s, k])` (one child stream
 for the traits, one for the nuisance) and rated with `default_rng([seed, s, k, 1])`, so the
 same parameters give byte-identical files whatever the worker count, and `AF7` is the same
-face for every `n`.
+face for every `n` (and for every layout: SCUT-FBP-7, all of whose faces are AF, is AF7).
 """
 
 from __future__ import annotations
@@ -67,12 +73,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fbp.data.layouts import LAYOUTS, SUBSETS, Faces
+from fbp.data.layouts import largest_remainder as _largest_remainder
+
 GENERATOR_VERSION = 1  # bump when drawing or rating changes, so caches invalidate
 
-SUBSETS = ("AF", "AM", "CF", "CM")  # Asian/Caucasian female/male, as in SCUT-FBP5500
-_SUBSET_SHARE = (2000, 2000, 750, 750)  # SCUT-FBP5500 counts
-_SPLIT_60_40 = "split_of_60%training and 40%testing"
-_FIVE_FOLD = "5_folders_cross_validations_files"
+_SUBSET_SHARE = LAYOUTS["scut-fbp5500"].share  # SCUT-FBP5500 counts
 
 # Random streams besides the per-image ones ([seed, subset, k] with subset 0..3).
 _RATER_STREAM = (4, 0)
@@ -110,7 +116,7 @@ _FACE_CENTRE = (0.5, 0.46)
 class SynthParams:
     """What to generate; together with GENERATOR_VERSION it fixes every byte written."""
 
-    n: int = 5500  # images, split over AF, AM, CF, CM as 2000:2000:750:750
+    n: int = 5500  # images, split over AF, AM, CF, CM by the layout's share (SCUT-FBP5500: 2000:2000:750:750)
     size: int = 128  # square image side, px
     seed: int = 0
     raters: int = 60  # simulated raters per image
@@ -464,42 +470,31 @@ def _render(face: _Face, size: int) -> Image.Image:
 # --- the dataset ----------------------------------------------------------------------------
 
 
-def _largest_remainder(total: int, weights) -> list[int]:
-    """Integers proportional to `weights` that sum to `total` (ties go to the earlier entry)."""
-    quotas = [total * w / sum(weights) for w in weights]
-    counts = [math.floor(q) for q in quotas]
-    by_remainder = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - counts[i]), i))
-    for i in by_remainder[: total - sum(counts)]:
-        counts[i] += 1
-    return counts
-
-
-def _image_name(subset: str, k: int) -> str:
-    return f"{subset}{k}.jpg"
-
-
-def _draw_and_save(task: tuple[int, int], seed: int, size: int, image_dir: str) -> float:
-    """Worker: draw face k of subset s, write its JPEG, return its latent."""
-    s, k = task
+def _draw_and_save(task: tuple[int, int, str], seed: int, size: int, image_dir: str) -> float:
+    """Worker: draw face k of subset s, write its JPEG under its layout's name, return its latent."""
+    s, k, name = task
     face = _sample_face(seed, SUBSETS[s], k)
-    _render(face, size).save(os.path.join(image_dir, _image_name(SUBSETS[s], k)), "JPEG", quality=95)
+    _render(face, size).save(os.path.join(image_dir, name), "JPEG", quality=95)
     return _latent(face.traits)
 
 
 def _rate(
     seed: int, tasks: list[tuple[int, int]], latent: np.ndarray, raters: int
-) -> tuple[np.ndarray, dict]:
-    """Mean rating of every image by the same `raters` simulated raters."""
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Mean rating of every image by the same `raters` simulated raters, and the ratings' std."""
     rng = np.random.default_rng([seed, *_RATER_STREAM])
     bias = rng.normal(0, _RATER_BIAS_SD, raters)  # (R,)
     noise_sd = rng.uniform(*_RATER_NOISE_SD, raters)  # (R,)
-    scores = np.empty(len(tasks))
+    scores, spread = np.empty(len(tasks)), np.zeros(len(tasks))
     for i, (s, k) in enumerate(tasks):
         image_rng = np.random.default_rng([seed, s, k, 1])
         appeal = image_rng.normal(0, _APPEAL_SD)
         eps = image_rng.standard_normal(raters)  # (R,)
         raw = _RATING_MID + _RATING_SLOPE * (latent[i] + appeal) + bias + noise_sd * eps
-        scores[i] = np.clip(np.round(raw), 1, 5).mean()
+        ratings = np.clip(np.round(raw), 1, 5)  # (R,)
+        scores[i] = ratings.mean()
+        if raters > 1:
+            spread[i] = ratings.std(ddof=1)
     model = {
         "formula": "rating_ri = clip(round(mid + slope * (a_i + u_i) + b_r + s_r * eps_ri), 1, 5); "
         "score_i = mean_r rating_ri; u_i ~ N(0, appeal_sd), eps_ri ~ N(0, 1)",
@@ -512,47 +507,7 @@ def _rate(
         "bias": [round(float(b), 6) for b in bias],
         "noise_sd": [round(float(s), 6) for s in noise_sd],
     }
-    return scores, model
-
-
-def _splits(seed: int, names: list[str], subsets: list[str]) -> dict[str, list[int]]:
-    """Shuffled label order, a 60/40 split and five folds, all stratified by subset.
-
-    Returns index lists: "all", "train", "test", "fold1".."fold5" (test indices of fold K).
-    """
-    rng = np.random.default_rng([seed, *_SPLIT_STREAM])
-    order = [int(i) for i in rng.permutation(len(names))]
-    groups = [[i for i in order if subsets[i] == s] for s in SUBSETS]
-    n_train = _largest_remainder(round(0.6 * len(names)), [len(g) for g in groups])
-    train = {i for g, m in zip(groups, n_train) for i in g[:m]}
-    dealt = [i for g in groups for i in g]  # dealing subset by subset keeps each fold stratified
-    fold_of = {i: j % 5 for j, i in enumerate(dealt)}
-    result = {
-        "all": order,
-        "train": [i for i in order if i in train],
-        "test": [i for i in order if i not in train],
-    }
-    for f in range(5):
-        result[f"fold{f + 1}"] = [i for i in order if fold_of[i] == f]
-    return result
-
-
-def _write_labels(path: Path, rows: list[int], names: list[str], scores: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes("".join(f"{names[i]} {scores[i]:.6f}\n" for i in rows).encode())
-
-
-def _write_split_files(tt: Path, split: dict[str, list[int]], names: list[str], scores: np.ndarray) -> None:
-    _write_labels(tt / "All_labels.txt", split["all"], names, scores)
-    _write_labels(tt / _SPLIT_60_40 / "train.txt", split["train"], names, scores)
-    _write_labels(tt / _SPLIT_60_40 / "test.txt", split["test"], names, scores)
-    for k in range(1, 6):
-        test = split[f"fold{k}"]
-        held_out = set(test)
-        train = [i for i in split["all"] if i not in held_out]
-        folder = tt / _FIVE_FOLD / f"cross_validation_{k}"
-        _write_labels(folder / f"train_{k}.txt", train, names, scores)
-        _write_labels(folder / f"test_{k}.txt", test, names, scores)
+    return scores, spread, model
 
 
 def _trait_definitions() -> dict:
@@ -575,23 +530,23 @@ def _trait_definitions() -> dict:
 
 
 def _manifest(
-    params: SynthParams, counts: list[int], scores: np.ndarray, latent: np.ndarray, raters: dict
+    params: SynthParams, layout: str, counts: list[int], labels: np.ndarray, latent: np.ndarray, raters: dict, extra: dict
 ) -> dict:
+    """What was generated; `scores` describes the label values as the files hold them."""
     return {
         "generator": "fbp.data.faces",
         "generator_version": GENERATOR_VERSION,
+        # SCUT-FBP5500's manifest stays the bytes it was before there were layouts (same
+        # params, same files): a manifest without `layout` is that layout's
+        **({"layout": layout} if layout != "scut-fbp5500" else {}),
         "params": asdict(params),
         "seed": params.seed,
-        "counts": dict(zip(SUBSETS, counts)),
+        "counts": {s: c for s, c in zip(SUBSETS, counts) if c},
         "traits": _trait_definitions(),
         "rater_model": raters,
-        "scores": {
-            "min": round(float(scores.min()), 6),
-            "max": round(float(scores.max()), 6),
-            "mean": round(float(scores.mean()), 6),
-            "std": round(float(scores.std()), 6),
-        },
-        "noise_ceiling": float(np.corrcoef(latent, scores)[0, 1]),
+        **extra,
+        "scores": {name: round(float(f(labels)), 6) + 0.0 for name, f in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std))},  # + 0.0: no -0.0
+        "noise_ceiling": float(np.corrcoef(latent, labels)[0, 1]),
         "latent_file": "latent.csv",
     }
 
@@ -603,7 +558,7 @@ def _check_free(out: Path) -> None:
         )
 
 
-def _draw_all(tasks: list[tuple[int, int]], params: SynthParams, image_dir: Path, workers: int) -> np.ndarray:
+def _draw_all(tasks: list[tuple[int, int, str]], params: SynthParams, image_dir: Path, workers: int) -> np.ndarray:
     job = partial(_draw_and_save, seed=params.seed, size=params.size, image_dir=str(image_dir))
     if workers <= 1:
         return np.array([job(t) for t in tasks])
@@ -615,21 +570,34 @@ def _draw_all(tasks: list[tuple[int, int]], params: SynthParams, image_dir: Path
         return np.array(pool.map(job, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
 
 
-def generate(out: Path, params: SynthParams = SynthParams(), workers: int | None = None) -> dict:
-    """Writes the dataset into `out` in the SCUT-FBP5500 layout and returns the manifest.
+def layout_params(layout: str, **changes) -> SynthParams:
+    """The parameters of a layout's default set: the release's number of faces and of raters,
+    with `changes` (n, size, seed, raters) applied."""
+    own = LAYOUTS[layout]
+    return SynthParams(**{"n": own.n, "raters": own.raters, **changes})
+
+
+def generate(out: Path, params: SynthParams | None = None, workers: int | None = None, layout: str = "scut-fbp5500") -> dict:
+    """Writes the dataset into `out` in `layout` (`fbp.data.layouts.LAYOUTS`: scut-fbp5500,
+    scut-fbp, hotornot) and returns the manifest. `params` default to the layout's own
+    (`layout_params`).
 
     Everything is built in a hidden sibling folder and renamed onto `out` at the end, so a
     killed process never leaves a half-written `out`. Raises FileExistsError if `out` exists
     and is not empty (also when another process finished first). `workers` processes draw
     the images (default: one per CPU; 1 draws in this process).
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; valid: {', '.join(LAYOUTS)}")
+    own = LAYOUTS[layout]
+    params = params or layout_params(layout)
     out = Path(out)
     _check_free(out)
     if workers is None:
         workers = os.cpu_count() or 1
-    counts = _largest_remainder(params.n, _SUBSET_SHARE)
+    counts = _largest_remainder(params.n, own.share)
     tasks = [(s, k) for s, count in enumerate(counts) for k in range(1, count + 1)]
-    names = [_image_name(SUBSETS[s], k) for s, k in tasks]
+    names = [own.image_name(i, SUBSETS[s], k) for i, (s, k) in enumerate(tasks, start=1)]
     subsets = [SUBSETS[s] for s, _ in tasks]
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -637,15 +605,16 @@ def generate(out: Path, params: SynthParams = SynthParams(), workers: int | None
     if tmp.exists():  # left by a killed process that had our pid
         shutil.rmtree(tmp)
     try:
-        (tmp / "Images").mkdir(parents=True)
-        latent = _draw_all(tasks, params, tmp / "Images", workers)
-        scores, raters = _rate(params.seed, tasks, latent, params.raters)
-        # the files hold 6 decimals; the manifest's statistics describe exactly those values
-        latent, scores = np.round(latent, 6), np.round(scores, 6)
-        _write_split_files(tmp / "train_test_files", _splits(params.seed, names, subsets), names, scores)
+        (tmp / own.image_dir).mkdir(parents=True)
+        latent = _draw_all([(s, k, name) for (s, k), name in zip(tasks, names)], params, tmp / own.image_dir, workers)
+        scores, spread, raters = _rate(params.seed, tasks, latent, params.raters)
+        split_rng = np.random.default_rng([params.seed, *_SPLIT_STREAM])
+        # the manifest's statistics describe exactly the values the label files hold
+        labels, extra = own.write(tmp, Faces(names, subsets, scores, spread), split_rng)
+        latent = np.round(latent, 6)
         rows = "".join(f"{name},{a:.6f}\n" for name, a in zip(names, latent))
         (tmp / "latent.csv").write_bytes(("image,latent\n" + rows).encode())
-        manifest = _manifest(params, counts, scores, latent, raters)
+        manifest = _manifest(params, layout, counts, labels, latent, raters, extra)
         (tmp / "manifest.json").write_bytes((json.dumps(manifest, indent=2) + "\n").encode())
         _publish(tmp, out)
     finally:

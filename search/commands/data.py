@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fbp.data import DATASETS, DISCRETIZATION, Dataset, load_dataset
-from fbp.data.faces import SynthParams, generate
+from fbp.data.faces import SynthParams, generate, layout_params
+from fbp.data.layouts import LAYOUTS
 from fbp.discretize import RULES, class_counts, class_weights, fit_discretization
 from fbp.errors import InputError
 from search.console import command_console
@@ -19,12 +20,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="make or inspect a dataset")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
-    synth = sub.add_parser("synth", help="generate synthetic faces in the SCUT-FBP5500 layout")
+    synth = sub.add_parser("synth", help="generate synthetic faces in a published dataset's layout")
     synth.add_argument("--out", type=Path, required=True, help="new directory to write")
-    synth.add_argument("--n", type=int, default=SynthParams.n, help="number of images (default %(default)s)")
+    synth.add_argument("--layout", default="scut-fbp5500", help=f"whose files to write: {', '.join(LAYOUTS)} (default %(default)s)")
+    synth.add_argument("--n", type=int, help="number of images (default: the layout's release: " + ", ".join(f"{k} {v.n}" for k, v in LAYOUTS.items()) + ")")
     synth.add_argument("--size", type=int, default=SynthParams.size, help="image side in px (default %(default)s)")
     synth.add_argument("--seed", type=int, default=SynthParams.seed, help="(default %(default)s)")
-    synth.add_argument("--raters", type=int, default=SynthParams.raters, help="simulated raters per image (default %(default)s)")
+    synth.add_argument("--raters", type=int, help="simulated raters per image (default: the layout's release: " + ", ".join(f"{k} {v.raters}" for k, v in LAYOUTS.items()) + ")")
     synth.set_defaults(run=run_synth)
 
     check = sub.add_parser("check", help="validate a dataset and print its folds, scores and classes")
@@ -38,19 +40,22 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    if args.layout not in LAYOUTS:
+        raise InputError(f"--layout: unknown layout {args.layout!r}; valid: {', '.join(LAYOUTS)}")
+    given = {k: v for k, v in (("n", args.n), ("raters", args.raters)) if v is not None}
     try:
-        params = SynthParams(n=args.n, size=args.size, seed=args.seed, raters=args.raters)
+        params = layout_params(args.layout, size=args.size, seed=args.seed, **given)
     except ValueError as e:
         raise InputError(f"data synth: {e}") from None
     if args.out.exists() and any(args.out.iterdir()):
         raise InputError(f"--out {args.out} exists and is not empty; choose a new directory")
     start = time.perf_counter()
-    manifest = generate(args.out, params)
+    manifest = generate(args.out, params, layout=args.layout)
     seconds = time.perf_counter() - start
     console = command_console()
-    console.print(f"wrote {params.n} faces of {params.size}x{params.size} px to {args.out} in {seconds:.1f} s")
+    console.print(f"wrote {params.n} faces of {params.size}x{params.size} px in the {args.layout} layout to {args.out} in {seconds:.1f} s")
     console.print(f"noise ceiling (Pearson of latent vs rated mean): {manifest['noise_ceiling']:.4f}")
-    console.print(f"check it: fbp-search data check scut-fbp5500 {args.out}")
+    console.print(f"check it: fbp-search data check {args.layout} {args.out}")
     return 0
 
 

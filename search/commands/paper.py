@@ -23,17 +23,21 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_paper(args: argparse.Namespace) -> int:
-    from search.paper import build_paper, write_paper
-    from search.paper._render import summary
-
     formats = parse_formats(args.format)
     if not 0 < args.alpha < 1:
         raise InputError(f"--alpha must lie in (0, 1), got {args.alpha}")
+    write_document(args.root, command_console(), args.out, formats, args.alpha, cache=not args.no_cache)
+    return 0
+
+
+def write_document(root: Path, console, out: Path | None = None, formats=None, alpha: float | None = None, cache: bool = True) -> None:
+    """Build the document of `root`, write it into `out` (default ROOT/paper) and say what it holds."""
+    from search.paper import ALPHA, FORMATS, build_paper, write_paper
+    from search.paper._render import summary
+
     start = time.perf_counter()
-    paper = build_paper(args.root, alpha=args.alpha, cache=not args.no_cache)
-    out = args.out or Path(args.root) / "paper"
-    written = write_paper(paper, out, formats)
-    console = command_console()
+    paper = build_paper(root, alpha=ALPHA if alpha is None else alpha, cache=cache)
+    out = out or Path(root) / "paper"
+    written = write_paper(paper, out, formats or FORMATS)
     summary(console, paper, written, out)
     console.print(f"paper took {time.perf_counter() - start:.1f} s")
-    return 0

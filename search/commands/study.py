@@ -66,7 +66,13 @@ def smoke(raw: dict) -> dict:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("studies", type=Path, nargs="+", metavar="STUDY", help="study YAML files, or directories of them (every *.yaml below), e.g. studies/quickstart.yaml or studies/paper/")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help="override a dotted path of every study, e.g. train.epochs=2 (repeatable)")
-    parser.add_argument("--smoke", action="store_true", help="tiny synthetic data and model, 1 epoch, 2 folds, 2 trials: checks the study runs end to end")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--smoke", action="store_true", help="tiny synthetic data and model, 1 epoch, 2 folds, 2 trials: checks the study runs end to end")
+    size.add_argument(
+        "--rehearsal", action="store_true",
+        help="every fold, grid cell and row as written, on drawn faces in each study's dataset layout with a small model for 2 epochs (search.rehearsal); "
+        "run writes into results/<folder>-rehearsal and then the paper document",
+    )
 
 
 def study_files(paths: list[Path]) -> list[Path]:
@@ -92,6 +98,10 @@ def load(path: Path, args: argparse.Namespace) -> StudySpec:
     raw = read_yaml(path)
     if args.smoke:
         raw = smoke(raw)
+    if args.rehearsal:
+        from search.rehearsal import rehearse
+
+        raw = rehearse(raw, str(path))
     spec = validate_spec(apply_overrides(raw, args.overrides), str(path))
     # relative paths mean the directory the command runs from; trials run elsewhere
     return with_absolute_paths(spec, Path.cwd())
@@ -130,26 +140,55 @@ def _validate(path: Path, args: argparse.Namespace) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """One study file: that study. A directory or several files: a set, run together (search.studyset)."""
+    """One study file: that study. A directory or several files: a set, run together (search.studyset).
+    A rehearsal then writes the paper document of its results root."""
     from fbp.errors import InputError
+    from search import rehearsal
 
     files = study_files(args.studies)
     console = command_console()
-    suffix = "-smoke" if args.smoke else ""
+    suffix = "-smoke" if args.smoke else "-rehearsal" if args.rehearsal else ""
     if len(files) == 1 and not args.studies[0].is_dir():
         from search.runner import run_study
 
         spec = load(files[0], args)
-        results = args.results or Path("results") / (spec.name + suffix)
+        if args.results is not None:
+            results = args.results
+        elif args.rehearsal:  # beside the other studies of its folder's rehearsal, where `fbp-search paper` finds them all
+            results = Path("results") / (files[0].resolve().parent.name + suffix) / spec.name
+        else:
+            results = Path("results") / (spec.name + suffix)
+        root = results.parent
+        rehearsal.check_root(root, args.rehearsal)
+        if args.rehearsal:
+            rehearsal.write_record(root)
         outcome = run_study(spec, str(files[0]), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage)
-        return _closing(outcome, results, console)
+        code = _closing(outcome, results, console)
+        return _rehearsal_paper(root, [spec.name], code, console) if args.rehearsal else code
     from search.runner import run_set
 
     if args.results is None and not (len(args.studies) == 1 and args.studies[0].is_dir()):
         raise InputError("--results: several study files run as one set need a results root; each study writes RESULTS/<study name>")
     root = args.results or Path("results") / (args.studies[0].resolve().name + suffix)
     studies = [(load(path, args), str(path)) for path in files]
-    return _closing_set(run_set(studies, root, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage), root, console)
+    rehearsal.check_root(root, args.rehearsal)
+    if args.rehearsal:
+        rehearsal.write_record(root)
+    code = _closing_set(run_set(studies, root, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage), root, console)
+    return _rehearsal_paper(root, [spec.name for spec, _ in studies], code, console) if args.rehearsal else code
+
+
+def _rehearsal_paper(root: Path, names: list[str], code: int, console: Console) -> int:
+    """After a rehearsal that was not interrupted: the paper document of its root, when it ran
+    one of the paper's studies. The exit code stays the run's."""
+    from search.commands.paper import write_document
+    from search.paper import STUDIES
+
+    if code == 130 or not set(names) & set(STUDIES):
+        return code
+    console.print(f"the rehearsal's paper document: fbp-search paper {root}")
+    write_document(root, console)
+    return code
 
 
 def _closing(outcome: dict, results: Path, console: Console) -> int:

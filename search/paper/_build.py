@@ -39,8 +39,16 @@ from search.report._stats import paired_tests
 
 STUDIES_DIR = "studies/paper"
 """Where the paper's study files live: `fbp-search run studies/paper/<name>.yaml` runs one."""
-RUN_ALL = f"fbp-search run {STUDIES_DIR}/"
-"""The command that runs every study of the paper."""
+REHEARSAL = " --rehearsal"
+"""What the commands of a rehearsal's document add (search.rehearsal)."""
+
+
+def run_all(rehearsal: bool = False) -> str:
+    """The command that runs every study of the paper (as a rehearsal)."""
+    return f"fbp-search run {STUDIES_DIR}/" + (REHEARSAL if rehearsal else "")
+
+
+RUN_ALL = run_all()
 
 TABLE_STUDIES: dict[int, str] = {
     1: "table1_scut_fbp",
@@ -72,9 +80,9 @@ FIGURE_N = 6
 ALPHA = 0.05
 
 
-def run_command(name: str) -> str:
-    """The command that runs one study of the paper."""
-    return f"fbp-search run {STUDIES_DIR}/{name}.yaml"
+def run_command(name: str, rehearsal: bool = False) -> str:
+    """The command that runs one study of the paper (as a rehearsal)."""
+    return f"fbp-search run {STUDIES_DIR}/{name}.yaml" + (REHEARSAL if rehearsal else "")
 
 
 def _missing(value: Any) -> bool:
@@ -96,10 +104,12 @@ class StudyResult:
     why: str = ""  # for every state but ok: one line
     report: Report | None = None
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # COMPLETE rows indexed (trial_id, fold, seed), test metrics
+    originals: dict[str, dict[str, Any]] = field(default_factory=dict)  # a rehearsal's {path: {stand-in: the value it stands for}}
+    rehearsal: bool = False  # the results of a rehearsal (search.rehearsal): its commands say --rehearsal
 
     @property
     def command(self) -> str:
-        return run_command(self.name)
+        return run_command(self.name, self.rehearsal)
 
     @property
     def board(self) -> pd.DataFrame:
@@ -110,7 +120,8 @@ class StudyResult:
 
     def value_at(self, path: str) -> pd.Series:
         """Each trial's value at a dotted config path: its `param.<path>` where the study
-        searched it (and the trial set it), else the study's own config value (None if none)."""
+        searched it (and the trial set it), else the study's own config value (None if none).
+        In a rehearsal, a stand-in's value is the one it stands in for (search.rehearsal)."""
         board = self.board
         try:
             fixed = self.report.study.fixed(path)
@@ -118,7 +129,9 @@ class StudyResult:
             fixed = None
         column = f"param.{path}"
         values = board[column] if column in board.columns else pd.Series([None] * len(board), index=board.index, dtype=object)
-        return pd.Series([fixed if _missing(v) else v for v in values], index=board.index, dtype=object)
+        own = self.originals.get(path, {})
+        values = [fixed if _missing(v) else v for v in values]
+        return pd.Series([own.get(v, v) if isinstance(v, str) else v for v in values], index=board.index, dtype=object)
 
     def matching(self, config: dict[str, Any]) -> list[str]:
         """The trials whose values match every path of `config`, in the leaderboard's order
@@ -130,20 +143,24 @@ class StudyResult:
         return list(board.index[mask.to_numpy()])
 
 
-def load_study_result(root: Path, name: str, cache: bool = True) -> StudyResult:
+def load_study_result(root: Path, name: str, cache: bool = True, rehearsal: dict | None = None) -> StudyResult:
+    """`rehearsal`: the record of the rehearsal whose results `root` holds (search.rehearsal), None for real results."""
+    from search.rehearsal import originals
+
     path = root / name
+    marks = {"originals": originals(rehearsal), "rehearsal": rehearsal is not None}
     if not path.exists():
-        return StudyResult(name, path, "missing", f"not run yet: {run_command(name)}")
+        return StudyResult(name, path, "missing", f"not run yet: {run_command(name, rehearsal is not None)}", **marks)
     try:
         report = build_report(path, draws=0, cache=cache)  # no bootstrap: the document shows paired tests
         folds = _with_seed(_io.read_table(path, "folds", cache=path / "report" / ".cache" if cache else None))
     except InputError as e:
-        return StudyResult(name, path, "unreadable", str(e))
+        return StudyResult(name, path, "unreadable", str(e), **marks)
     complete = folds[row_status(folds).eq("COMPLETE").to_numpy()] if len(folds) else folds
     runs = _runs(complete, list(NAMES)) if len(complete) else pd.DataFrame()
     if report.nothing_completed:
-        return StudyResult(name, path, "empty", f"{report.nothing_completed}; continue it with `fbp-search resume {path}`", report, runs)
-    return StudyResult(name, path, "ok", "", report, runs)
+        return StudyResult(name, path, "empty", f"{report.nothing_completed}; continue it with `fbp-search resume {path}`", report, runs, **marks)
+    return StudyResult(name, path, "ok", "", report, runs, **marks)
 
 
 # --- Tables 1-5 -------------------------------------------------------------------------------
@@ -458,6 +475,7 @@ class Paper:
     figure2: Figure2
     ablations: list[AblationResult]
     alpha: float = ALPHA
+    rehearsal: dict | None = None  # the record of a rehearsal (search.rehearsal.read_record); None for real results
 
     @property
     def missing(self) -> list[StudyResult]:
@@ -475,11 +493,14 @@ def check_root(root: Path) -> None:
 
 
 def build_paper(root: Path, alpha: float = ALPHA, cache: bool = True) -> Paper:
+    from search.rehearsal import read_record
+
     root = Path(root)
     check_root(root)
-    studies = {name: load_study_result(root, name, cache) for name in STUDIES}
+    rehearsal = read_record(root)
+    studies = {name: load_study_result(root, name, cache, rehearsal) for name in STUDIES}
     built = [build_table(n, paper.TABLES[n], studies[name], alpha) for n, name in TABLE_STUDIES.items()]
     by_number = {t.number: t for t in built}
     figure = build_figure2(by_number[FIGURE_TABLE])
     ablations = [build_ablation(studies[name], what) for name, what in ABLATIONS.items()]
-    return Paper(root, studies, built, figure, ablations, alpha)
+    return Paper(root, studies, built, figure, ablations, alpha, rehearsal)

@@ -19,13 +19,13 @@ from search.paper._build import (
     FIGURE_TABLE,
     ORACLE,
     OTHER_STUDIES,
-    RUN_ALL,
     TABLE_STUDIES,
     AblationResult,
     Paper,
     StudyResult,
     TableResult,
     level_label,
+    run_all,
 )
 from search.report._build import plural
 from search.report._render import DAGGER, DASH, DDAGGER, SECTION, Section, _mean_std, _num, _p, _signed, markdown_table, tex_escape, tex_table
@@ -112,7 +112,7 @@ def studies_section(paper: Paper) -> Section:
     missing = paper.missing
     intro = f"One results directory per study under `{paper.root}`."
     if missing:
-        intro += f" {plural(len(missing), 'study', 'studies')} not run yet: each runs with the command beside it; `{RUN_ALL}` runs them all."
+        intro += f" {plural(len(missing), 'study', 'studies')} not run yet: each runs with the command beside it; `{run_all(paper.rehearsal is not None)}` runs them all."
     return Section("studies", "Studies", pd.DataFrame(rows), pd.DataFrame(csv), intro)
 
 
@@ -141,7 +141,7 @@ def table_block(result: TableResult) -> Block:
                       "its test figures as mean ± sample std over its (fold, seed) runs, and Δ = ours − the paper's figure of the same row "
                       "(for ComboLoss, the paper's ComboLoss figure)."]
     elif study.state == "missing":
-        block.text = [f"**Not run yet.** Run it with `{study.command}` (or every study of the paper with `{RUN_ALL}`); the published rows alone for now."]
+        block.text = [f"**Not run yet.** Run it with `{study.command}` (or every study of the paper with `{run_all(study.rehearsal)}`); the published rows alone for now."]
     else:
         block.text = [f"**{study.name}**: {_status(study)}. The published rows alone."]
     notes = [_paper_note(), *result.notes]
@@ -275,9 +275,29 @@ def others_block(paper: Paper) -> Block:
     return block
 
 
+def rehearsal_block(paper: Paper) -> Block | None:
+    """First, in a rehearsal's document: what its figures are, and which row each stand-in fills."""
+    record = paper.rehearsal
+    if record is None:
+        return None
+    overrides = record.get("overrides") or {}
+    faces = record.get("faces") or {}
+    stand_ins = "; ".join(f"{path} {small} for {value}" for path, own in (record.get("stand_ins") or {}).items() for value, small in own.items())
+    return Block("Rehearsal: not the paper's figures", text=[
+        f"**Every study under `{paper.root}` ran as a rehearsal** (`{run_all(True)}`, search.rehearsal): {faces.get('n', DASH)} drawn faces "
+        f"in each dataset's layout instead of the dataset, a small randomly initialised model for {overrides.get('train.epochs', DASH)} epochs at "
+        f"{overrides.get('data.image_size', DASH)} px, at most {record.get('max_repeats', DASH)} seeds, a search cut to {record.get('proposed', DASH)} "
+        "trials beyond its baseline points. The tables, figure and ablations show that every study runs and lands in its rows; their figures say nothing about the paper.",
+        f"Stand-ins, each in the rows of what it stands in for: {stand_ins or DASH}.",
+    ])
+
+
 def blocks(paper: Paper) -> list[Block]:
     studies = studies_section(paper)
     out = [Block("Studies", text=[studies.intro], section=studies)]
+    rehearsal = rehearsal_block(paper)
+    if rehearsal is not None:
+        out.insert(0, rehearsal)
     studies.intro = ""
     for result in paper.tables:
         out.append(table_block(result))
@@ -344,6 +364,8 @@ def latex(paper: Paper, parts: list[Block], drawn: set[str]) -> str:
 def summary(console, paper: Paper, written: list[Path], out: Path) -> None:
     """A line per table (ours beside the paper's ComboLoss figure, or the command that runs
     it), Figure 2, the ablations, then the files."""
+    if paper.rehearsal is not None:
+        console.print(f"a rehearsal's results ({paper.root}): drawn faces and small models; the figures check the pipeline, not the paper", soft_wrap=True)
     for result in paper.tables:
         study, head = result.study, f"Table {result.number} ({result.study.name})"
         if study.state != "ok":
@@ -373,5 +395,5 @@ def summary(console, paper: Paper, written: list[Path], out: Path) -> None:
         else:
             console.print(f"{study.name}: {plural(len(result.frame), 'trial')} against {result.reference}", soft_wrap=True)
     if paper.missing:
-        console.print(f"{plural(len(paper.missing), 'study', 'studies')} not run yet; `{RUN_ALL}` runs them all", soft_wrap=True)
+        console.print(f"{plural(len(paper.missing), 'study', 'studies')} not run yet; `{run_all(paper.rehearsal is not None)}` runs them all", soft_wrap=True)
     console.print(f"wrote {plural(len(written), 'file')} to {out}: {', '.join(p.name for p in written)}", soft_wrap=True)

@@ -9,7 +9,8 @@ from fbp.data.synthetic import SMALL
 from search.cli import main
 from tests.conftest import review_scores, write_hotornot
 
-STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
+SHIPPED = Path(__file__).parents[2] / "studies"
+STUDIES = sorted(SHIPPED.glob("**/*.yaml"))
 
 GOOD = {
     "name": "t",
@@ -40,13 +41,13 @@ def _with(path: str, value):
 DELETE = object()
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=[p.stem for p in STUDIES])
+@pytest.mark.parametrize("study", STUDIES, ids=[str(p.relative_to(SHIPPED).with_suffix("")) for p in STUDIES])
 def test_every_shipped_study_validates(study, capsys):
     assert main(["validate", str(study), "--offline"]) == 0
     out = capsys.readouterr().out
     if "search" in yaml.safe_load(study.read_text()):
         assert "search space of" in out
-    else:  # one configuration (studies/paper.yaml)
+    else:  # one configuration (studies/paper.yaml, Tables 1-3 of studies/paper/)
         assert "batch_size: 64" in out and f"fbp-search train {study}" in out
 
 

@@ -1,7 +1,10 @@
-"""Every shipped study smoke-runs end to end with `run --smoke` (tiny data and model, 2 folds,
-2 trials; one for a single configuration), and a single configuration also with `train` and
-the same small overrides."""
+"""Every shipped study (studies/ and the paper's, studies/paper/) smoke-runs end to end with
+`run --smoke` (tiny data and model, 2 folds, 2 trials; one for a single configuration), and a
+single configuration also with `train` and the same small overrides. The paper's studies are
+the ones `fbp-search paper` looks for, and each holds a configuration for every row of its
+table that names one."""
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -13,23 +16,26 @@ from search.cli import main
 from search.results import read_table
 from search.spec import load_base
 
-STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
+SHIPPED = Path(__file__).parents[2] / "studies"
+STUDIES = sorted(SHIPPED.glob("**/*.yaml"))
+IDS = [str(p.relative_to(SHIPPED).with_suffix("")) for p in STUDIES]
 SEARCHED = [p for p in STUDIES if "search" in yaml.safe_load(p.read_text())]
 SINGLE = [p for p in STUDIES if p not in SEARCHED]
 # what `run --smoke` swaps in, as a user would type it
 SMALL = [
-    "data.dataset=synthetic", "data.root=null", f"data.options={SMALL}", "data.image_size=32", "data.folds=[1, 2]",
+    "data.dataset=synthetic", "data.root=null", "data.protocol=5fold", f"data.options={SMALL}", "data.image_size=32", "data.folds=[1, 2]",
     "model.backbone=test_resnet", "model.pretrained=false",
     "train.epochs=1", "train.batch_size=16", "train.device=cpu", "train.compile=off", "eval.batch_size=64",
 ]
 
 
 def test_there_are_studies_of_both_kinds():
-    assert SEARCHED and [p.name for p in SINGLE] == ["paper.yaml"]
+    singles = ["paper.yaml", "paper/table1_scut_fbp.yaml", "paper/table2_hotornot.yaml", "paper/table3_scut_fbp5500.yaml"]
+    assert SEARCHED and sorted(str(p.relative_to(SHIPPED)) for p in SINGLE) == singles
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("study", STUDIES, ids=[p.stem for p in STUDIES])
+@pytest.mark.parametrize("study", STUDIES, ids=IDS)
 def test_shipped_study_smoke_runs(local_ray, tmp_path, study, capsys):
     results = tmp_path / study.stem
     assert main(["run", str(study), "--smoke", "--results", str(results)]) == 0
@@ -39,7 +45,7 @@ def test_shipped_study_smoke_runs(local_ray, tmp_path, study, capsys):
     folds = read_table(results, "folds")
     assert folds["trial_id"].nunique() == trials
     assert (folds.loc[folds["status"] == "COMPLETE", "fold"].isin([1, 2])).all()
-    assert not folds.duplicated(["trial_id", "fold"]).any()
+    assert not folds.duplicated(["trial_id", "fold", "seed"]).any()  # a row per (trial, fold, seed): train.repeats
 
 
 def test_loss_weights_without_its_dataset_says_where_to_put_it(tmp_path, capsys, monkeypatch):
@@ -52,13 +58,14 @@ def test_loss_weights_without_its_dataset_says_where_to_put_it(tmp_path, capsys,
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("study", SINGLE, ids=[p.stem for p in SINGLE])
+@pytest.mark.parametrize("study", SINGLE, ids=[str(p.relative_to(SHIPPED).with_suffix("")) for p in SINGLE])
 def test_single_configuration_study_trains_with_small_overrides(tmp_path, study, capsys):
     out = tmp_path / study.stem
     assert main(["train", str(study), "--out", str(out), *(a for item in SMALL for a in ("--set", item))]) == 0
     assert "mean ± std" in capsys.readouterr().out
     folds = pd.read_parquet(out / "folds.parquet")
-    assert sorted(folds["fold"]) == [1, 2] and (folds["status"] == "COMPLETE").all()
+    repeats = (yaml.safe_load(study.read_text()).get("train") or {}).get("repeats", 1)  # every fold once per seed
+    assert sorted(folds["fold"]) == [1] * repeats + [2] * repeats and (folds["status"] == "COMPLETE").all()
 
 
 def test_paper_study_is_the_papers_setting():
@@ -73,3 +80,49 @@ def test_paper_study_is_the_papers_setting():
     assert (t.optimizer, t.lr, t.momentum, t.weight_decay, t.epochs, t.batch_size) == ("sgd", 0.01, 0.9, 1e-3, 200, 64)
     assert (t.schedule.name, t.schedule.step_size, t.schedule.step_gamma) == ("step", 50, 0.1)
     assert config.eval.select == "last"
+
+
+# --- the paper's studies ----------------------------------------------------------------------
+
+
+def _configurations(spec) -> list[dict]:
+    """Every configuration a study trains, as its values at every dotted path it sets: its
+    baseline points and, for a grid, every cell of the product of its choices, over the study's
+    fixed config (that config alone for a study without a space)."""
+    base = spec.base.model_dump(mode="json")
+
+    def at(path: str):
+        node = base
+        for key in path.split("."):
+            node = node[key]
+        return node
+
+    space = spec.search.space
+    points = [dict(p) for p in spec.search.baseline]
+    if spec.search.sampler == "grid":
+        points += [dict(zip(space, values)) for values in itertools.product(*(d.grid() for d in space.values()))]
+    return [lambda path, p=p: p[path] if path in p else at(path) for p in points or [{}]]
+
+
+def test_the_paper_studies_are_the_ones_its_document_reads():
+    from search.paper import STUDIES as PAPER_STUDIES
+
+    names = {p.stem: yaml.safe_load(p.read_text())["name"] for p in (SHIPPED / "paper").glob("*.yaml")}
+    assert all(stem == name for stem, name in names.items())  # `fbp-search paper` names each study's command by its file
+    assert sorted(names) == sorted(PAPER_STUDIES)
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
+def test_a_table_study_trains_every_row_of_its_table(number):
+    from fbp.paper import TABLES
+    from search.paper import TABLE_STUDIES
+    from search.spec import load_spec
+
+    spec = load_spec(SHIPPED / "paper" / f"{TABLE_STUDIES[number]}.yaml")
+    table = TABLES[number]
+    assert (spec.data.dataset, spec.data.protocol) == (table.dataset, table.protocol)
+    configurations = _configurations(spec)
+    for row in table.rows:
+        if row.config:
+            matches = [value for value in configurations if all(value(path) == wanted for path, wanted in row.config.items())]
+            assert len(matches) == 1, (row.method, len(matches))
