@@ -44,7 +44,7 @@ from fbp.errors import InputError
 from fbp.metrics import NAMES as METRIC_NAMES
 
 if TYPE_CHECKING:
-    from fbp.kfold import FoldResult
+    from fbp.records import FoldResult
     from search.spec import StudySpec
 
 # --- the rows ------------------------------------------------------------------------------------

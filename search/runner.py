@@ -35,10 +35,12 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
-              console: Console | None = None, storage: str | None = None) -> dict:
+              console: Console | None = None, storage: str | None = None, run_folds: str | None = None) -> dict:
+    """`run_folds`: what trains a trial's folds (`search.trainable.StudyContext.run_folds`);
+    by default fbp.kfold's training."""
     import optuna
 
-    from search.trainable import StudyContext
+    from search.trainable import RUN_KFOLD, StudyContext
     from search.tuner import build_tuner
 
     console = console or command_console()
@@ -55,29 +57,31 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     results.record_tune_location(*location)
     console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
 
-    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest))
+    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
     tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
     grid, interrupted = _fit(tuner, results, context)
     return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
 
 
-def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None) -> dict:
+def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None,
+                 run_folds: str | None = None) -> dict:
     """Continue a study whose driver stopped: finished folds stay, running trials continue at
-    their next fold, the sampler goes on until `num_trials`."""
+    their next fold, the sampler goes on until `num_trials`. `run_folds` as for `run_study`."""
     from ray import tune
 
     from search.repair import repair
-    from search.trainable import StudyContext
+    from search.trainable import RUN_KFOLD, StudyContext
     from search.tuner import restore_tuner
 
     results = ResultsDir(results)
     spec, digest = results.load_spec()
     source = str(results / results.STUDY)
     if not tune.Tuner.can_restore(results.tune_state()):  # it stopped before Tune saved anything
-        return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage())
+        return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
+                         run_folds=run_folds)
     fold_numbers = preflight(spec, source)
     start_ray(address, spec)
-    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest))
+    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
     grid, interrupted = _fit(restore_tuner(spec, results, context), results, context)
     if interrupted:
         return _finish(grid, results, spec, True, len(fold_numbers))

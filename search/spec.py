@@ -239,12 +239,14 @@ class StudySpec(TrialConfig):
         """The trial config every trial starts from (the study's own sections)."""
         return TrialConfig.model_construct(**{k: getattr(self, k) for k in TrialConfig.model_fields})
 
-    def trial_config(self, params: dict[str, Any]) -> TrialConfig:
-        """The base config with a trial's params set at their dotted paths."""
+    def trial_config(self, params: dict[str, Any], context: dict | None = None) -> TrialConfig:
+        """The base config with a trial's params set at their dotted paths. `context=TRUSTED`
+        where the study was checked already (every registered name a param can take: a trial
+        in a worker), which spares the registries' torch import."""
         raw = self.base.model_dump(mode="json")
         for path, value in params.items():
             set_path(raw, path, value)
-        return TrialConfig.model_validate(raw)
+        return TrialConfig.model_validate(raw, context=context)
 
     @field_validator("objective", mode="before")
     @classmethod

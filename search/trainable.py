@@ -7,27 +7,38 @@ continues at its next fold instead of starting over. The driver, not the worker,
 Parquet files: results need no shared file system.
 
 The study arrives validated (the driver checked it once); a trial validates only its own
-params set into the base config.
+params set into the base config, trusting the registered names the driver checked.
+
+What trains the folds is named by the study's context (`StudyContext.run_folds`, by default
+`fbp.kfold:run_kfold`) and imported when a trial starts: a worker imports torch only when it
+trains, and a benchmark can run the whole driver with simulated folds (bench/scale.py).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import ray
 from ray import tune
 
-from fbp.kfold import FoldResult, run_kfold
+from fbp.config import TRUSTED
 from fbp.metrics import NAMES
 from search.board import poster
 from search.results import ResultsDir, fold_frames
 from search.spec import StudySpec
 
+if TYPE_CHECKING:
+    from fbp.records import FoldResult
+
+RUN_KFOLD = "fbp.kfold:run_kfold"
 STATE = "folds_done.json"
 REPORTED = (*NAMES, *(f"val_{m}" for m in NAMES))
 """What a trial reports per fold: the test fold's metrics and the validation part's (NaN
@@ -48,6 +59,15 @@ class StudyContext:
     spec_hash: str
     results: str  # absolute: a resumed driver may run elsewhere
     board: str | None = None
+    run_folds: str = RUN_KFOLD
+    """What trains a trial's folds, as `module:function` with `fbp.kfold.run_kfold`'s signature
+    and results (`fbp.records.FoldResult`); imported in the worker when a trial starts."""
+
+
+def fold_runner(name: str) -> Callable[..., list[FoldResult]]:
+    """The function `StudyContext.run_folds` names."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _done_folds(results: ResultsDir, trial_id: str, repeats: int) -> list[dict]:
@@ -83,7 +103,7 @@ def trial_fields(context: StudyContext, trial_id: str, params: dict) -> dict:
 
 
 def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
-    config = spec.trial_config(params)
+    config = spec.trial_config(params, context=TRUSTED)
     trial_id = tune.get_context().get_trial_id()
     repeats = config.train.repeats
     done = _done_folds(ResultsDir(context.results), trial_id, repeats)
@@ -105,7 +125,7 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
-    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(context.board, trial_id))
+    trained = fold_runner(context.run_folds)(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(context.board, trial_id))
     if done and not trained:
         # restarted with every fold already written (the driver died before Tune recorded the
         # last ones): report the result once, so the scheduler and Optuna receive it
@@ -116,5 +136,5 @@ def retrain_folds(params: dict, spec: StudySpec, context: StudyContext, trial_id
     """Train these folds of a finished trial again (a Ray task: `resume` runs it for folds whose
     rows were lost). Each fold seeds itself from the config and its index alone, so the same
     folds give the same numbers where the device is deterministic."""
-    config = spec.trial_config({**params, "data.folds": sorted(folds)})
-    return [(r, trial_fields(context, trial_id, params)) for r in run_kfold(config)]
+    config = spec.trial_config({**params, "data.folds": sorted(folds)}, context=TRUSTED)
+    return [(r, trial_fields(context, trial_id, params)) for r in fold_runner(context.run_folds)(config)]
