@@ -59,7 +59,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
 
     context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
     tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
-    grid, interrupted = _fit(tuner, results, context)
+    grid, interrupted = _fit(tuner, results, context, spec)
     return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
 
 
@@ -82,18 +82,55 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     fold_numbers = preflight(spec, source)
     start_ray(address, spec)
     context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
-    grid, interrupted = _fit(restore_tuner(spec, results, context), results, context)
+    grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
     if interrupted:
         return _finish(grid, results, spec, True, len(fold_numbers))
     retrained = repair(grid, results, spec, context, fold_numbers)
     return {**_finish(grid, results, spec, False, len(fold_numbers)), "retrained": retrained}
 
 
-def _fit(tuner, results: ResultsDir, context) -> tuple:
+def _fit(tuner, results: ResultsDir, context, spec: StudySpec) -> tuple:
     """Tune's run, with Ctrl-C, its log and the progress board around it: (grid, interrupted)."""
-    with _ctrl_c() as interrupted, _tune_logs(results), _board(context.board):
+    with _ctrl_c() as interrupted, _tune_logs(results), _board(context.board), _staged(spec):
         grid = tuner.fit()
     return grid, interrupted.is_set()
+
+
+MAX_STAGED = 32
+
+
+def staged_trials(spec: StudySpec) -> int | None:
+    """How many trials Tune may start at once, for a study whose trials at once the cluster's
+    resources decide (`resources.max_concurrent: 0`); None for one that sets max_concurrent.
+
+    Tune starts a trial (a placement group, then a worker) only while fewer than this many wait
+    to start, and by default for a searcher like ours that is one: a cluster of 256 GPUs would
+    fill one trial start (seconds each) at a time, and a trial that ends would find no trial
+    waiting to reuse its worker. As many as the cluster holds, at most MAX_STAGED (each is an
+    Optuna ask made before it runs), overlap the starts and keep a trial waiting for each worker
+    that frees up. With max_concurrent, Tune's own limit already allows that many."""
+    import ray
+
+    if spec.resources.max_concurrent:
+        return None
+    total = ray.cluster_resources()
+    fits = [total.get(name, 0) / need for name, need in (("CPU", spec.resources.cpu), ("GPU", spec.resources.gpu)) if need]
+    return max(1, min(MAX_STAGED, int(min(fits)) if fits else 1))
+
+
+@contextmanager
+def _staged(spec: StudySpec):
+    """TUNE_MAX_PENDING_TRIALS_PG (Tune reads it when its run starts) at `staged_trials`, unless
+    the user set it."""
+    n = staged_trials(spec)
+    if n is None or "TUNE_MAX_PENDING_TRIALS_PG" in os.environ:
+        yield
+        return
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(n)
+    try:
+        yield
+    finally:
+        os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)
 
 
 def _finish(grid, results: ResultsDir, spec: StudySpec, interrupted: bool, num_folds: int, max_running: int = 0) -> dict:

@@ -169,6 +169,9 @@ class RoutedCallback(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.writers[_study_of(trial)].on_trial_result(iteration, trials, trial, result, **info)
 
+    def on_trial_save(self, iteration, trials, trial, **info):
+        self.writers[_study_of(trial)].on_trial_save(iteration, trials, trial, **info)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.writers[_study_of(trial)].on_trial_complete(iteration, trials, trial, **info)
 

@@ -32,13 +32,16 @@ from ray import tune
 from fbp.config import TRUSTED
 from fbp.metrics import NAMES
 from search.board import poster
-from search.results import ResultsDir, fold_frames
+from search.results import ResultsDir, fold_frames, fold_parts
 from search.spec import StudySpec
 
 if TYPE_CHECKING:
     from fbp.records import FoldResult
 
 RUN_KFOLD = "fbp.kfold:run_kfold"
+ROWS = "fbp_rows"
+"""The key of a fold's report that carries its parts (`search.results.fold_parts`) to the
+driver's Parquet writer."""
 STATE = "folds_done.json"
 REPORTED = (*NAMES, *(f"val_{m}" for m in NAMES))
 """What a trial reports per fold: the test fold's metrics and the validation part's (NaN
@@ -117,11 +120,11 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
         own = {m: float(np.mean([getattr(r, m) for r in fold_runs])) for m in REPORTED}  # the fold's value: its seeds' mean
         done.append({"fold": result.fold, **own})
         trial = trial_fields(context, trial_id, params)
-        frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(fold_runs, trial).items()}
+        parts = fold_parts(fold_frames(fold_runs, trial), list(spec.search.space))
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
             tune.report(
-                {**running_means(done), **{fold_key(m): v for m, v in own.items()}, "folds_done": len(done), "fold": result.fold, "fbp_rows": frames},
+                {**running_means(done), **{fold_key(m): v for m, v in own.items()}, "folds_done": len(done), "fold": result.fold, ROWS: parts},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 

@@ -127,7 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fbp.errors import TrainingError
     from fbp.kfold import run_kfold
     from search.preflight import preflight
-    from search.results import ResultsDir, fold_frames, spec_hash
+    from search.results import ResultsDir, fold_frames, fold_parts, spec_hash
     from search.spec import StudySpec, load_base, resolved
 
     config, name = load_base(args.config, args.overrides)
@@ -151,7 +151,7 @@ def run_train(args: argparse.Namespace) -> int:
     def on_fold(r: FoldResult) -> None:
         runs.setdefault(r.fold, []).append(r)
         if len(runs[r.fold]) == repeats:  # a fold's runs (one per seed) share its parts
-            out.write_fold(fold_frames(runs.pop(r.fold), trial), trial["trial_id"], r.fold)
+            out.write_fold(fold_parts(fold_frames(runs.pop(r.fold), trial)), trial["trial_id"], r.fold)
         results.append(r)
         values = {m.label: f"{getattr(r, name):.4f}" for name, m in metrics.METRICS.items()}
         which = f"fold {r.fold}" + (f" seed {r.seed}" if repeats > 1 else "")
