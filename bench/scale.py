@@ -139,7 +139,7 @@ def _parts(results: Path) -> dict[str, int]:
             for t in ("folds", "epochs", "predictions")}
 
 
-def _instrument(events, results: Path, every: int) -> None:
+def _instrument(events, results: Path, every: int):
     """Time the driver's own calls where they happen, each as one JSON line in `events`.
     Every wrapped call still runs the real code; nothing is replaced."""
     from ray.tune.execution.tune_controller import TuneController
@@ -203,6 +203,7 @@ def _instrument(events, results: Path, every: int) -> None:
 
     search.runner._fit = fit_marked
     emit("start", pid=os.getpid(), rss=_rss_mb())
+    return emit
 
 
 def drive(mode: str, source: Path, results: Path, events_path: Path, concurrency: int, every: int) -> int:
@@ -217,7 +218,7 @@ def drive(mode: str, source: Path, results: Path, events_path: Path, concurrency
 
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])  # workers import bench.scale
     with open(events_path, "a") as events:
-        _instrument(events, results, every)
+        emit = _instrument(events, results, every)
         ray.init(address="local", num_cpus=concurrency, num_gpus=LOGICAL_GPUS, object_store_memory=512 * 2**20,
                  include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         profile = None
@@ -234,8 +235,7 @@ def drive(mode: str, source: Path, results: Path, events_path: Path, concurrency
             if profile is not None:
                 profile.disable()
                 profile.dump_stats(events_path.with_suffix(".prof"))
-            events.write(json.dumps({"e": "end", "t": time.time(), "rss": _rss_mb(), "retrained": outcome.get("retrained", 0),
-                                     "orphans_failed": outcome.get("orphans_failed", 0)}) + "\n")
+            emit("end", rss=_rss_mb(), retrained=outcome.get("retrained", 0), orphans_failed=outcome.get("orphans_failed", 0))
         finally:
             ray.shutdown()
     return 0
@@ -244,7 +244,7 @@ def drive(mode: str, source: Path, results: Path, events_path: Path, concurrency
 # --- the harness ------------------------------------------------------------------------------------
 
 
-def study(trials: int, concurrency: int, seed: int) -> dict:
+def study(trials: int, concurrency: int, seed: int, tpe_window: int | None = None) -> dict:
     from fbp.data.synthetic import SMALL
 
     return {
@@ -253,7 +253,7 @@ def study(trials: int, concurrency: int, seed: int) -> dict:
         "model": {"backbone": "test_resnet", "pretrained": False},
         "loss": {"discretization": {"rule": "quantile", "num_classes": 5}},  # SMALL's 60 faces leave a paper class empty in fold 5
         "train": {"epochs": 200},  # the paper's: each fold reports 200 epoch rows
-        "search": {"sampler": "tpe", "num_trials": trials, "seed": seed, "space": SPACE},
+        "search": {"sampler": "tpe", "num_trials": trials, "seed": seed, "space": SPACE, **({"tpe_window": tpe_window} if tpe_window else {})},
         "objective": {"metric": "pc", "on": "val"},
         "scheduler": {"name": "asha", "grace_folds": 1, "reduction_factor": 2},
         # the trials at once are bounded by Ray's CPUs (one each), not by max_concurrent: Tune's
@@ -296,8 +296,36 @@ def _end(pids: list[int], grace: float = 10.0) -> int:
     return killed
 
 
+def _cpu_seconds(pid: int) -> tuple[float, str] | None:
+    """(user + system CPU seconds, its command's first word) of a live process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), name
+
+
+class _Finished:
+    """The trials a driver's events say have finished, read as the file grows."""
+
+    def __init__(self, events: Path):
+        self.events, self.offset, self.trials = events, 0, set()
+
+    def count(self) -> int:
+        if self.events.exists():
+            with open(self.events, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+            whole = chunk[: chunk.rfind(b"\n") + 1]
+            self.offset += len(whole)
+            self.trials.update(json.loads(line)["trial"] for line in whole.decode().splitlines() if '"e": "done"' in line)
+        return len(self.trials)
+
+
 def _driver(mode: str, args, source: Path, results: Path, events: Path, kill_at: int | None) -> dict:
-    """Start a driver; with `kill_at`, SIGKILL it once that many trials have finished."""
+    """Start a driver; with `kill_at`, SIGKILL it once that many trials have finished. Its CPU,
+    its trial workers' and Ray's own services' are sampled as it runs."""
     command = [sys.executable, __file__, "--driver", mode, "--source", str(source), "--results", str(results), "--events", str(events),
                "--concurrency", str(args.concurrency), "--every", str(args.every)]
     env = {**os.environ, FOLD_MS: str(args.fold_ms), TEST_IMAGES: str(args.test_images), **({PROFILE: "1"} if args.profile else {}),
@@ -305,23 +333,31 @@ def _driver(mode: str, args, source: Path, results: Path, events: Path, kill_at:
     log = open(results.parent / f"driver-{mode}.log", "w")
     start = time.time()
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    killed = None
+    killed, finished, cpu, sampled = None, _Finished(events), {}, 0.0
     while process.poll() is None:
         time.sleep(0.25)
-        if kill_at is not None and events.exists() and _count_done(events) >= kill_at:
+        if time.time() - sampled > 1.0:
+            for pid in [process.pid, *_descendants(process.pid)]:
+                seen = _cpu_seconds(pid)
+                if seen is not None:
+                    kind = "driver" if pid == process.pid else "workers" if seen[1].startswith("ray::") else "services"
+                    cpu[pid] = (max(seen[0], cpu.get(pid, (0.0,))[0]), kind)
+            sampled = time.time()
+        if kill_at is not None and finished.count() >= kill_at:
             below = _descendants(process.pid)
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
-            killed = {"pid": process.pid, "t": time.time(), "leftovers": _end(below)}
+            killed = {"pid": process.pid, "t": time.time(), "leftovers": _end(below, grace=2.0)}
     log.close()
     leftovers = _end(_descendants(process.pid), grace=0)  # normally none: the driver shut Ray down
     if killed is None and process.returncode != 0:
         sys.exit(f"the {mode} driver failed (exit code {process.returncode}); its log: {log.name}\n" + Path(log.name).read_text()[-3000:])
-    return {"start": start, "killed": killed, "leftovers": leftovers}
+    by_kind = {kind: sum(c for c, k in cpu.values() if k == kind) for kind in ("driver", "workers", "services")}
+    return {"start": start, "end": time.time(), "killed": killed, "leftovers": leftovers, "cpu": by_kind}
 
 
 def _count_done(events: Path) -> int:
-    return len({json.loads(line)["trial"] for line in events.read_text().splitlines() if '"e": "done"' in line and line.endswith("}")})
+    return _Finished(events).count()
 
 
 def _read(events: Path) -> list[dict]:
@@ -356,8 +392,10 @@ def measure(run: list[dict], resume: list[dict], killed: dict | None, every: int
     asks = [e for e in events if e["e"] == "ask"]
     tells = [e for e in events if e["e"] == "tell"]
     rows, begin = [], next(e["t"] for e in events if e["e"] == "start")
-    for lo in range(0, len(ends), every):
-        hi = min(lo + every, len(ends))
+    bounds = list(range(0, len(ends), every)) + [len(ends)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < every // 2:
+        del bounds[-2]  # a short tail (orphans finished by resume add trials) joins the last row
+    for lo, hi in zip(bounds, bounds[1:]):
         end = ends[hi - 1]
         inside = [e for e in events if begin < e["t"] <= end]
         seconds = end - begin - (max(0.0, min(end, gap[1]) - max(begin, gap[0])) if gap else 0.0)
@@ -492,6 +530,7 @@ def main() -> int:
     parser.add_argument("--test-images", type=int, default=1100, help="prediction rows per fold (default %(default)s, the paper's test fold)")
     parser.add_argument("--kill-at", type=float, default=0.5, help="kill the driver when this share of the trials has finished (0: never)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tpe-window", type=int, help="search.tpe_window: the latest trials TPE models (default the study default; 100000: all)")
     parser.add_argument("--out", type=Path, help="where the study's results and the events go (default: a new temporary folder)")
     parser.add_argument("--profile", action="store_true", help="profile each driver (cProfile, events-*.prof beside the events)")
     parser.add_argument("--plot", type=Path, nargs="?", const=ROOT / "docs" / "scaling", help="write the curves as PNG (default folder docs/scaling)")
@@ -508,11 +547,15 @@ def main() -> int:
 
     import yaml
 
+    from search.spec import SearchSpec
+
     out = args.out or Path(tempfile.mkdtemp(prefix="fbp-scale-"))
     out.mkdir(parents=True, exist_ok=True)
     source, results = out / "scale.yaml", out / "scale"
-    source.write_text(yaml.safe_dump(study(args.trials, args.concurrency, args.seed), sort_keys=False))
-    print(f"scale: {args.trials} trials x 5 folds, TPE, ASHA on folds (grace 1, factor 2); {args.concurrency} trials at once of "
+    raw = study(args.trials, args.concurrency, args.seed, args.tpe_window)
+    source.write_text(yaml.safe_dump(raw, sort_keys=False))
+    window = args.tpe_window or SearchSpec().tpe_window
+    print(f"scale: {args.trials} trials x 5 folds, TPE over the {window} latest trials, ASHA on folds (grace 1, factor 2); {args.concurrency} trials at once of "
           f"{GPU_PER_TRIAL} GPU each on {LOGICAL_GPUS} logical GPUs; simulated folds ~{args.fold_ms:g} ms, {args.test_images} prediction rows each; "
           f"results in {results}", flush=True)
     kill_at = int(args.trials * args.kill_at) if args.kill_at > 0 else None
@@ -535,6 +578,12 @@ def main() -> int:
     print(f"end: {absorbed} fold results, {absorbed / cpu * 1:.1f} per driver CPU second; "
           + "; ".join(f"compaction of the {c['table']} table: {c['merged']} parts -> 1 in {c['s']:.2f} s" for c in compaction)
           + f"; driver at its end {end['rss'] if end else float('nan'):.0f} MB; `fbp-search report` {seconds:.1f} s ({own})")
+    sessions = [first, *([second] if second else [])]
+    spent = {kind: sum(d["cpu"][kind] for d in sessions) for kind in ("driver", "workers", "services")}
+    wall = sum(d["end"] - d["start"] for d in sessions)
+    print(f"the simulated cluster's CPU per fold result: driver {spent['driver'] / absorbed * 1000:.0f} ms, trial workers {spent['workers'] / absorbed * 1000:.0f} ms, "
+          f"Ray's services {spent['services'] / absorbed * 1000:.0f} ms; {sum(spent.values()) / wall:.2f} of this machine's {os.cpu_count()} cores on average "
+          f"(startup, preflight and repair included)")
     print(f"search: best val_pc {_best(results):.4f}; the surface's optimum {BEST_PC:.4f} (each fold adds noise of sd {NOISE})")
     try:
         for line in account(results, args.trials, run):
