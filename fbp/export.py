@@ -80,7 +80,11 @@ def save_fold_model(folder: Path, result: FoldResult, config: TrialConfig, name:
 
 def save_fold_runs(folder: Path, runs: list[FoldResult], config: TrialConfig) -> list[str]:
     """A finished fold's selected models (one per train.repeats seed) and the trial's
-    config.yaml into `folder`; returns the names of the files written."""
+    config.yaml into `folder`; returns the names of the files written. Runs that carry no
+    model (a fold runner that keeps none, such as bench/scale.py's simulated one) write
+    nothing."""
+    if any(r.model is None for r in runs):
+        return []
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     repeats = config.train.repeats

@@ -8,7 +8,6 @@ import re
 import time
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 from ray import tune
 from rich.console import Console, Group
@@ -19,7 +18,7 @@ from search import board, keep
 from search.console import command_console
 from search.results import ResultsDir, marks_frame
 from search.spec import StudySpec
-from search.trainable import MODELS_KEY, StudyContext
+from search.trainable import MODELS_KEY, ROWS, StudyContext
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote task's name
 
@@ -53,6 +52,7 @@ class ModelKeeper(tune.Callback):
 
     def __init__(self, results: ResultsDir, spec: StudySpec, num_folds: int):
         self.results, self.spec, self.num_folds = results, spec, num_folds
+        self.standings = keep.Standings(spec, num_folds)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         names, checkpoint = result.get(MODELS_KEY), result.get("checkpoint_dir_name")
@@ -64,7 +64,11 @@ class ModelKeeper(tune.Callback):
             self.results.append_log(trial.trial_id, f"fold {result.get('fold')}: its model was not kept ({type(e).__name__}: {e})")
 
     def _settle(self, trials, ended) -> None:
-        keep.settle(self.results, self.spec, self.num_folds, running={t.trial_id for t in trials if t.status in LIVE and t is not ended})
+        if not self.results.kept_trials():
+            return  # nothing to delete (a study whose runner keeps no models, or none yet): no table to read
+        self.standings.update(self.results, ended.trial_id)
+        keep.settle(self.results, self.spec, self.num_folds, running={t.trial_id for t in trials if t.status in LIVE and t is not ended},
+                    keep=self.standings.kept())
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._settle(trials, trial)
@@ -76,22 +80,32 @@ class ModelKeeper(tune.Callback):
 class ParquetWriter(tune.Callback):
     """Writes each reported fold's rows, and a row per fold a trial did not complete
     (PRUNED when the scheduler stopped it, FAIL with the error when it raised); a failed
-    trial's traceback goes to its log."""
+    trial's traceback goes to its log.
+
+    A fold's parts (a paper-protocol fold: 200 epoch rows and 1,100 predictions, ~40 KB of
+    Parquet) are written here and needed nowhere else, so they are taken out of what Tune
+    keeps: out of the result (Tune lets a callback change it in place) before it
+    becomes the trial's last result, and out of the copy the worker hands over again with the
+    fold's checkpoint. Kept, they made the driver's memory and every experiment-state snapshot
+    grow by ~1 MB per trial (bench/scale.py measured it, with the rows then sent as lists)."""
 
     def __init__(self, results: ResultsDir, context: StudyContext, folds: list[int], param_paths: list[str]):
         self.results, self.context, self.folds, self.param_paths = results, context, folds, param_paths
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        rows = result.get("fbp_rows")
-        if not rows:
-            return
-        frames = {table: pd.DataFrame(rows[table]) for table in rows}
-        for path in self.param_paths:  # a knob switched off by its condition still gets its column
-            frames["folds"][f"param.{path}"] = frames["folds"].get(f"param.{path}", None)
-        self.results.write_fold(frames, trial.trial_id, result["fold"])
+        parts = result.pop(ROWS, None)  # search.results.fold_parts, encoded by the trial
+        if parts:
+            self.results.write_fold(parts, trial.trial_id, result["fold"])
+
+    def on_trial_save(self, iteration, trials, trial, **info):
+        latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+        if latest is not None and latest.metrics.pop(ROWS, None) is not None:
+            trial.run_metadata.invalidate_cache()  # its JSON for the next snapshot, without them
 
     def _close(self, trial, status: str, error: str | None) -> None:
-        missing = [f for f in self.folds if f not in self.results.folds_written(trial.trial_id)]
+        # a stat per fold: listing the folds table (one part per fold of every trial) at every
+        # trial's end made a study's cost grow with the square of its trials
+        missing = [f for f in self.folds if not self.results.has_part("folds", trial.trial_id, f)]
         if not missing:
             return
         fields = {"study": self.context.study, "spec_hash": self.context.spec_hash, "trial_id": trial.trial_id,
@@ -115,6 +129,10 @@ class Progress(tune.Callback):
     a terminal (a log file, CI, nohup), whole lines: the status line when it changes, at most
     every `quiet_seconds`. Either way a trial that fails prints one line the first time its
     error is seen, and every trial's epochs go to its log, RESULTS/logs/<trial_id>.log.
+
+    The line's counts are taken from every trial once, when a run (or a restored one) starts,
+    and kept by Tune's hooks after that: counting 10,000 trials at each of Tune's steps cost
+    the driver more as the study grew than anything else it did per step (bench/scale.py).
     """
 
     def __init__(self, console: Console, num_trials: int, metric: str, mode: str, num_folds: int,
@@ -128,44 +146,73 @@ class Progress(tune.Callback):
         self.errors_seen: set[str] = set()
         self._polled = 0.0
         self._printed: tuple = ((), 0.0)  # without a terminal: the last status's counts printed, and when
+        self._forget_counts()
+
+    def _forget_counts(self) -> None:
+        self.counted = False  # the next step counts every trial (a run starts, or a restored one)
+        self.running: dict[str, None] = {}  # trial ids, in the order they started
+        self.terminated = self.pruned = self.failed = 0
+        self.best: tuple[float, str] | None = None
+        self._board_handle = None
 
     def __getstate__(self):
-        # Tune pickles its callbacks with the experiment state; a console holds locks.
-        return {k: v for k, v in self.__dict__.items() if k not in ("console", "live")}
+        # Tune pickles its callbacks with the experiment state; a console holds locks, an actor
+        # handle belongs to this Ray session
+        return {k: v for k, v in self.__dict__.items() if k not in ("console", "live", "_board_handle")}
 
     def __setstate__(self, state):
         self.__dict__.update(state, console=command_console(), live=None, started=time.monotonic())
+        self._forget_counts()
+
+    # --- the counts
+
+    def _count(self, trials) -> None:
+        self._forget_counts()
+        for t in trials:
+            if t.status == "RUNNING":
+                self.running[t.trial_id] = None
+            elif t.status == "TERMINATED":
+                self._ended(t)
+            elif t.status == "ERROR":
+                self.failed += 1
+        self.counted = True
+
+    def _ended(self, trial) -> None:
+        self.terminated += 1
+        last = trial.last_result or {}
+        if last.get("folds_done", 0) < self.num_folds:
+            self.pruned += 1
+        value = last.get(self.metric)
+        if value is not None and not math.isnan(value) and last.get("folds_done") == self.num_folds:
+            if self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0]):
+                self.best = (value, trial.trial_id)
 
     # --- what is shown
 
     def _status(self, trials) -> tuple[tuple, str]:
         """(what the line counts, the line): a line is printed again, without a terminal, when
         its counts change."""
-        states = {"RUNNING": 0, "TERMINATED": 0, "ERROR": 0, "PENDING": 0, "PAUSED": 0}
-        pruned, best = 0, None
-        for t in trials:
-            states[t.status] = states.get(t.status, 0) + 1
-            last = t.last_result or {}
-            if t.status == "TERMINATED" and last.get("folds_done", 0) < self.num_folds:
-                pruned += 1
-            value = last.get(self.metric)
-            if value is not None and not math.isnan(value) and last.get("folds_done") == self.num_folds:
-                if best is None or (value > best[0] if self.mode == "max" else value < best[0]):
-                    best = (value, t.trial_id)
-        finished = states["TERMINATED"] + states["ERROR"]
+        finished = self.terminated + self.failed
         elapsed = time.monotonic() - self.started
         eta = elapsed / finished * (self.num_trials - finished) if finished else float("nan")
-        best_text = f"{best[0]:.4f} ({best[1]})" if best else "-"
+        best_text = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
         left = f"~{eta:.0f} s left" if not math.isnan(eta) else "? left"
-        counts = (finished, states["RUNNING"], pruned, states["ERROR"])
+        counts = (finished, len(self.running), self.pruned, self.failed)
         return counts, (
-            f"trials {finished}/{self.num_trials} · running {states['RUNNING']} · done {states['TERMINATED'] - pruned}"
-            f" · pruned {pruned} · failed {states['ERROR']} · best {self.metric} {best_text} · {elapsed:.0f} s elapsed, {left}"
+            f"trials {finished}/{self.num_trials} · running {len(self.running)} · done {self.terminated - self.pruned}"
+            f" · pruned {self.pruned} · failed {self.failed} · best {self.metric} {best_text} · {elapsed:.0f} s elapsed, {left}"
         )
 
     def _running(self, trials) -> list[str]:
-        return [f"  {t.trial_id}: {board.describe(self.states[t.trial_id]) if t.trial_id in self.states else 'starting'}"
-                for t in trials if t.status == "RUNNING"]
+        return [f"  {trial_id}: {board.describe(self.states[trial_id]) if trial_id in self.states else 'starting'}" for trial_id in self.running]
+
+    def _board(self):
+        """The board's actor handle, looked up once (each look-up asks Ray's control store)."""
+        if self._board_handle is None:
+            import ray
+
+            self._board_handle = ray.get_actor(self.board)
+        return self._board_handle
 
     def _poll(self, force: bool = False) -> None:
         """Read the board (about once a second): the running trials' states, and their new
@@ -177,8 +224,9 @@ class Progress(tune.Callback):
         try:
             import ray
 
-            latest, lines = ray.get(ray.get_actor(self.board).take.remote(), timeout=5)
+            latest, lines = ray.get(self._board().take.remote(), timeout=5)
         except Exception:  # no board (yet): nothing to show beyond the status line
+            self._board_handle = None
             return
         self.states = latest
         if self.results is not None:
@@ -188,7 +236,9 @@ class Progress(tune.Callback):
     # --- Tune's hooks
 
     def on_step_end(self, iteration, trials, **info):
-        self.max_running = max(self.max_running, sum(t.status == "RUNNING" for t in trials))
+        if not self.counted:
+            self._count(trials)
+        self.max_running = max(self.max_running, len(self.running))
         self._poll()
         counts, status = self._status(trials)
         if not self.console.is_terminal:
@@ -207,17 +257,25 @@ class Progress(tune.Callback):
     def _forget(self, trial) -> None:
         self._poll(force=True)  # its last epoch lines into its log first
         try:
-            import ray
-
-            ray.get_actor(self.board).forget.remote(trial.trial_id)
+            self._board().forget.remote(trial.trial_id)
         except Exception:  # no board: nothing to forget
-            pass
+            self._board_handle = None
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if self.counted:
+            self.running[trial.trial_id] = None
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if self.counted:
+            self.running.pop(trial.trial_id, None)
+            self._ended(trial)
         if self.board is not None:
             self._forget(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        if self.counted:
+            self.running.pop(trial.trial_id, None)
+            self.failed += 1
         if self.board is not None:
             self._forget(trial)
         line = error_line(_error_text(trial))

@@ -69,19 +69,60 @@ def baseline_trials(folds: pd.DataFrame, baseline: list[dict]) -> set[str]:
     return found
 
 
+class Standings:
+    """The complete trials' objective means and the baseline's trials, kept up to date one
+    ended trial at a time: a running study reads the whole folds table once (a resumed one has
+    rows already), then only each ended trial's rows. Reading the whole table at every trial's
+    end made a study's cost grow with the square of its trials (bench/scale.py)."""
+
+    def __init__(self, spec: StudySpec, num_folds: int):
+        self.spec, self.num_folds = spec, num_folds
+        self.means: dict[str, float] = {}  # complete trials, in the order they were written
+        self.baseline: set[str] = set()
+        self.loaded = False
+
+    def add(self, folds: pd.DataFrame) -> None:
+        """Take in these rows' trials (whole trials: every row of each)."""
+        objective = self.spec.objectives[0]
+        for trial_id, value in rank_trials(folds, self.num_folds, objective.key, objective.direction):
+            self.means[trial_id] = value
+        self.baseline |= baseline_trials(folds, [dict(p) for p in self.spec.search.baseline])
+
+    def update(self, results: ResultsDir, ended: str | None = None) -> None:
+        """The whole table the first time, afterwards the rows of the trial that `ended`."""
+        if not self.loaded:
+            self.add(results.read("folds"))
+            self.loaded = True
+        elif ended is not None:
+            self.add(results.read("folds", trials={ended}))
+
+    def kept(self) -> set[str]:
+        """The best `search.keep_models` complete trials and the baseline's."""
+        sign = -1.0 if self.spec.objectives[0].direction == "max" else 1.0
+
+        def order(item: tuple[int, tuple[str, float]]) -> tuple:  # as rank_trials: NaN last, ties in written order
+            i, (_, value) = item
+            return (1, 0.0, i) if math.isnan(value) else (0, sign * value, i)
+
+        ranked = sorted(enumerate(self.means.items()), key=order)
+        return {trial_id for _, (trial_id, _) in ranked[: self.spec.search.keep_models]} | self.baseline
+
+
 def trials_to_keep(results: ResultsDir, spec: StudySpec, num_folds: int) -> set[str]:
     """The best `search.keep_models` complete trials and the baseline's, from the folds table."""
-    folds = results.read("folds")
-    objective = spec.objectives[0]
-    best = [t for t, _ in rank_trials(folds, num_folds, objective.key, objective.direction)[: spec.search.keep_models]]
-    return set(best) | baseline_trials(folds, [dict(p) for p in spec.search.baseline])
+    standings = Standings(spec, num_folds)
+    standings.update(results)
+    return standings.kept()
 
 
-def settle(results: ResultsDir, spec: StudySpec, num_folds: int, running: set[str] = frozenset()) -> list[str]:
-    """Delete the models of every trial neither kept nor still running; returns those trials.
-    A folder is renamed (hidden) before it is removed: killed halfway, no half-deleted trial
-    looks kept, and the next settle finishes the removal."""
-    keep = trials_to_keep(results, spec, num_folds) | set(running)
+def settle(results: ResultsDir, spec: StudySpec, num_folds: int, running: set[str] = frozenset(), keep: set[str] | None = None) -> list[str]:
+    """Delete the models of every trial neither kept (`keep`, by default `trials_to_keep`)
+    nor still running; returns those trials. A folder is renamed (hidden) before it is
+    removed: killed halfway, no half-deleted trial looks kept, and the next settle finishes
+    the removal."""
+    if keep is None:
+        keep = trials_to_keep(results, spec, num_folds)
+    keep = keep | set(running)
     dropped = [t for t in results.kept_trials() if t not in keep]
     models = results / results.MODELS
     for trial_id in dropped:

@@ -7,7 +7,10 @@ Two ways a completed or started fold can be missing from a finished study:
 - its trial is an orphan: the driver was killed after the trial started (and wrote folds) but
   before Tune's next state snapshot, so the restored Tune does not know it, and the searcher
   proposes another trial in its place. The orphan's completed folds stay; its remaining folds
-  are trained, and its Optuna trial, left RUNNING, is told the result.
+  are trained, and its Optuna trial, left RUNNING, is told the result. An orphan whose Optuna
+  trial the killed driver had already ended (ASHA stopped it: PRUNED; it raised: FAIL) in the
+  moment between telling Optuna and writing the trial's marks gets its marks, not training:
+  the decision stands, and the journal and the Parquet rows agree.
 
 Each fold seeds itself from the config and its index alone, so a fold trained again gives the
 same numbers where the device is deterministic. The work runs as Ray tasks with the trials'
@@ -21,7 +24,7 @@ import json
 from pathlib import Path
 
 from fbp.export import save_fold_runs
-from search.results import ResultsDir, fold_frames, params_of
+from search.results import ResultsDir, fold_frames, fold_parts, marks_frame, params_of
 from search.spec import StudySpec
 from search.trainable import STATE, StudyContext
 
@@ -50,13 +53,43 @@ def missing_folds(grid, results: ResultsDir, fold_numbers: list[int]) -> tuple[d
         if lost:
             todo[trial_id] = (dict(result.config), sorted(lost))
     orphans = set()
+    marked = set(folds.loc[folds["status"].isin(["PRUNED", "FAIL"]), "trial_id"]) if len(folds) else set()  # ended, and its marks written
     for trial_id, rows in complete.groupby("trial_id") if len(complete) else []:
-        if trial_id not in known:
+        if trial_id not in known and trial_id not in marked:
             left = [f for f in fold_numbers if not whole(trial_id, f)]
             if left:
                 todo[trial_id] = (params_of(rows.iloc[0]), left)
                 orphans.add(trial_id)
     return todo, orphans
+
+
+def _close_ended_orphans(results: ResultsDir, spec: StudySpec, todo: dict, orphans: set[str], fold_numbers: list[int]) -> set[str]:
+    """Mark the folds of each orphan whose Optuna trial (found by its params) is PRUNED or FAIL
+    already, as the driver would have, and take it out of `todo`; returns the orphans left."""
+    import optuna
+
+    if not orphans:
+        return orphans
+    ended = optuna.load_study(study_name=spec.name, storage=results.journal()).get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL))
+    if not ended:
+        return orphans
+    folds = results.read("folds")
+    left = set()
+    for trial_id in sorted(orphans):
+        rows = folds[(folds["trial_id"] == trial_id) & (folds["status"] == "COMPLETE")]
+        params = params_of(rows.iloc[0])
+        match = next((t for t in ended if t.params == params), None)
+        if match is None:
+            left.add(trial_id)
+            continue
+        first = rows.iloc[0]
+        fields = {"study": first["study"], "spec_hash": first["spec_hash"], "trial_id": trial_id, **{c: first[c] for c in rows.columns if c.startswith("param.")}}
+        done = set(rows["fold"].astype(int))
+        results.write_marks(marks_frame(fields, [f for f in fold_numbers if f not in done], match.state.name, None), trial_id, match.state.name)
+        todo.pop(trial_id, None)
+        ended = [t for t in ended if t.number != match.number]
+    return left
 
 
 def _tell_orphans(results: ResultsDir, spec: StudySpec, orphans: set[str]) -> None:
@@ -85,6 +118,7 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
     from search.trainable import retrain_folds
 
     todo, orphans = missing_folds(grid, results, fold_numbers)
+    orphans = _close_ended_orphans(results, spec, todo, orphans, fold_numbers)
     if not todo:
         return 0
     task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(retrain_folds)
@@ -98,7 +132,7 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
         config = spec.trial_config(params)  # the whole trial's (the task's names only these folds)
         for fold, runs in by_fold.items():
             save_fold_runs(results.model_dir(trial_id), runs, config)  # the model first, as during the study
-            results.write_fold(fold_frames(runs, trial), trial["trial_id"], fold)
+            results.write_fold(fold_parts(fold_frames(runs, trial), list(spec.search.space)), trial["trial_id"], fold)
             trained += 1
     _tell_orphans(results, spec, orphans)
     return trained

@@ -45,7 +45,7 @@ from fbp.errors import InputError
 from fbp.metrics import NAMES as METRIC_NAMES
 
 if TYPE_CHECKING:
-    from fbp.kfold import FoldResult
+    from fbp.records import FoldResult
     from search.spec import StudySpec
 
 # --- the rows ------------------------------------------------------------------------------------
@@ -124,6 +124,25 @@ def fold_frames(runs: FoldResult | list[FoldResult], trial: dict[str, Any]) -> d
         epochs += [{**key, **epoch} for epoch in result.curves]
         predictions.append(pd.DataFrame({**{k: [v] * result.n_test for k, v in key.items()}, **result.predictions}))
     return {"folds": pd.DataFrame(folds), "epochs": pd.DataFrame(epochs), "predictions": pd.concat(predictions, ignore_index=True)}
+
+
+def part_bytes(table: str, frame: pd.DataFrame) -> bytes:
+    """A part file's bytes: the frame as Parquet, with the table's column types."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(_typed(pa.Table.from_pandas(frame, preserve_index=False), SCHEMAS.get(table, {})), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def fold_parts(frames: dict[str, pd.DataFrame], param_paths: list[str] = ()) -> dict[str, bytes]:
+    """A finished fold's parts (`fold_frames`), encoded where the fold ran: what travels to the
+    driver is ~40 KB of Parquet per paper-protocol fold, which the driver writes as it is,
+    rather than ~12,000 Python values it would turn into tables. `param_paths`: every searched
+    knob gets its column, one a condition switched off too (empty)."""
+    folds = frames["folds"].copy()
+    for path in param_paths:
+        if f"param.{path}" not in folds.columns:
+            folds[f"param.{path}"] = None
+    return {table: part_bytes(table, folds if table == "folds" else frame) for table, frame in frames.items()}
 
 
 def params_of(row: pd.Series) -> dict[str, Any]:
@@ -277,31 +296,36 @@ class ResultsDir:
 
     def write(self, table: str, part: str, frame: pd.DataFrame) -> Path:
         """One part, atomically: a temporary name in the same folder, then a rename."""
+        return self.write_bytes(table, part, part_bytes(table, frame))
+
+    def write_bytes(self, table: str, part: str, data: bytes) -> Path:
+        """A part already encoded (`part_bytes`), atomically."""
         folder = self.table_dir(table)
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{part}.parquet"
         tmp = folder / f".{part}.tmp-{os.getpid()}"
         try:
-            pq.write_table(_typed(pa.Table.from_pandas(frame, preserve_index=False), SCHEMAS.get(table, {})), tmp)
+            tmp.write_bytes(data)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
         return final
 
-    def write_fold(self, frames: dict[str, pd.DataFrame], trial_id: str, fold: int) -> None:
-        """A finished fold's rows (`fold_frames`); the folds row last, so a fold counts as done
+    def write_fold(self, parts: dict[str, bytes], trial_id: str, fold: int) -> None:
+        """A finished fold's parts (`fold_parts`); the folds part last, so a fold counts as done
         only when its curves and predictions are on disk."""
         for table in ("epochs", "predictions", "folds"):
-            self.write(table, part_name(trial_id, fold), frames[table])
+            self.write_bytes(table, part_name(trial_id, fold), parts[table])
 
     def write_marks(self, frame: pd.DataFrame, trial_id: str, status: str) -> None:
         self.write("folds", marks_name(trial_id, status), frame)
 
     # --- reading
 
-    def parts(self, table: str) -> list[Part]:
+    def parts(self, table: str, trials: set[str] | None = None) -> list[Part]:
         """The table's parts, oldest first (ties in name order); hidden files (a writer's
-        temporary parts) are not parts."""
+        temporary parts) are not parts. `trials`: only theirs and compacted parts (chosen by
+        name: a trial starting in a study of 50,000 parts stats a handful, not all)."""
         folder = self.table_dir(table)
         if not folder.is_dir():
             return []
@@ -309,6 +333,8 @@ class ResultsDir:
         with os.scandir(folder) as entries:
             for e in entries:
                 if e.name.endswith(".parquet") and not e.name.startswith(".") and e.is_file():
+                    if trials is not None and (trial := trial_of(e.name)) is not None and trial not in trials:
+                        continue
                     st = e.stat()
                     parts.append(Part(e.path, e.name, st.st_mtime_ns, st.st_size))
         parts.sort(key=lambda p: (p.mtime_ns, p.name))
@@ -322,9 +348,7 @@ class ResultsDir:
         snapshot: a folder for a snapshot of the whole table that makes the next read read only
         the parts written since. written: keep the `_written` column (the rows' part mtimes).
         """
-        parts = self.parts(table)
-        if trials is not None:
-            parts = [p for p in parts if p.trial is None or p.trial in trials]
+        parts = self.parts(table, trials)
         cached, reuse = pd.DataFrame(), set()
         if snapshot is not None and trials is None:
             cached, reuse = _load_snapshot(snapshot / f"{table}.parquet", parts)
@@ -357,11 +381,6 @@ class ResultsDir:
             if Path(part.path) != merged:
                 Path(part.path).unlink(missing_ok=True)
         return len(parts)
-
-    def folds_written(self, trial_id: str) -> set[int]:
-        """The folds of a trial whose folds part is on disk (its name says: no file is opened)."""
-        prefix = f"{trial_id}-fold"
-        return {int(p.name.removesuffix(".parquet")[len(prefix):]) for p in self.parts("folds") if p.name.startswith(prefix)}
 
     def has_part(self, table: str, trial_id: str, fold: int) -> bool:
         return (self.table_dir(table) / f"{part_name(trial_id, fold)}.parquet").is_file()
@@ -438,7 +457,9 @@ class ResultsDir:
         """The study's Optuna storage (optuna-dashboard opens the same file)."""
         import optuna
 
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(self.path / self.JOURNAL)))
+        from search.journal import JournalFile
+
+        return optuna.storages.JournalStorage(JournalFile(str(self.path / self.JOURNAL)))
 
     # --- Tune's state
 

@@ -35,10 +35,12 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
-              console: Console | None = None, storage: str | None = None) -> dict:
+              console: Console | None = None, storage: str | None = None, run_folds: str | None = None) -> dict:
+    """`run_folds`: what trains a trial's folds (`search.trainable.StudyContext.run_folds`);
+    by default fbp.kfold's training."""
     import optuna
 
-    from search.trainable import StudyContext
+    from search.trainable import RUN_KFOLD, StudyContext
     from search.tuner import build_tuner
 
     console = console or command_console()
@@ -55,41 +57,80 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     results.record_tune_location(*location)
     console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
 
-    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest))
+    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
     tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
-    grid, interrupted = _fit(tuner, results, context)
+    grid, interrupted = _fit(tuner, results, context, spec)
     return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
 
 
-def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None) -> dict:
+def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None,
+                 run_folds: str | None = None) -> dict:
     """Continue a study whose driver stopped: finished folds stay, running trials continue at
-    their next fold, the sampler goes on until `num_trials`."""
+    their next fold, the sampler goes on until `num_trials`. `run_folds` as for `run_study`."""
     from ray import tune
 
     from search.repair import repair
-    from search.trainable import StudyContext
+    from search.trainable import RUN_KFOLD, StudyContext
     from search.tuner import restore_tuner
 
     results = ResultsDir(results)
     spec, digest = results.load_spec()
     source = str(results / results.STUDY)
     if not tune.Tuner.can_restore(results.tune_state()):  # it stopped before Tune saved anything
-        return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage())
+        return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
+                         run_folds=run_folds)
     fold_numbers = preflight(spec, source)
     start_ray(address, spec)
-    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest))
-    grid, interrupted = _fit(restore_tuner(spec, results, context), results, context)
+    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
+    grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
     if interrupted:
         return _finish(grid, results, spec, True, len(fold_numbers))
     retrained = repair(grid, results, spec, context, fold_numbers)
     return {**_finish(grid, results, spec, False, len(fold_numbers)), "retrained": retrained}
 
 
-def _fit(tuner, results: ResultsDir, context) -> tuple:
+def _fit(tuner, results: ResultsDir, context, spec: StudySpec) -> tuple:
     """Tune's run, with Ctrl-C, its log and the progress board around it: (grid, interrupted)."""
-    with _ctrl_c() as interrupted, _tune_logs(results), _board(context.board):
+    with _ctrl_c() as interrupted, _tune_logs(results), _board(context.board), _staged(spec):
         grid = tuner.fit()
     return grid, interrupted.is_set()
+
+
+MAX_STAGED = 32
+
+
+def staged_trials(spec: StudySpec) -> int | None:
+    """How many trials Tune may start at once, for a study whose trials at once the cluster's
+    resources decide (`resources.max_concurrent: 0`); None for one that sets max_concurrent.
+
+    Tune starts a trial (a placement group, then a worker) only while fewer than this many wait
+    to start, and by default for a searcher like ours that is one: a cluster of 256 GPUs would
+    fill one trial start (seconds each) at a time, and a trial that ends would find no trial
+    waiting to reuse its worker. As many as the cluster holds, at most MAX_STAGED (each is an
+    Optuna ask made before it runs), overlap the starts and keep a trial waiting for each worker
+    that frees up. With max_concurrent, Tune's own limit already allows that many."""
+    import ray
+
+    if spec.resources.max_concurrent:
+        return None
+    total = ray.cluster_resources()
+    fits = [total.get(name, 0) / need for name, need in (("CPU", spec.resources.cpu), ("GPU", spec.resources.gpu)) if need]
+    return max(1, min(MAX_STAGED, int(min(fits)) if fits else 1))
+
+
+@contextmanager
+def _staged(spec: StudySpec):
+    """TUNE_MAX_PENDING_TRIALS_PG (Tune reads it when its run starts) at `staged_trials`, unless
+    the user set it."""
+    n = staged_trials(spec)
+    if n is None or "TUNE_MAX_PENDING_TRIALS_PG" in os.environ:
+        yield
+        return
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(n)
+    try:
+        yield
+    finally:
+        os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)
 
 
 def _finish(grid, results: ResultsDir, spec: StudySpec, interrupted: bool, num_folds: int, max_running: int = 0) -> dict:

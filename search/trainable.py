@@ -9,28 +9,42 @@ be among the best (search.keep). The driver, not the worker, writes the Parquet 
 models: results need no shared file system, only Tune's storage.
 
 The study arrives validated (the driver checked it once); a trial validates only its own
-params set into the base config.
+params set into the base config, trusting the registered names the driver checked.
+
+What trains the folds is named by the study's context (`StudyContext.run_folds`, by default
+`fbp.kfold:run_kfold`) and imported when a trial starts: a worker imports torch only when it
+trains, and a benchmark can run the whole driver with simulated folds (bench/scale.py).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import ray
 from ray import tune
 
+from fbp.config import TRUSTED
 from fbp.export import save_fold_runs
-from fbp.kfold import FoldResult, run_kfold
 from fbp.metrics import NAMES
 from search.board import poster
-from search.results import ResultsDir, fold_frames
+from search.results import ResultsDir, fold_frames, fold_parts
 from search.spec import StudySpec
 
+if TYPE_CHECKING:
+    from fbp.records import FoldResult
+
+RUN_KFOLD = "fbp.kfold:run_kfold"
+ROWS = "fbp_rows"
+"""The key of a fold's report that carries its parts (`search.results.fold_parts`) to the
+driver's Parquet writer."""
 STATE = "folds_done.json"
 REPORTED = (*NAMES, *(f"val_{m}" for m in NAMES))
 """What a trial reports per fold: the test fold's metrics and the validation part's (NaN
@@ -55,6 +69,15 @@ class StudyContext:
     spec_hash: str
     results: str  # absolute: a resumed driver may run elsewhere
     board: str | None = None
+    run_folds: str = RUN_KFOLD
+    """What trains a trial's folds, as `module:function` with `fbp.kfold.run_kfold`'s signature
+    and results (`fbp.records.FoldResult`); imported in the worker when a trial starts."""
+
+
+def fold_runner(name: str) -> Callable[..., list[FoldResult]]:
+    """The function `StudyContext.run_folds` names."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _done_folds(results: ResultsDir, trial_id: str, repeats: int) -> list[dict]:
@@ -90,7 +113,7 @@ def trial_fields(context: StudyContext, trial_id: str, params: dict) -> dict:
 
 
 def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
-    config = spec.trial_config(params)
+    config = spec.trial_config(params, context=TRUSTED)
     trial_id = tune.get_context().get_trial_id()
     repeats = config.train.repeats
     done = _done_folds(ResultsDir(context.results), trial_id, repeats)
@@ -104,7 +127,7 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
         own = {m: float(np.mean([getattr(r, m) for r in fold_runs])) for m in REPORTED}  # the fold's value: its seeds' mean
         done.append({"fold": result.fold, **own})
         trial = trial_fields(context, trial_id, params)
-        frames = {name: frame.to_dict(orient="list") for name, frame in fold_frames(fold_runs, trial).items()}
+        parts = fold_parts(fold_frames(fold_runs, trial), list(spec.search.space))
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
             models = save_fold_runs(Path(folder), fold_runs, config)  # search.keep moves them to RESULTS/models
@@ -112,11 +135,11 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
                 r.model = None  # on disk now: the weights need not stay in memory
             tune.report(
                 {**running_means(done), **{fold_key(m): v for m, v in own.items()}, "folds_done": len(done), "fold": result.fold,
-                 "fbp_rows": frames, MODELS_KEY: models},
+                 ROWS: parts, MODELS_KEY: models},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
-    trained = run_kfold(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(context.board, trial_id), keep_models=True)
+    trained = fold_runner(context.run_folds)(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(context.board, trial_id), keep_models=True)
     if done and not trained:
         # restarted with every fold already written (the driver died before Tune recorded the
         # last ones): report the result once, so the scheduler and Optuna receive it
@@ -127,5 +150,5 @@ def retrain_folds(params: dict, spec: StudySpec, context: StudyContext, trial_id
     """Train these folds of a finished trial again (a Ray task: `resume` runs it for folds whose
     rows were lost). Each fold seeds itself from the config and its index alone, so the same
     folds give the same numbers where the device is deterministic."""
-    config = spec.trial_config({**params, "data.folds": sorted(folds)})
-    return [(r, trial_fields(context, trial_id, params)) for r in run_kfold(config, keep_models=True)]
+    config = spec.trial_config({**params, "data.folds": sorted(folds)}, context=TRUSTED)
+    return [(r, trial_fields(context, trial_id, params)) for r in fold_runner(context.run_folds)(config, keep_models=True)]

@@ -129,7 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fbp.export import save_fold_runs
     from fbp.kfold import run_kfold
     from search.preflight import preflight
-    from search.results import ResultsDir, fold_frames, spec_hash
+    from search.results import ResultsDir, fold_frames, fold_parts, spec_hash
     from search.spec import StudySpec, load_base, resolved
 
     config, name = load_base(args.config, args.overrides)
@@ -157,7 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
             save_fold_runs(out.model_dir(trial["trial_id"]), fold_runs, config)  # the model before the rows that say the fold is done
             for run in fold_runs:
                 run.model = None  # on disk now
-            out.write_fold(fold_frames(fold_runs, trial), trial["trial_id"], r.fold)
+            out.write_fold(fold_parts(fold_frames(fold_runs, trial)), trial["trial_id"], r.fold)
         results.append(r)
         values = {m.label: f"{getattr(r, name):.4f}" for name, m in metrics.METRICS.items()}
         which = f"fold {r.fold}" + (f" seed {r.seed}" if repeats > 1 else "")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from fbp.data.synthetic import SMALL
-from search.keep import rank_trials, settle, trials_to_keep
+from search.keep import Standings, rank_trials, settle, trials_to_keep
 from search.results import ResultsDir
 from search.spec import validate_spec
 
@@ -78,3 +78,16 @@ def test_keep_models_zero_keeps_only_the_baseline(tmp_path):
     spec = validate_spec({**STUDY, "search": {**STUDY["search"], "keep_models": 0}}, "kept.yaml")
     settle(results, spec, 2)
     assert results.kept_trials() == ["t5"]
+
+
+def test_standings_kept_up_trial_by_trial_agree_with_the_whole_table(tmp_path):
+    results = _results(tmp_path)
+    spec = validate_spec(STUDY, "kept.yaml")
+    standings = Standings(spec, 2)
+    standings.update(results)  # the first update reads the whole table
+    assert standings.kept() == trials_to_keep(results, spec, 2) == {"t2", "t1", "t5"}
+    # t6 finishes as the best; the next update reads its rows alone
+    results.write("folds", "t6-fold2", pd.DataFrame([{"trial_id": "t6", "fold": 2, "seed": 0, "status": "COMPLETE", "val_pc": 0.95, "pc": 0.95, "param.loss.alpha": 3.0}]))
+    standings.update(results, ended="t6")
+    assert standings.kept() == trials_to_keep(results, spec, 2) == {"t6", "t2", "t5"}
+    assert standings.means["t6"] == np.mean([0.95, 0.95])
