@@ -29,9 +29,10 @@ from search.spec import StudySpec
 from search.trainable import STATE, StudyContext
 
 
-def missing_folds(grid, results: ResultsDir, fold_numbers: list[int]) -> tuple[dict[str, tuple[dict, list[int]]], set[str]]:
-    """trial_id -> (params, folds to train) for lost rows and orphan trials; and the orphans."""
-    folds = results.read("folds")
+def missing_folds(grid, results: ResultsDir, fold_numbers: list[int], folds=None) -> tuple[dict[str, tuple[dict, list[int]]], set[str]]:
+    """trial_id -> (params, folds to train) for lost rows and orphan trials; and the orphans.
+    `folds`: the folds table, when read already."""
+    folds = results.read("folds") if folds is None else folds
     complete = folds[folds["status"] == "COMPLETE"] if len(folds) else folds
     done = set(zip(complete["trial_id"], complete["fold"].astype(int)))
 
@@ -63,7 +64,7 @@ def missing_folds(grid, results: ResultsDir, fold_numbers: list[int]) -> tuple[d
     return todo, orphans
 
 
-def _close_ended_orphans(results: ResultsDir, spec: StudySpec, todo: dict, orphans: set[str], fold_numbers: list[int]) -> set[str]:
+def _close_ended_orphans(results: ResultsDir, spec: StudySpec, todo: dict, orphans: set[str], fold_numbers: list[int], folds) -> set[str]:
     """Mark the folds of each orphan whose Optuna trial (found by its params) is PRUNED or FAIL
     already, as the driver would have, and take it out of `todo`; returns the orphans left."""
     import optuna
@@ -74,7 +75,6 @@ def _close_ended_orphans(results: ResultsDir, spec: StudySpec, todo: dict, orpha
         deepcopy=False, states=(optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL))
     if not ended:
         return orphans
-    folds = results.read("folds")
     left = set()
     for trial_id in sorted(orphans):
         rows = folds[(folds["trial_id"] == trial_id) & (folds["status"] == "COMPLETE")]
@@ -100,7 +100,7 @@ def _tell_orphans(results: ResultsDir, spec: StudySpec, orphans: set[str]) -> No
         return
     study = optuna.load_study(study_name=spec.name, storage=results.journal())
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    folds = results.read("folds")
+    folds = results.read("folds", trials=orphans)  # with the folds just trained
     for trial_id in orphans:
         rows = folds[(folds["trial_id"] == trial_id) & (folds["status"] == "COMPLETE")]
         params = params_of(rows.iloc[0])
@@ -117,8 +117,9 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
 
     from search.trainable import retrain_folds
 
-    todo, orphans = missing_folds(grid, results, fold_numbers)
-    orphans = _close_ended_orphans(results, spec, todo, orphans, fold_numbers)
+    folds = results.read("folds")  # once: a study of 10,000 trials has ~40,000 parts, unless compacted
+    todo, orphans = missing_folds(grid, results, fold_numbers, folds)
+    orphans = _close_ended_orphans(results, spec, todo, orphans, fold_numbers, folds)
     if not todo:
         return 0
     task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(retrain_folds)

@@ -32,6 +32,10 @@ from search.spec import StudySpec, resolved, with_absolute_paths
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our Parquet is the record
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Tune keeps every fold's checkpoint (tuner.py says why) and by default each with its report's
+# metrics, ~30 values, in memory and in every state snapshot; resume reads a checkpoint's
+# folds from the checkpoint itself, so the copies are kept without their metrics
+os.environ.setdefault("TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE", "1")
 
 
 def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
@@ -85,6 +89,7 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
     if interrupted:
         return _finish(grid, results, spec, True, len(fold_numbers))
+    results.compact("folds")  # Tune is done: repair then reads one part, not one per fold (_finish merges what it adds)
     retrained = repair(grid, results, spec, context, fold_numbers)
     return {**_finish(grid, results, spec, False, len(fold_numbers)), "retrained": retrained}
 
@@ -265,7 +270,7 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
         trainable(members),
         tune_config=tune.TuneConfig(
             search_alg=MultiSearcher({n: searcher(m.spec, m.results, len(m.fold_numbers)) for n, m in members.items()}, limits),
-            scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True) for n, m in members.items()}),
+            scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True, results=m.results) for n, m in members.items()}),
             num_samples=sum(limits.values()),
             max_concurrent_trials=None if 0 in concurrent else sum(concurrent),
             reuse_actors=True,

@@ -2,13 +2,14 @@
 
     searcher   Optuna (search.searcher.StudySearcher) over the study's space, its journal in
                the results directory, the baseline points first
-    scheduler  ASHA with folds as its rungs (or none)
+    scheduler  ASHA with folds as its rungs (or none), its rungs rebuilt from the journal on resume
     callbacks  the Parquet writer and the console progress (search.callbacks)
     trainable  search.trainable.train_trial with the study's resources
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from ray import tune
@@ -46,21 +47,71 @@ def searcher(spec: StudySpec, results: ResultsDir, num_folds: int) -> StudySearc
     )
 
 
-def scheduler(spec: StudySpec, num_folds: int, own_metric: bool = False) -> TrialScheduler:
+class FoldASHA(ASHAScheduler):
+    """ASHA with folds as its rungs, which keeps its rungs across a resume.
+
+    Tune saves no scheduler state with its experiment: a restored ASHA would rank the trials
+    that follow only against each other, as if the study had started at the kill (bench/scale.py:
+    killed at 1,000 of 2,000 trials, it went on to stop half the trials at every rung, where the
+    same study unkilled stopped a third at the first rung and fewer after). So before its first
+    decision in a driver, it records every trial the journal says has finished as if that trial
+    had just reported each rung it reached: its fold values are there (intermediate values at
+    step = fold, search.searcher), their running means are what it reported. Trials still
+    RUNNING in the journal report their next rungs themselves. A study with several objectives
+    has no intermediate values: its ASHA starts empty on resume."""
+
+    def __init__(self, *, results: str, study: str, **options):
+        super().__init__(**options)
+        self.results, self.study = results, study
+        self._recalled = False
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _recalled=False)  # unpickled by a resumed driver: recall again
+
+    def on_trial_add(self, tune_controller, trial):
+        if not self._recalled:
+            self._recalled = True
+            self._recall()
+        super().on_trial_add(tune_controller, trial)
+
+    def _recall(self) -> None:
+        import optuna
+
+        try:
+            finished = optuna.load_study(study_name=self.study, storage=ResultsDir(self.results).journal()).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL))
+        except KeyError:  # no study in the journal yet: a new one
+            return
+        for t in finished:
+            values = [t.intermediate_values[step] for step in sorted(t.intermediate_values)]
+            if not values:
+                continue
+            stand_in = _Recalled(f"journal-{t.number}")
+            super().on_trial_add(None, stand_in)
+            for k in range(1, len(values) + 1):  # each rung it reached, with the running mean it reported there
+                super().on_trial_result(None, stand_in, {self._time_attr: k, self._metric: sum(values[:k]) / k})
+            self.on_trial_remove(None, stand_in)
+
+
+@dataclass(frozen=True)
+class _Recalled:
+    trial_id: str
+
+
+def scheduler(spec: StudySpec, num_folds: int, own_metric: bool = False, results: ResultsDir | None = None) -> TrialScheduler:
     """ASHA with folds as its rungs (or none). `own_metric`: it ranks by the study's first
-    objective itself (in a set, where Tune is told no metric); alone, Tune tells it."""
+    objective itself (in a set, where Tune is told no metric); alone, Tune tells it. `results`:
+    the study's directory, whose journal rebuilds ASHA's rungs on resume (FoldASHA)."""
     if spec.scheduler.name != "asha" or num_folds < 2:
         return FIFOScheduler()
     first = spec.objectives[0]
     # folds are the rungs; with several objectives ASHA ranks by the first
     multi = {"metric": first.key, "mode": first.direction} if len(spec.objectives) > 1 or own_metric else {}
-    return ASHAScheduler(
-        time_attr="folds_done",
-        max_t=num_folds,
-        grace_period=min(spec.scheduler.grace_folds, num_folds),
-        reduction_factor=spec.scheduler.reduction_factor,
-        **multi,
-    )
+    options = dict(time_attr="folds_done", max_t=num_folds, grace_period=min(spec.scheduler.grace_folds, num_folds),
+                   reduction_factor=spec.scheduler.reduction_factor, **multi)
+    if results is None or len(spec.objectives) > 1:
+        return ASHAScheduler(**options)
+    return FoldASHA(results=str(results.path), study=spec.name, **options)
 
 
 def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fold_numbers: list[int], tune_location: tuple[str, str],
@@ -74,7 +125,7 @@ def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fol
         trainable(spec, context),
         tune_config=tune.TuneConfig(
             search_alg=searcher(spec, results, len(fold_numbers)),
-            scheduler=scheduler(spec, len(fold_numbers)),
+            scheduler=scheduler(spec, len(fold_numbers), results=results),
             metric=first.key if single else None,
             mode=first.direction if single else None,
             num_samples=spec.search.num_trials,
