@@ -179,7 +179,9 @@ class RoutedCallback(tune.Callback):
             callback.on_trial_result(iteration, own, trial, result, **info)
 
     def on_trial_save(self, iteration, trials, trial, **info):
-        self.writers[_study_of(trial)].on_trial_save(iteration, trials, trial, **info)
+        own, callbacks = self._own(trials, trial)
+        for callback in callbacks:
+            callback.on_trial_save(iteration, own, trial, **info)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         own, callbacks = self._own(trials, trial)
