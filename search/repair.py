@@ -7,7 +7,8 @@ Two ways a completed or started fold can be missing from a finished study:
 - its trial is an orphan: the driver was killed after the trial started (and wrote folds) but
   before Tune's next state snapshot, so the restored Tune does not know it, and the searcher
   proposes another trial in its place. The orphan's completed folds stay; its remaining folds
-  are trained, and its Optuna trial, left RUNNING, is told the result. An orphan whose Optuna
+  are trained (none, when the kill came after its last fold was written), and its Optuna
+  trial, left RUNNING, is told the result. An orphan whose Optuna
   trial the killed driver had already ended (ASHA stopped it: PRUNED; it raised: FAIL) in the
   moment between telling Optuna and writing the trial's marks gets its marks, not training:
   the decision stands, and the journal and the Parquet rows agree.
@@ -57,10 +58,10 @@ def missing_folds(grid, results: ResultsDir, fold_numbers: list[int], folds=None
     marked = set(folds.loc[folds["status"].isin(["PRUNED", "FAIL"]), "trial_id"]) if len(folds) else set()  # ended, and its marks written
     for trial_id, rows in complete.groupby("trial_id") if len(complete) else []:
         if trial_id not in known and trial_id not in marked:
+            orphans.add(trial_id)  # its Optuna trial may be RUNNING even with every fold written
             left = [f for f in fold_numbers if not whole(trial_id, f)]
             if left:
                 todo[trial_id] = (params_of(rows.iloc[0]), left)
-                orphans.add(trial_id)
     return todo, orphans
 
 
@@ -86,7 +87,8 @@ def _close_ended_orphans(results: ResultsDir, spec: StudySpec, todo: dict, orpha
         first = rows.iloc[0]
         fields = {"study": first["study"], "spec_hash": first["spec_hash"], "trial_id": trial_id, **{c: first[c] for c in rows.columns if c.startswith("param.")}}
         done = set(rows["fold"].astype(int))
-        results.write_marks(marks_frame(fields, [f for f in fold_numbers if f not in done], match.state.name, None), trial_id, match.state.name)
+        if missing := [f for f in fold_numbers if f not in done]:
+            results.write_marks(marks_frame(fields, missing, match.state.name, None), trial_id, match.state.name)
         todo.pop(trial_id, None)
         ended = [t for t in ended if t.number != match.number]
     return left
@@ -121,6 +123,7 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
     todo, orphans = missing_folds(grid, results, fold_numbers, folds)
     orphans = _close_ended_orphans(results, spec, todo, orphans, fold_numbers, folds)
     if not todo:
+        _tell_orphans(results, spec, orphans)
         return 0
     task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)(retrain_folds)
     pending = [task.remote(params, spec, context, trial_id, folds) for trial_id, (params, folds) in todo.items()]
