@@ -1,8 +1,8 @@
 """The Ray Tune trainable: one trial = `fbp.kfold.run_kfold` on the base config + params.
 
 After each fold it reports the running means over its completed folds (ASHA's rungs are folds)
-and the fold's own values (Optuna's intermediate values), with the fold's rows for the Parquet
-tables and a checkpoint that lists the folds done, so a trial restarted by Ray (a node died)
+and the fold's own values (Optuna's intermediate values) of what the objectives read, with the
+fold's rows for the Parquet tables and a checkpoint that lists the folds done, so a trial restarted by Ray (a node died)
 continues at its next fold instead of starting over. The driver, not the worker, writes the
 Parquet files: results need no shared file system.
 
@@ -105,6 +105,13 @@ def trial_fields(context: StudyContext, trial_id: str, params: dict) -> dict:
     }
 
 
+def reported(spec: StudySpec, values: dict[str, float]) -> dict[str, float]:
+    """What a trial's report carries of `values`: the objectives' keys only. The rows carry
+    every metric to Parquet; Tune keeps ~20 numbers of bookkeeping per reported key and trial,
+    in memory and in every state snapshot (re-serialized, all trials, when a study resumes)."""
+    return {o.key: values[o.key] for o in spec.objectives}
+
+
 def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
     config = spec.trial_config(params, context=TRUSTED)
     trial_id = tune.get_context().get_trial_id()
@@ -124,7 +131,8 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / STATE).write_text(json.dumps(done))
             tune.report(
-                {**running_means(done), **{fold_key(m): v for m, v in own.items()}, "folds_done": len(done), "fold": result.fold, ROWS: parts},
+                {**reported(spec, running_means(done)), **{fold_key(m): v for m, v in reported(spec, own).items()},
+                 "folds_done": len(done), "fold": result.fold, ROWS: parts},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
@@ -132,7 +140,7 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
     if done and not trained:
         # restarted with every fold already written (the driver died before Tune recorded the
         # last ones): report the result once, so the scheduler and Optuna receive it
-        tune.report({**running_means(done), "folds_done": len(done), "fold": done[-1]["fold"]})
+        tune.report({**reported(spec, running_means(done)), "folds_done": len(done), "fold": done[-1]["fold"]})
 
 
 def retrain_folds(params: dict, spec: StudySpec, context: StudyContext, trial_id: str, folds: list[int]) -> list[tuple[FoldResult, dict]]:
