@@ -516,19 +516,21 @@ def plot(rows: list[dict], folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     x = [int(r["trials"].split("-")[1]) for r in rows]
-    curves = {
-        "results_per_second.png": ("fold results absorbed per second", [r["results_per_s"] for r in rows], None),
-        "ask_latency.png": ("Optuna ask, ms (median and p95)", [np.median(r["ask"]) * 1000 for r in rows], [np.percentile(r["ask"], 95) * 1000 for r in rows]),
-        "driver_memory.png": ("driver resident memory, MB", [r["rss"] for r in rows], None),
-        "state_save.png": ("Tune experiment-state save, longest, s", [r["save_max"] for r in rows], None),
+    curves = {  # file: (title, first curve and its label, second curve and its label)
+        "results_per_second.png": ("fold results per second", ([r["results_per_s"] for r in rows], "absorbed"),
+                                   ([1 / r["cpu_per_result"] for r in rows], "driver ceiling (1 / its CPU per result)")),
+        "driver_cpu_per_result.png": ("driver CPU per fold result, ms", ([r["cpu_per_result"] * 1000 for r in rows], None), None),
+        "ask_latency.png": ("Optuna ask, ms", ([np.median(r["ask"]) * 1000 for r in rows], "median"), ([np.percentile(r["ask"], 95) * 1000 for r in rows], "p95")),
+        "driver_memory.png": ("driver resident memory, MB", ([r["rss"] for r in rows], None), None),
+        "state_save.png": ("Tune experiment-state snapshot, longest, s", ([r["save_max"] for r in rows], None), None),
     }
     written = []
-    for name, (title, y, y95) in curves.items():
+    for name, (title, (y, label), second) in curves.items():
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.plot(x, y, marker="o", label="median" if y95 else None)
-        if y95:
-            ax.plot(x, y95, marker="s", label="p95")
-            ax.legend()
+        ax.plot(x, y, marker="o", label=label)
+        if second:
+            ax.plot(x, second[0], marker="s", label=second[1])
+            ax.legend(fontsize=8)
         ax.set_xlabel("trials finished")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
@@ -588,7 +590,7 @@ def main() -> int:
     resumed = _resume_lines(out, run, resume, first, second)
     for line in resumed["lines"]:
         print(line)
-    compaction = [e for e in run + resume if e["e"] == "compact"]
+    compaction = [e for e in run + resume if e["e"] == "compact" and e["merged"] > 1]  # resume compacts before repair, then what repair added
     end = next((e for e in reversed(run + resume) if e["e"] == "end"), None)
     seconds, own = report_seconds(results)
     absorbed = sum(e["e"] == "result" for e in run + resume)
