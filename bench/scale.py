@@ -268,47 +268,58 @@ def study(trials: int, concurrency: int, seed: int, tpe_window: int | None = Non
     }
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (Ray's processes started by that driver)."""
-    children: dict[int, list[int]] = {}
+def _stat(pid: int) -> list[str] | None:
+    """A process's /proc stat fields from the third (its state) on."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """Every live process below `pid` (Ray's processes started by that driver), each as (pid,
+    start time): a pid alone may be another process's by the time it is ended."""
+    children: dict[int, list[tuple[int, str]]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
             out.append(child)
-            todo.append(child)
+            todo.append(child[0])
     return out
 
 
-def _end(pids: list[int], grace: float = 10.0) -> int:
-    """SIGKILL, one by one, those of `pids` still alive after `grace` seconds; how many."""
+def _end(processes: list[tuple[int, str]], grace: float = 10.0) -> int:
+    """SIGKILL, one by one, those of `processes` still alive after `grace` seconds; how many.
+    A pid is ended only while it is still the process that was recorded (same start time)."""
+    def alive(pid: int, started: str) -> bool:
+        fields = _stat(pid)
+        return fields is not None and fields[19] == started
+
     deadline = time.time() + grace
-    while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+    while time.time() < deadline and any(alive(*p) for p in processes):
         time.sleep(0.2)
     killed = 0
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed += 1
-        except ProcessLookupError:
-            pass
+    for pid, started in processes:
+        if alive(pid, started):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
     return killed
 
 
 def _cpu_seconds(pid: int) -> tuple[float, str] | None:
     """(user + system CPU seconds, its command's first word) of a live process."""
+    fields = _stat(pid)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-    except (OSError, IndexError):
+    except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), name
+    return None if fields is None else ((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), name)
 
 
 class _Finished:
@@ -338,11 +349,13 @@ def _driver(mode: str, args, source: Path, results: Path, events: Path, kill_at:
     log = open(results.parent / f"driver-{mode}.log", "w")
     start = time.time()
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    killed, finished, cpu, sampled = None, _Finished(events), {}, 0.0
+    killed, finished, cpu, sampled, started = None, _Finished(events), {}, 0.0, set()
     while process.poll() is None:
         time.sleep(0.25)
         if time.time() - sampled > 1.0:
-            for pid in [process.pid, *_descendants(process.pid)]:
+            below = _descendants(process.pid)
+            started.update(below)
+            for pid in [process.pid, *(p for p, _ in below)]:
                 seen = _cpu_seconds(pid)
                 if seen is not None:
                     kind = "driver" if pid == process.pid else "workers" if seen[1].startswith("ray::") else "services"
@@ -350,11 +363,12 @@ def _driver(mode: str, args, source: Path, results: Path, events: Path, kill_at:
             sampled = time.time()
         if kill_at is not None and finished.count() >= kill_at:
             below = _descendants(process.pid)
-            os.kill(process.pid, signal.SIGKILL)
+            started.update(below)
+            os.kill(process.pid, signal.SIGKILL)  # the child this harness started, by its pid
             process.wait()
             killed = {"pid": process.pid, "t": time.time(), "leftovers": _end(below, grace=2.0)}
     log.close()
-    leftovers = _end(_descendants(process.pid), grace=0)  # normally none: the driver shut Ray down
+    leftovers = _end(sorted(started), grace=2.0)  # normally none left: the driver shut its Ray down
     if killed is None and process.returncode != 0:
         sys.exit(f"the {mode} driver failed (exit code {process.returncode}); its log: {log.name}\n" + Path(log.name).read_text()[-3000:])
     by_kind = {kind: sum(c for c, k in cpu.values() if k == kind) for kind in ("driver", "workers", "services")}
@@ -503,19 +517,21 @@ def plot(rows: list[dict], folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     x = [int(r["trials"].split("-")[1]) for r in rows]
-    curves = {
-        "results_per_second.png": ("fold results absorbed per second", [r["results_per_s"] for r in rows], None),
-        "ask_latency.png": ("Optuna ask, ms (median and p95)", [np.median(r["ask"]) * 1000 for r in rows], [np.percentile(r["ask"], 95) * 1000 for r in rows]),
-        "driver_memory.png": ("driver resident memory, MB", [r["rss"] for r in rows], None),
-        "state_save.png": ("Tune experiment-state save, longest, s", [r["save_max"] for r in rows], None),
+    curves = {  # file: (title, first curve and its label, second curve and its label)
+        "results_per_second.png": ("fold results per second", ([r["results_per_s"] for r in rows], "absorbed"),
+                                   ([1 / r["cpu_per_result"] for r in rows], "driver ceiling (1 / its CPU per result)")),
+        "driver_cpu_per_result.png": ("driver CPU per fold result, ms", ([r["cpu_per_result"] * 1000 for r in rows], None), None),
+        "ask_latency.png": ("Optuna ask, ms", ([np.median(r["ask"]) * 1000 for r in rows], "median"), ([np.percentile(r["ask"], 95) * 1000 for r in rows], "p95")),
+        "driver_memory.png": ("driver resident memory, MB", ([r["rss"] for r in rows], None), None),
+        "state_save.png": ("Tune experiment-state snapshot, longest, s", ([r["save_max"] for r in rows], None), None),
     }
     written = []
-    for name, (title, y, y95) in curves.items():
+    for name, (title, (y, label), second) in curves.items():
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.plot(x, y, marker="o", label="median" if y95 else None)
-        if y95:
-            ax.plot(x, y95, marker="s", label="p95")
-            ax.legend()
+        ax.plot(x, y, marker="o", label=label)
+        if second:
+            ax.plot(x, second[0], marker="s", label=second[1])
+            ax.legend(fontsize=8)
         ax.set_xlabel("trials finished")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
@@ -575,14 +591,15 @@ def main() -> int:
     resumed = _resume_lines(out, run, resume, first, second)
     for line in resumed["lines"]:
         print(line)
-    compaction = [e for e in run + resume if e["e"] == "compact"]
+    compaction = [e for e in run + resume if e["e"] == "compact" and e["merged"] > 1]  # resume compacts before repair, then what repair added
     end = next((e for e in reversed(run + resume) if e["e"] == "end"), None)
     seconds, own = report_seconds(results)
     absorbed = sum(e["e"] == "result" for e in run + resume)
     cpu = sum(e["dcpu"] for e in run + resume)
     print(f"end: {absorbed} fold results, {absorbed / cpu * 1:.1f} per driver CPU second; "
           + "; ".join(f"compaction of the {c['table']} table: {c['merged']} parts -> 1 in {c['s']:.2f} s" for c in compaction)
-          + f"; driver at its end {end['rss'] if end else float('nan'):.0f} MB; `fbp-search report` {seconds:.1f} s ({own})")
+          + f"; driver at its end {end['rss'] if end else float('nan'):.0f} MB; `fbp-search report` {seconds:.1f} s ({own})"
+          + "".join(f"; {d['leftovers']} processes left by the {name} driver ended" for name, d in (("first", first), ("resumed", second)) if d and d["leftovers"]))
     sessions = [first, *([second] if second else [])]
     spent = {kind: sum(d["cpu"][kind] for d in sessions) for kind in ("driver", "workers", "services")}
     wall = sum(d["end"] - d["start"] for d in sessions)

@@ -40,6 +40,7 @@ from search.callbacks import Progress
 from search.results import ResultsDir
 from search.spec import StudySpec
 from search.trainable import StudyContext, train_trial
+from search.tuner import LiveFIFO
 
 STUDY_KEY = "__study__"
 SET = "set.yaml"
@@ -134,7 +135,7 @@ class MultiSearcher(Searcher):
             self.__dict__.update(pickle.load(f))
 
 
-class MultiScheduler(FIFOScheduler):
+class MultiScheduler(LiveFIFO, FIFOScheduler):
     """Each trial's results go to its study's scheduler (ASHA ranks a study's trials among
     themselves: PCs of two datasets are not comparable); trials run first in, first out."""
 
@@ -146,6 +147,7 @@ class MultiScheduler(FIFOScheduler):
         return True
 
     def on_trial_add(self, tune_controller, trial) -> None:
+        super().on_trial_add(tune_controller, trial)  # LiveFIFO's order
         self.schedulers[_study_of(trial)].on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:

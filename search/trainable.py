@@ -1,12 +1,13 @@
 """The Ray Tune trainable: one trial = `fbp.kfold.run_kfold` on the base config + params.
 
 After each fold it reports the running means over its completed folds (ASHA's rungs are folds)
-and the fold's own values (Optuna's intermediate values), with the fold's rows for the Parquet
-tables and a checkpoint that lists the folds done, so a trial restarted by Ray (a node died)
-continues at its next fold instead of starting over. The checkpoint also carries the fold's
-selected model (`fbp.export`), which the driver moves into RESULTS/models while the trial may
-be among the best (search.keep). The driver, not the worker, writes the Parquet files and the
-models: results need no shared file system, only Tune's storage.
+and the fold's own values (Optuna's intermediate values) of what the objectives read, with the
+fold's rows for the Parquet tables and a checkpoint that lists the folds done, so a trial
+restarted by Ray (a node died) continues at its next fold instead of starting over. The
+checkpoint also carries the fold's selected model (`fbp.export`), which the driver moves into
+RESULTS/models while the trial may be among the best (search.keep). The driver, not the
+worker, writes the Parquet files and the models: results need no shared file system, only
+Tune's storage.
 
 The study arrives validated (the driver checked it once); a trial validates only its own
 params set into the base config, trusting the registered names the driver checked.
@@ -112,6 +113,13 @@ def trial_fields(context: StudyContext, trial_id: str, params: dict) -> dict:
     }
 
 
+def reported(spec: StudySpec, values: dict[str, float]) -> dict[str, float]:
+    """What a trial's report carries of `values`: the objectives' keys only. The rows carry
+    every metric to Parquet; Tune keeps ~20 numbers of bookkeeping per reported key and trial,
+    in memory and in every state snapshot (re-serialized, all trials, when a study resumes)."""
+    return {o.key: values[o.key] for o in spec.objectives}
+
+
 def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
     config = spec.trial_config(params, context=TRUSTED)
     trial_id = tune.get_context().get_trial_id()
@@ -134,8 +142,8 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
             for r in fold_runs:
                 r.model = None  # on disk now: the weights need not stay in memory
             tune.report(
-                {**running_means(done), **{fold_key(m): v for m, v in own.items()}, "folds_done": len(done), "fold": result.fold,
-                 ROWS: parts, MODELS_KEY: models},
+                {**reported(spec, running_means(done)), **{fold_key(m): v for m, v in reported(spec, own).items()},
+                 "folds_done": len(done), "fold": result.fold, ROWS: parts, MODELS_KEY: models},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
@@ -143,7 +151,7 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
     if done and not trained:
         # restarted with every fold already written (the driver died before Tune recorded the
         # last ones): report the result once, so the scheduler and Optuna receive it
-        tune.report({**running_means(done), "folds_done": len(done), "fold": done[-1]["fold"]})
+        tune.report({**reported(spec, running_means(done)), "folds_done": len(done), "fold": done[-1]["fold"]})
 
 
 def retrain_folds(params: dict, spec: StudySpec, context: StudyContext, trial_id: str, folds: list[int]) -> list[tuple[FoldResult, dict]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from rich.console import Console
 
@@ -47,7 +48,28 @@ def searcher(spec: StudySpec, results: ResultsDir, num_folds: int) -> StudySearc
     )
 
 
-class FoldASHA(ASHAScheduler):
+class LiveFIFO:
+    """Tune's first-in first-out choice of the next trial to start, made among the live trials
+    (waiting, running, paused) instead of every trial of the study. Tune asks at every step of
+    its loop, several times per fold result; its own scan of all trials, twice when none waits,
+    grew with the study (bench/scale.py). Mixed into a scheduler before its Tune base class."""
+
+    def on_trial_add(self, tune_controller, trial):
+        self._added = getattr(self, "_added", {})
+        self._added.setdefault(trial.trial_id, len(self._added))  # the order Tune added them in
+        super().on_trial_add(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller):
+        live = tune_controller.get_live_trials()
+        added = getattr(self, "_added", {})
+        for status in (Trial.PENDING, Trial.PAUSED):
+            waiting = [t for t in live if t.status == status]
+            if waiting:
+                return min(waiting, key=lambda t: added.get(t.trial_id, -1))
+        return None
+
+
+class FoldASHA(LiveFIFO, ASHAScheduler):
     """ASHA with folds as its rungs, which keeps its rungs across a resume.
 
     Tune saves no scheduler state with its experiment: a restored ASHA would rank the trials
@@ -87,7 +109,7 @@ class FoldASHA(ASHAScheduler):
             if not values:
                 continue
             stand_in = _Recalled(f"journal-{t.number}")
-            super().on_trial_add(None, stand_in)
+            ASHAScheduler.on_trial_add(self, None, stand_in)  # not LiveFIFO's: no trial to start
             for k in range(1, len(values) + 1):  # each rung it reached, with the running mean it reported there
                 super().on_trial_result(None, stand_in, {self._time_attr: k, self._metric: sum(values[:k]) / k})
             self.on_trial_remove(None, stand_in)
@@ -98,12 +120,16 @@ class _Recalled:
     trial_id: str
 
 
+class LiveFIFOScheduler(LiveFIFO, FIFOScheduler):
+    """No early stopping: trials start first in, first out (among the live ones)."""
+
+
 def scheduler(spec: StudySpec, num_folds: int, own_metric: bool = False, results: ResultsDir | None = None) -> TrialScheduler:
     """ASHA with folds as its rungs (or none). `own_metric`: it ranks by the study's first
     objective itself (in a set, where Tune is told no metric); alone, Tune tells it. `results`:
     the study's directory, whose journal rebuilds ASHA's rungs on resume (FoldASHA)."""
     if spec.scheduler.name != "asha" or num_folds < 2:
-        return FIFOScheduler()
+        return LiveFIFOScheduler()
     first = spec.objectives[0]
     # folds are the rungs; with several objectives ASHA ranks by the first
     multi = {"metric": first.key, "mode": first.direction} if len(spec.objectives) > 1 or own_metric else {}
