@@ -202,21 +202,23 @@ def test_the_rehearsal_runs_every_paper_study_and_writes_the_paper(local_ray, tm
         # each row's PC is the mean over its trial's (fold, seed) runs in folds.parquet
         folds = read_table(root / name, "folds")
         for _, row in ours.iterrows():
-            assert row["pc_mean"] == pytest.approx(folds.loc[folds["trial_id"] == row["trial_id"], "pc"].mean()), (number, row["method"])
+            runs = folds.loc[folds["trial_id"] == row["trial_id"], ["fold", "seed", "status", "pc"]]
+            assert row["pc_mean"] == pytest.approx(runs["pc"].mean()), (number, row["method"], row["trial_id"], row["pc_mean"], runs)
     # Table 5's rows: ResNet18 is test_byobnet's, SEResNeXt50 test_resnet's, each with its loss
     table5 = pd.read_csv(paper / "table5.csv")
     params = read_table(root / "table5_backbones", "folds").groupby("trial_id")[["param.model.backbone", "param.loss.name"]].first()
     for method, cell in {"ResNet18": ("test_byobnet", "mse"), "ResNet18 + ComboLoss": ("test_byobnet", "combo"),
                          "SEResNeXt50": ("test_resnet", "mse"), "SEResNeXt50 + ComboLoss": ("test_resnet", "combo")}.items():
         trial = table5.loc[(table5["source"] == "ours") & (table5["method"] == method), "trial_id"].item()
-        assert tuple(params.loc[trial]) == cell, method
+        assert tuple(params.loc[trial]) == cell, (method, trial, tuple(params.loc[trial]))
     # Figure 2: 6 + 6 faces of Table 3's run, every one drawn from the drawn SCUT-FBP5500 faces
     figure = pd.read_csv(paper / "figure2.csv")
-    assert list(figure["kind"]) == ["best"] * 6 + ["worst"] * 6 and figure["drawn"].all()
-    assert figure["path"].map(lambda p: Path(p).parent.parent == rehearsal.faces_root("scut-fbp5500")).all()
+    assert list(figure["kind"]) == ["best"] * 6 + ["worst"] * 6 and figure["drawn"].all(), figure[["kind", "image", "path", "drawn"]]
+    assert figure["path"].map(lambda p: Path(p).parent.parent == rehearsal.faces_root("scut-fbp5500")).all(), (list(figure["path"]), rehearsal.faces_root("scut-fbp5500"))
     with Image.open(paper / "figure2.png") as png:
-        assert png.format == "PNG" and png.width > png.height > 200
+        assert png.format == "PNG" and png.width > png.height > 200, (png.format, png.size)
     errors = (figure["y_pred"] - figure["y_true"]).abs()
-    assert np.allclose(errors, figure["error"]) and errors[:6].max() <= errors[6:].min()
+    assert np.allclose(errors, figure["error"]) and errors[:6].max() <= errors[6:].min(), figure[["kind", "y_true", "y_pred", "error"]]
     for name in ABLATIONS:
-        assert len(pd.read_csv(paper / f"{name}.csv")) == EXPECTED[name][1] and (paper / f"{name}.png").is_file()
+        ablation = pd.read_csv(paper / f"{name}.csv")
+        assert len(ablation) == EXPECTED[name][1] and (paper / f"{name}.png").is_file(), (name, ablation[["trial_id", "status"]])
