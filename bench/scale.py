@@ -186,8 +186,15 @@ def _instrument(events, results: Path, every: int):
         return {"trial": call["trial"].trial_id, **({"parts": _parts(results)} if len(finished) % every == 0 else {})}
 
     def state_size(call, out):
+        """The snapshot just written: the newest file of each kind (a resumed driver writes its
+        own, named by its start; the killed driver's stay beside them, and are not this save)."""
         folder = Path(call["self"]._storage.experiment_driver_staging_path)
-        return {"mb": sum(p.stat().st_size for p in folder.glob("*") if p.is_file() and ("experiment_state" in p.name or "searcher" in p.name)) / 2**20}
+        newest: dict[str, os.stat_result] = {}
+        for p in folder.glob("*"):
+            kind = next((k for k in ("experiment_state", "searcher-state", "search_gen_state") if p.name.startswith(k)), None)
+            if kind and p.is_file() and (kind not in newest or p.stat().st_mtime_ns > newest[kind].st_mtime_ns):
+                newest[kind] = p.stat()
+        return {"mb": sum(st.st_size for st in newest.values()) / 2**20}
 
     timed(StudySearcher, "suggest", "ask", lambda call, out: {} if isinstance(out, dict) else None)
     timed(StudySearcher, "on_trial_complete", "tell")
