@@ -119,7 +119,8 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
 
     from search.trainable import retrain_folds
 
-    folds = results.read("folds")  # once: a study of 10,000 trials has ~40,000 parts, unless compacted
+    results.compact("folds")  # Tune is done: one part to read, not one per fold (a study of 10,000 trials has ~30,000)
+    folds = results.read("folds")
     todo, orphans = missing_folds(grid, results, fold_numbers, folds)
     orphans = _close_ended_orphans(results, spec, todo, orphans, fold_numbers, folds)
     if not todo:

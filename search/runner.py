@@ -89,7 +89,6 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
     if interrupted:
         return _finish(grid, results, spec, True, len(fold_numbers))
-    results.compact("folds")  # Tune is done: repair then reads one part, not one per fold (_finish merges what it adds)
     retrained = repair(grid, results, spec, context, fold_numbers)
     return {**_finish(grid, results, spec, False, len(fold_numbers)), "retrained": retrained}
 
@@ -144,23 +143,29 @@ def _finish(grid, results: ResultsDir, spec: StudySpec, interrupted: bool, num_f
     folds table, and keep only the best trials' models (search.keep: what a killed driver or an
     unfinished trial left goes). `study` is what the rows on disk say: trials by status, errors,
     the best."""
+    metric = spec.objectives[0].key
+    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0, "metric": metric}
+    if not interrupted:
+        outcome["orphans_failed"] = _close(results, spec, num_folds)
+    return {**outcome, "study": study_outcome(results, num_folds, metric)}
+
+
+def _close(results: ResultsDir, spec: StudySpec, num_folds: int) -> int:
+    """A finished study's last steps, alone or in a set: its Optuna trials left RUNNING failed,
+    its folds table compacted, its models settled. Returns how many trials it failed."""
     import optuna
 
     from search.keep import settle
 
-    metric = spec.objectives[0].key
-    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0, "metric": metric}
-    if not interrupted:
-        study = optuna.load_study(study_name=spec.name, storage=results.journal())
-        orphans = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
-        for number in orphans:
-            study.tell(number, state=optuna.trial.TrialState.FAIL)
-        outcome["orphans_failed"] = len(orphans)
-        # one folds part instead of one per fold: the report opens it in milliseconds. The other
-        # tables keep their per-(trial, fold) parts, which the report opens only for the trials it shows.
-        results.compact("folds")
-        settle(results, spec, num_folds)
-    return {**outcome, "study": study_outcome(results, num_folds, metric)}
+    study = optuna.load_study(study_name=spec.name, storage=results.journal())
+    orphans = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
+    for number in orphans:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+    # one folds part instead of one per fold: the report opens it in milliseconds. The other
+    # tables keep their per-(trial, fold) parts, which the report opens only for the trials it shows.
+    results.compact("folds")
+    settle(results, spec, num_folds)
+    return len(orphans)
 
 
 @contextmanager
@@ -338,18 +343,10 @@ def _fit_set(tuner, root: ResultsDir, members: dict) -> tuple:
 def _finish_set(grid, members: dict, interrupted: bool) -> dict:
     """Each study finished as a single study is (its journal's orphans failed, its folds table
     compacted, its models settled), and what each came to."""
-    import optuna
-
-    from search.keep import settle
-
     outcomes = {}
     for name, m in members.items():
         metric = m.spec.objectives[0].key
         if not interrupted:
-            study = optuna.load_study(study_name=m.spec.name, storage=m.results.journal())
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-            m.results.compact("folds")
-            settle(m.results, m.spec, len(m.fold_numbers))
+            _close(m.results, m.spec, len(m.fold_numbers))
         outcomes[name] = {"study": study_outcome(m.results, len(m.fold_numbers), metric), "metric": metric, "results": m.results}
     return {"interrupted": interrupted, "studies": outcomes, "errors": grid.num_errors}
