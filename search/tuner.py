@@ -69,7 +69,11 @@ class LiveFIFO:
         return None
 
 
-class FoldASHA(LiveFIFO, ASHAScheduler):
+class LiveASHA(LiveFIFO, ASHAScheduler):
+    """ASHA whose next trial to start is chosen among the live ones (LiveFIFO)."""
+
+
+class FoldASHA(LiveASHA):
     """ASHA with folds as its rungs, which keeps its rungs across a resume.
 
     Tune saves no scheduler state with its experiment: a restored ASHA would rank the trials
@@ -136,7 +140,7 @@ def scheduler(spec: StudySpec, num_folds: int, own_metric: bool = False, results
     options = dict(time_attr="folds_done", max_t=num_folds, grace_period=min(spec.scheduler.grace_folds, num_folds),
                    reduction_factor=spec.scheduler.reduction_factor, **multi)
     if results is None or len(spec.objectives) > 1:
-        return ASHAScheduler(**options)
+        return LiveASHA(**options)
     return FoldASHA(results=str(results.path), study=spec.name, **options)
 
 
