@@ -41,6 +41,11 @@ EXPECTED = {
 }
 
 
+def _csv(path: Path) -> pd.DataFrame:
+    """One of the paper's CSVs. Trial ids stay text: an id such as 10956e83 reads as a number."""
+    return pd.read_csv(path, dtype={"trial_id": str})
+
+
 def rehearsed(path: Path):
     return validate_spec(rehearsal.rehearse(read_yaml(path), str(path)), str(path))
 
@@ -196,7 +201,7 @@ def test_the_rehearsal_runs_every_paper_study_and_writes_the_paper(local_ray, tm
     paper = root / "paper"
     assert (paper / "paper.md").read_text().startswith("# ComboLoss") and "## Rehearsal: not the paper's figures" in (paper / "paper.md").read_text()
     for number, name in TABLE_STUDIES.items():
-        table = pd.read_csv(paper / f"table{number}.csv")
+        table = _csv(paper / f"table{number}.csv")
         ours = table[table["source"] == "ours"]
         assert len(ours) and ours["trial_id"].notna().all() and ours["pc_mean"].notna().all(), number
         # each row's PC is the mean over its trial's (fold, seed) runs in folds.parquet
@@ -205,14 +210,14 @@ def test_the_rehearsal_runs_every_paper_study_and_writes_the_paper(local_ray, tm
             runs = folds.loc[folds["trial_id"] == row["trial_id"], ["fold", "seed", "status", "pc"]]
             assert row["pc_mean"] == pytest.approx(runs["pc"].mean()), (number, row["method"], row["trial_id"], row["pc_mean"], runs)
     # Table 5's rows: ResNet18 is test_byobnet's, SEResNeXt50 test_resnet's, each with its loss
-    table5 = pd.read_csv(paper / "table5.csv")
+    table5 = _csv(paper / "table5.csv")
     params = read_table(root / "table5_backbones", "folds").groupby("trial_id")[["param.model.backbone", "param.loss.name"]].first()
     for method, cell in {"ResNet18": ("test_byobnet", "mse"), "ResNet18 + ComboLoss": ("test_byobnet", "combo"),
                          "SEResNeXt50": ("test_resnet", "mse"), "SEResNeXt50 + ComboLoss": ("test_resnet", "combo")}.items():
         trial = table5.loc[(table5["source"] == "ours") & (table5["method"] == method), "trial_id"].item()
         assert tuple(params.loc[trial]) == cell, (method, trial, tuple(params.loc[trial]))
     # Figure 2: 6 + 6 faces of Table 3's run, every one drawn from the drawn SCUT-FBP5500 faces
-    figure = pd.read_csv(paper / "figure2.csv")
+    figure = _csv(paper / "figure2.csv")
     assert list(figure["kind"]) == ["best"] * 6 + ["worst"] * 6 and figure["drawn"].all(), figure[["kind", "image", "path", "drawn"]]
     assert figure["path"].map(lambda p: Path(p).parent.parent == rehearsal.faces_root("scut-fbp5500")).all(), (list(figure["path"]), rehearsal.faces_root("scut-fbp5500"))
     with Image.open(paper / "figure2.png") as png:
@@ -220,5 +225,5 @@ def test_the_rehearsal_runs_every_paper_study_and_writes_the_paper(local_ray, tm
     errors = (figure["y_pred"] - figure["y_true"]).abs()
     assert np.allclose(errors, figure["error"]) and errors[:6].max() <= errors[6:].min(), figure[["kind", "y_true", "y_pred", "error"]]
     for name in ABLATIONS:
-        ablation = pd.read_csv(paper / f"{name}.csv")
+        ablation = _csv(paper / f"{name}.csv")
         assert len(ablation) == EXPECTED[name][1] and (paper / f"{name}.png").is_file(), (name, ablation[["trial_id", "status"]])
