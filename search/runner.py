@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import threading
 from contextlib import contextmanager
@@ -57,14 +58,38 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     fold_numbers = preflight(spec, source)
     location = results.tune_location(storage, f"{spec.name}-{digest}")
     start_ray(address, spec)  # before the claim: a study the cluster cannot run writes nothing
-    results.claim(study)
-    results.record_tune_location(*location)
-    console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
+    with _undone_unless_a_fold_lands(results.path, [results], fresh=not resume):
+        results.claim(study)
+        results.record_tune_location(*location)
+        console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
 
-    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
-    tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
-    grid, interrupted = _fit(tuner, results, context, spec)
+        context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
+        tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
+        grid, interrupted = _fit(tuner, results, context, spec)
     return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
+
+
+@contextmanager
+def _undone_unless_a_fold_lands(folder: Path, studies: list[ResultsDir], fresh: bool):
+    """A new study (or set, under `folder`) that raises before any of its `studies` wrote a
+    fold leaves no results directory.
+
+    What it would leave (study.yaml, a journal of asked trials, Tune's half-pickled state)
+    holds no training, yet `run` would refuse the directory as taken and `resume` could not
+    read it. `fresh`: this run made the directory (check() accepted it new or empty); a
+    resumed study's directory is never removed. Ctrl-C and SIGKILL are not undone: those
+    stop a study that `resume` continues."""
+    existed = folder.exists()
+    try:
+        yield
+    except Exception:
+        if fresh and not any(study.parts("folds") for study in studies):
+            if existed:  # an empty directory the user gave: empty it, keep it
+                for child in folder.iterdir():
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None,
@@ -263,32 +288,35 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
     location = root_dir.tune_location(storage, f"set-{set_digest}")
     for m in members.values():
         start_ray(address, m.spec)
-    for name, m in members.items():
-        m.results.claim(claims[name])
-    record_set(root_dir.path, members, sources)
-    root_dir.record_tune_location(*location)
-    console.print(f"{len(members)} studies in one run, results under {root}: " + ", ".join(f"{n} ({m.spec.search.num_trials} trials)" for n, m in members.items()))
+    # a root that held anything before this run is not this run's to remove
+    fresh = not resume and not (root_dir.path.is_dir() and any(root_dir.path.iterdir()))
+    with _undone_unless_a_fold_lands(root_dir.path, [m.results for m in members.values()], fresh):
+        for name, m in members.items():
+            m.results.claim(claims[name])
+        record_set(root_dir.path, members, sources)
+        root_dir.record_tune_location(*location)
+        console.print(f"{len(members)} studies in one run, results under {root}: " + ", ".join(f"{n} ({m.spec.search.num_trials} trials)" for n, m in members.items()))
 
-    limits = {n: m.spec.search.num_trials for n, m in members.items()}
-    concurrent = [m.spec.resources.max_concurrent for m in members.values()]
-    tuner = tune.Tuner(
-        trainable(members),
-        tune_config=tune.TuneConfig(
-            search_alg=MultiSearcher({n: searcher(m.spec, m.results, len(m.fold_numbers)) for n, m in members.items()}, limits),
-            scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True, results=m.results) for n, m in members.items()}),
-            num_samples=sum(limits.values()),
-            max_concurrent_trials=None if 0 in concurrent else sum(concurrent),
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(
-            name=location[1], storage_path=location[0],
-            callbacks=[RoutedCallback({n: [ModelKeeper(m.results, m.spec, len(m.fold_numbers)), ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space))]
-                                       for n, m in members.items()}),
-                       SetProgress(console, members)],
-            verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-        ),
-    )
-    grid, interrupted = _fit_set(tuner, root_dir, members)
+        limits = {n: m.spec.search.num_trials for n, m in members.items()}
+        concurrent = [m.spec.resources.max_concurrent for m in members.values()]
+        tuner = tune.Tuner(
+            trainable(members),
+            tune_config=tune.TuneConfig(
+                search_alg=MultiSearcher({n: searcher(m.spec, m.results, len(m.fold_numbers)) for n, m in members.items()}, limits),
+                scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True, results=m.results) for n, m in members.items()}),
+                num_samples=sum(limits.values()),
+                max_concurrent_trials=None if 0 in concurrent else sum(concurrent),
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=location[1], storage_path=location[0],
+                callbacks=[RoutedCallback({n: [ModelKeeper(m.results, m.spec, len(m.fold_numbers)), ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space))]
+                                           for n, m in members.items()}),
+                           SetProgress(console, members)],
+                verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            ),
+        )
+        grid, interrupted = _fit_set(tuner, root_dir, members)
     return _finish_set(grid, members, interrupted)
 
 

@@ -15,6 +15,10 @@ follow the same rules.
 
 from __future__ import annotations
 
+import io
+import pickle
+import threading
+
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
@@ -26,12 +30,33 @@ class StudySearcher(OptunaSearch):
     """OptunaSearch with the journal states above. It also accepts a result for a trial the
     journal already finished: Tune restores a killed study from its last state snapshot, which
     may predate a trial's end that the journal did record; Optuna's refusal to update a
-    finished trial must not stop the study (the journal skips the refused entry on reads)."""
+    finished trial must not stop the study (the journal skips the refused entry on reads).
+
+    It pickles whatever its sampler holds (`__getstate__`): Tune pickles the searcher when the
+    Tuner is built and at every state snapshot, and some samplers hold a thread lock (optuna
+    5.1's NSGA-II), which plain pickling refuses. A lock is process state, not study state:
+    the searcher's state is pickled with each lock standing for a new, unlocked one, so the
+    sampler's random state and everything else survives a resume as it was."""
 
     def __init__(self, *args, num_folds: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.num_folds = num_folds
         self._reported_folds: set[tuple[str, int]] = set()  # saved with the searcher's state
+
+    def __getstate__(self) -> dict:
+        return {"pickled": _dumps_without_locks(self.__dict__)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(pickle.loads(state["pickled"]))
+
+    def save(self, checkpoint_path: str) -> None:
+        # OptunaSearch.save pickles __dict__ itself, bypassing __getstate__
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__setstate__(pickle.load(f))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if isinstance(self.metric, list) or trial_id in self._completed_trials:
@@ -65,3 +90,21 @@ class StudySearcher(OptunaSearch):
         except optuna.exceptions.UpdateFinishedTrialError:
             pass
         self._completed_trials.add(trial_id)
+
+
+_LOCKS = (type(threading.Lock()), type(threading.RLock()))
+
+
+class _FreshLocks(pickle.Pickler):
+    """Pickles a lock as a call that makes a new unlocked one of its kind."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, _LOCKS):
+            return (threading.RLock if isinstance(obj, _LOCKS[1]) else threading.Lock), ()
+        return NotImplemented
+
+
+def _dumps_without_locks(obj) -> bytes:
+    buffer = io.BytesIO()
+    _FreshLocks(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()

@@ -177,6 +177,29 @@ def test_two_objectives_with_nsga2(local_ray, tmp_path):
     assert all(len(t.values) == 2 for t in study.trials)
 
 
+def test_a_run_that_fails_before_its_first_fold_leaves_nothing_that_blocks_the_next(local_ray, tmp_path, monkeypatch):
+    import optuna
+
+    from search import samplers
+
+    def unpicklable(search):  # a sampler Tune cannot pickle (a generator), as optuna 5.1's NSGA-II was before the searcher pickled locks
+        sampler = optuna.samplers.RandomSampler(seed=search.seed)
+        sampler.pending = (n for n in range(3))
+        return sampler
+
+    spec = _spec(search={"sampler": "random", "num_trials": 1, "seed": 0, "space": {"loss.alpha": {"float": [0.0, 4.0]}}, "baseline": []})
+    monkeypatch.setitem(samplers.SAMPLERS, "random", unpicklable)
+    with pytest.raises(TypeError, match="pickle"):
+        run_study(spec, "tiny.yaml", tmp_path / "first")
+    assert not (tmp_path / "first").exists()
+    (tmp_path / "given").mkdir()  # a folder the user made for it stays, empty
+    with pytest.raises(TypeError, match="pickle"):
+        run_study(spec, "tiny.yaml", tmp_path / "given")
+    assert list((tmp_path / "given").iterdir()) == []
+    monkeypatch.undo()
+    assert run_study(spec, "tiny.yaml", tmp_path / "first")["study"].complete == 1  # the same study, the same folder: it runs
+
+
 def test_max_failures_bounds_the_retries_of_a_failing_trial(local_ray, tmp_path):
     spec = _spec(search={"sampler": "random", "num_trials": 1, "seed": 0, "space": {"train.lr": {"choice": [1e30]}}, "baseline": []})
     outcome = run_study(spec, "tiny.yaml", tmp_path / "retry", max_failures=2)
