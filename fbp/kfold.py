@@ -197,12 +197,13 @@ def _own_rule(dataset: str) -> str:
 
 
 def head_outputs(model: FBPNet, x: torch.Tensor, values: torch.Tensor, autocast: AbstractContextManager) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both heads' predictions of a normalized batch (B, 3, H, W), in float32: the regression
-    score (B,) and the expectation sum_k softmax(z)_k v_k (B,). Evaluation and `fbp.predict`
-    both call it, so a kept model scores a new face as it scored its test fold."""
+    """Both heads' predictions of a normalized batch (B, 3, H, W), in float32 (FBPNet runs its
+    heads in float32 under any precision): the regression score (B,) and the expectation
+    sum_k softmax(z)_k v_k (B,). Evaluation and `fbp.predict` both call it, so a kept model
+    scores a new face as it scored its test fold."""
     with autocast:
         reg, logits = model(x)
-    return reg.float(), logits.float().softmax(1) @ values
+    return reg, logits.softmax(1) @ values
 
 
 class _Evaluator:

@@ -68,3 +68,31 @@ def test_load_model_refuses_what_it_cannot_load(exported, tmp_path):
         load_model(tmp_path, device="cpu")
     with pytest.raises(InputError, match="does not exist"):
         load_model(tmp_path / "nowhere", device="cpu")
+
+
+def _on_the_bf16_grid(values) -> np.ndarray:
+    import torch
+
+    x = torch.as_tensor(np.asarray(values, dtype=np.float32))
+    return (x.bfloat16().float() == x).numpy()
+
+
+def test_bf16_training_scores_in_float32_and_predict_still_equals_evaluation(tmp_path):
+    # under bf16 autocast a regression head in bf16 rounds each score to steps of 1/64 on [2, 4)
+    from fbp.config import validate_config
+    from fbp.data import load_dataset
+    from fbp.kfold import run_kfold
+
+    from .conftest import TINY_MODEL, export_folds
+
+    config = validate_config({**TINY_MODEL, "train": {**TINY_MODEL["train"], "precision": "bf16"}})
+    dataset = load_dataset(config.data.dataset, None, **config.data.options)
+    results = run_kfold(config, keep_models=True)
+    export_folds(tmp_path / "model", config, results)
+    for r in results:
+        y_reg = np.array(r.predictions["y_reg"])
+        assert _on_the_bf16_grid(y_reg).sum() <= 1, y_reg[:5]  # a float32 value lands on the grid by chance with p = 2^-16
+        frame = load_model(tmp_path / "model", device="cpu", members=[f"fold{r.fold}"]).predict_frame([dataset.image_path(n) for n in r.predictions["image"]])
+        assert _on_the_bf16_grid(frame["score"]).sum() <= 1
+        assert np.abs(frame["score"].to_numpy() - np.array(r.predictions["y_pred"])).max() < 1e-4
+
