@@ -105,7 +105,10 @@ class DataConfig(Section):
     resized and randomly cropped to 224x224 patches"."""
     resize: int | None = Field(None, ge=16, le=2048)
     """Side of the decoded, cached image the training crop is taken from (the paper's "resized"
-    size, which it does not give); default image_size * 8/7."""
+    size, which it does not give); default image_size, as the published code runs: it resizes
+    to 224 (data/data_loaders.py), so its RandomCrop(224) keeps the whole face, in training and
+    at test alike. Larger: random crops at the cache's scale, the paper's "randomly cropped";
+    the test view must then be eval.view center_crop, the face at the same scale."""
 
     @field_validator("dataset")
     @classmethod
@@ -120,7 +123,7 @@ class DataConfig(Section):
 
     @property
     def cached_side(self) -> int:
-        return self.resize or round(self.image_size * 8 / 7)
+        return self.resize or self.image_size
 
 
 class ModelConfig(Section):
@@ -360,7 +363,10 @@ class EvalConfig(Section):
     resized to data.image_size, what the published code does (data/data_loaders.py: the test
     transforms are Resize(224), and for SCUT-FBP5500 Resize(224) then CenterCrop(224), which
     on its square 350 px faces keeps the whole face). center_crop: the central data.image_size
-    px of the data.resize px cached image, the usual ImageNet evaluation. The paper is silent."""
+    px of the data.resize px cached image, the usual ImageNet evaluation. The paper is silent.
+    Both show the face at the scale training sees it when data.resize is data.image_size;
+    with a larger data.resize only center_crop does (resize would shrink the test faces by
+    image_size / resize), and resize is refused."""
 
 
 PUBLISHED_LOSS: dict[str, Any] = {"ce_input": "probs", "ce_weighted": True, "ce_reduction": "weighted_mean", "huber_variant": "upstream"}
@@ -496,6 +502,18 @@ class TrialConfig(Section):
         """The config's shorthands made explicit, in this order: `published_code: true` fills
         the quirks left unset, then `rule: auto` becomes the dataset's own rule."""
         return _dataset_discretization(_published_code(raw))
+
+    @model_validator(mode="after")
+    def _one_face_scale(self) -> TrialConfig:
+        """Training crops data.image_size px out of the cached data.resize px image, so it sees
+        the face at the cache's scale; eval.view resize squeezes the whole cached image into
+        image_size px. With a larger cache the model would be tested on faces smaller than any
+        it was trained on (8/7 smaller at 224 of 256)."""
+        side, size = self.data.cached_side, self.data.image_size
+        if self.eval.view == "resize" and side != size:
+            raise ValueError(f"eval.view: resize shows the test faces at {size}/{side} of the scale training crops them at (data.resize {side}, data.image_size {size}); "
+                             f"use eval.view: center_crop, or data.resize: {size}")
+        return self
 
     @model_validator(mode="after")
     def _heads_need_classes(self) -> TrialConfig:

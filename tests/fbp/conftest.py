@@ -8,7 +8,7 @@ import pytest
 from fbp.data.synthetic import SMALL
 
 TINY_MODEL = {
-    "data": {"dataset": "synthetic", "options": SMALL, "image_size": 32, "folds": [1, 2]},
+    "data": {"dataset": "synthetic", "options": SMALL, "image_size": 32, "resize": 37, "folds": [1, 2]},
     "model": {"backbone": "test_resnet", "pretrained": False},
     "train": {"epochs": 2, "batch_size": 16, "lr": 0.01},
     # the centre crop of the cached 37 px face and both heads (fused): every step of the view and the heads counts

@@ -114,3 +114,51 @@ def test_both_views_normalize_with_the_statistics_given():
     for stats, white in ((HALF, 1.0), (IMAGENET, (1 - 0.485) / 0.229)):
         assert eval_view(images, 8, "resize", *stats)[0, 0, 0, 0].item() == pytest.approx(white)
         assert train_view(images, 8, still, torch.Generator().manual_seed(0), *stats)[0, 0, 0, 0].item() == pytest.approx(white, abs=1e-5)
+
+
+# --- one face scale: training and evaluation see a face at the same size ------------------------
+
+PLAIN = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # no normalization: pixels stay in [0, 1]
+SQUARE = 32  # px, the side of the white square drawn into the cached image
+
+
+def _square_width(x: torch.Tensor) -> int:
+    """Width, px, of the white square in a view (1, 3, H, W): bright pixels along its middle row."""
+    row = x[0, 0, x.shape[2] // 2]
+    return int((row > 0.5).sum())
+
+
+def _views(data: dict, view: str) -> tuple[int, int]:
+    """(train, eval) widths of the square under a config's sizes, augmentation off."""
+    from fbp.config import validate_config
+
+    config = validate_config({"data": {"dataset": "synthetic", **data}, "eval": {"view": view}})
+    side, size = config.data.cached_side, config.data.image_size
+    images = torch.zeros(1, side, side, 3, dtype=torch.uint8)
+    top = (side - SQUARE) // 2
+    images[:, top : top + SQUARE, top : top + SQUARE] = 255
+    still = AugmentConfig(rotation=0, brightness=0, contrast=0, saturation=0)
+    widths = set()
+    for seed in range(5):  # the crop's random position must not change the scale either
+        widths.add(_square_width(train_view(images, size, still, torch.Generator().manual_seed(seed), *PLAIN)))
+    assert len(widths) == 1, widths
+    return widths.pop(), _square_width(eval_view(images, size, view, *PLAIN))
+
+
+@pytest.mark.parametrize("data, view", [
+    ({"image_size": 64}, "resize"),  # the defaults: the cache at the input size, the published code's
+    ({"image_size": 64}, "center_crop"),
+    ({"image_size": 224}, "resize"),
+    ({"image_size": 64, "resize": 73}, "center_crop"),  # random crops of a larger cache, tested on its centre
+])
+def test_a_face_has_one_size_in_training_and_in_evaluation(data, view):
+    train, test = _views(data, view)
+    assert abs(train - SQUARE) <= 1 and abs(test - train) <= 1, (train, test)
+
+
+def test_a_cache_larger_than_the_input_with_the_resize_view_is_refused():
+    from fbp.config import validate_config
+    from fbp.errors import InputError
+
+    with pytest.raises(InputError, match=r"eval.view: resize shows the test faces at 224/256 .* use eval.view: center_crop, or data.resize: 224"):
+        validate_config({"data": {"dataset": "synthetic", "image_size": 224, "resize": 256}})

@@ -51,7 +51,7 @@ def test_the_model_folder_holds_members_config_manifest_and_card(exported):
     assert manifest["format_version"] == FORMAT_VERSION
     assert [m["file"] for m in manifest["members"]] == ["fold1.safetensors", "fold2.safetensors"]
     p = manifest["preprocessing"]
-    assert (p["decode_side"], p["image_size"], p["view"]) == (37, 32, "center_crop")  # 37 = round(32 * 8 / 7), the cached side
+    assert (p["decode_side"], p["image_size"], p["view"]) == (37, 32, "center_crop")  # 37: data.resize, the cached side
     assert manifest["prediction"]["predict"] == "fused" and manifest["prediction"]["fused_weight"] == 0.25
     pcs = [r.pc for r in exported.results]
     assert manifest["metrics"]["pc"]["mean"] == pytest.approx(np.mean(pcs)) and manifest["metrics"]["pc"]["std"] == pytest.approx(np.std(pcs, ddof=1))

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # starts Ray and trains: not in the fast tier
 
 STUDY = {
     "name": "kept",
-    "data": {"dataset": "synthetic", "options": SMALL, "image_size": 32, "folds": [1, 2]},
+    "data": {"dataset": "synthetic", "options": SMALL, "image_size": 32, "resize": 37, "folds": [1, 2]},
     "model": {"backbone": "test_resnet", "pretrained": False},
     "train": {"epochs": 2, "batch_size": 16, "device": "cpu"},
     # the quickstart's view (centre crop) and both heads: the prediction path is all there
