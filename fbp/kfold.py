@@ -160,6 +160,20 @@ def stratified_holdout(classes: np.ndarray, fraction: float, rng: np.random.Gene
     return held
 
 
+def validation_split(config: TrialConfig, train_rows: np.ndarray, train_classes: np.ndarray, rng: np.random.Generator, fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, validation rows): `eval.val_fraction` of each class held out when
+    eval.select is inner_val or eval.holdout is on, else none held out. A holdout that holds
+    out nothing is an error: selecting on it would fall back to the test fold."""
+    if config.eval.select != "inner_val" and not config.eval.holdout:
+        return train_rows, np.array([], dtype=np.int64)
+    held = stratified_holdout(train_classes, config.eval.val_fraction, rng)
+    if not held.any():
+        key = "eval.select: inner_val" if config.eval.select == "inner_val" else "eval.holdout: true"
+        raise InputError(f"{key}: fold {fold}'s {len(train_rows)} training faces hold out none for validation "
+                         f"(eval.val_fraction {config.eval.val_fraction} of each class, and no class has two faces); use more data")
+    return train_rows[~held], train_rows[held]
+
+
 MAX_CLASS_SHARE = 0.95
 """The largest share of a training split one class may hold (see `fold_discretization`)."""
 
@@ -405,10 +419,7 @@ def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress:
     scores = data.scores
     disc = fold_discretization(config, data.dataset, fold)
     classes = disc.classes(scores)
-    val_rows = np.array([], dtype=np.int64)
-    if config.eval.select == "inner_val" or config.eval.holdout:
-        held = stratified_holdout(classes[train_rows], config.eval.val_fraction, rng)
-        train_rows, val_rows = train_rows[~held], train_rows[held]
+    train_rows, val_rows = validation_split(config, train_rows, classes[train_rows], rng, fold.index + 1)
     # eq. 6, unless loss.class_weights lists them (build_loss applies that list, and ce_weighted)
     weights = class_weights(class_counts(classes[train_rows], disc.num_classes)) if config.loss.class_weights is None else None
 

@@ -307,6 +307,7 @@ def check_spec(spec: StudySpec, source: str, context: dict | None = None) -> Non
         raise InputError(f"{source}: search.num_trials: {s.num_trials} trials, but search.space is empty: every trial would train the same configuration; give a space, or num_trials: 1")
     if s.sampler == "cmaes" and any(d.kind == "choice" for d in s.space.values()):
         raise InputError(f"{source}: search.sampler cmaes handles no choice dimensions; use tpe")
+    _check_no_test_choice(spec, source)
     if len(spec.objectives) > 1 and s.sampler not in ("nsga2", "random", "tpe", "grid"):
         raise InputError(f"{source}: {len(spec.objectives)} objectives need sampler nsga2, tpe, random or grid, got {s.sampler}")
     for i, point in enumerate(s.baseline):
@@ -315,6 +316,22 @@ def check_spec(spec: StudySpec, source: str, context: dict | None = None) -> Non
             if path not in s.space:
                 raise InputError(f"{where}: not a searched path (space: {', '.join(s.space) or 'empty'})")
             _check_value(spec, path, value, where, context)
+
+
+def _check_no_test_choice(spec: StudySpec, source: str) -> None:
+    """A study whose objective reads the validation parts must not let the test folds choose
+    anything: with eval.select test_oracle each fold reports the epoch of its best test PC, so
+    the val metric Optuna and ASHA read belongs to an epoch the test fold picked."""
+    if spec.objectives[0].on != "val":
+        return
+    if spec.eval.select == "test_oracle":
+        why = "eval.select: test_oracle (published_code: true sets it where eval.select is not given)" if spec.published_code else "eval.select: test_oracle"
+        raise InputError(f"{source}: {why} picks each fold's epoch on its test PC, but objective.on: val chooses between trials without the test folds; "
+                         "set eval.select: last or inner_val (or objective.on: test, and every figure is marked as chosen on test)")
+    dim = spec.search.space.get("eval.select")
+    if dim is not None and "test_oracle" in (dim.choice or []):
+        raise InputError(f"{source}: search.space.eval.select: the choice test_oracle picks epochs on the test folds, but objective.on: val chooses between trials without them; "
+                         "search last and inner_val only")
 
 
 def validate_spec(raw: dict, source: str, context: dict | None = None) -> StudySpec:

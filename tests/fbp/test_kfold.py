@@ -9,7 +9,7 @@ from fbp.config import validate_config
 from fbp.data import Dataset, Fold, Record, load_dataset
 from fbp.data.synthetic import SMALL
 from fbp.errors import InputError, TrainingError
-from fbp.kfold import MAX_CLASS_SHARE, SELECT, Batches, fold_discretization, prepare, run_kfold, stratified_holdout
+from fbp.kfold import MAX_CLASS_SHARE, SELECT, Batches, fold_discretization, prepare, run_kfold, stratified_holdout, validation_split
 from tests.conftest import REVIEW_Z, review_scores, write_hotornot
 
 TINY = {
@@ -89,6 +89,16 @@ def test_prediction_modes():
 def test_non_finite_loss_names_the_epoch_and_term():
     with pytest.raises(TrainingError, match=r"fold 1, epoch 1: loss term '\w+' is not finite"):
         run_kfold(_config(train={"lr": 1e30, "epochs": 2}))
+
+
+def test_a_holdout_that_holds_out_nothing_is_an_error_not_a_choice_on_the_test_fold():
+    rows, classes = np.arange(10, 16), np.arange(6)  # six training faces, one per class: none to hold out
+    for evaluation, key in (({"select": "inner_val"}, "eval.select: inner_val"), ({"holdout": True}, "eval.holdout: true")):
+        with pytest.raises(InputError, match=f"{key}: fold 2's 6 training faces hold out none for validation"):
+            validation_split(_config(eval=evaluation), rows, classes, np.random.default_rng(0), 2)
+    train, val = validation_split(_config(eval={"holdout": True}), rows, np.array([0, 0, 1, 1, 2, 2]), np.random.default_rng(0), 2)
+    assert len(val) == 3 and sorted([*train, *val]) == list(rows)
+    assert validation_split(_config(), rows, classes, np.random.default_rng(0), 2)[1].size == 0  # no holdout asked
 
 
 def test_stratified_holdout_takes_the_share_of_each_class():

@@ -62,7 +62,8 @@ def test_validate_prints_the_resolved_study_and_space(tmp_path, capsys):
 
 def test_validate_prints_what_published_code_resolves_to(tmp_path, capsys):
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump({**GOOD, "published_code": True, "loss": {"ce_reduction": "mean"}}))
+    # objective on test: with a val objective the test-fold epoch choice is refused (below)
+    path.write_text(yaml.safe_dump({**GOOD, "published_code": True, "loss": {"ce_reduction": "mean"}, "objective": {"metric": "pc", "on": "test"}}))
     assert main(["validate", str(path), "--offline"]) == 0
     out = capsys.readouterr().out
     for line in ("published_code: true", "ce_input: probs", "ce_reduction: mean", "huber_variant: upstream", "rule: round_half_even", "select: test_oracle"):
@@ -93,6 +94,10 @@ def test_validate_prints_what_published_code_resolves_to(tmp_path, capsys):
         ("resources/gpu", -0.5, "resources.gpu: Input should be greater than or equal to 0, got -0.5"),
         ("name", "has space", "name: String should match pattern"),
         ("name", DELETE, "name: Field required"),
+        # the test folds choosing what a val objective reads
+        ("eval/select", "test_oracle", "eval.select: test_oracle picks each fold's epoch on its test PC, but objective.on: val chooses between trials without the test folds"),
+        ("published_code", True, "eval.select: test_oracle (published_code: true sets it where eval.select is not given) picks each fold's epoch on its test PC"),
+        ("search/space/eval.select", {"choice": ["last", "test_oracle"]}, "search.space.eval.select: the choice test_oracle picks epochs on the test folds"),
     ],
 )
 def test_bad_studies_exit_2_naming_the_key_and_value(tmp_path, capsys, path, value, message):
