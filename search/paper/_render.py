@@ -275,6 +275,29 @@ def others_block(paper: Paper) -> Block:
     return block
 
 
+def reproducer_block() -> Block:
+    """What a reproducer needs to read the published figures: the README's averages checked
+    against its own fold rows, which run Table 5's ResNet18 + ComboLoss row printed, and
+    SCUT-FBP5500 results published since, for context."""
+    from fbp.paper import LATER_RESULTS, README, TABLE5_RESNET18_NOTE, readme_averages
+
+    text = []
+    for check in readme_averages():
+        printed = " / ".join(f"{check.printed[m]:.4f}" for m in NAMES)
+        mean = " / ".join(f"{check.mean[m]:.4f}" for m in NAMES)
+        if check.agrees:
+            text.append(f"The README's {check.dataset} {check.protocol} average ({printed}, MAE / RMSE / PC) is the mean of its five fold rows.")
+        else:
+            text.append(f"The README's {check.dataset} {check.protocol} average row ({printed}, MAE / RMSE / PC; Table 1 prints its PC) is **not** the mean "
+                        f"of its own five fold rows ({mean}): compare a reproduction with both.")
+    text.append(TABLE5_RESNET18_NOTE)
+    text.append(f"Fold rows and averages: {README}.")
+    rows = [{"method": r.method, "year": r.year or DASH, "PC": r.pc, "split": r.split} for r in LATER_RESULTS]
+    section = Section("later_results", "SCUT-FBP5500 results published since, for context", pd.DataFrame(rows), pd.DataFrame(rows),
+                      footnotes=["Not comparable to the tables above unless the split is the same; none of these is a row of the paper."])
+    return Block("Notes for a reproducer", text=text, section=section)
+
+
 def rehearsal_block(paper: Paper) -> Block | None:
     """First, in a rehearsal's document: what its figures are, and which row each stand-in fills."""
     record = paper.rehearsal
@@ -308,6 +331,7 @@ def blocks(paper: Paper) -> list[Block]:
     out.append(Block("Ablations", text=["SCUT-FBP5500, as the paper's section 3.4: one table and one plot per ablation study."]))
     out += [ablation_block(result, paper) for result in paper.ablations]
     out.append(others_block(paper))
+    out.append(reproducer_block())
     return out
 
 

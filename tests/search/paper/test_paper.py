@@ -294,6 +294,17 @@ def test_other_studies_give_their_best_trial(root):
     assert frame.at[0, "pc_mean"] == pytest.approx(folds.loc[folds["trial_id"] == best, "pc"].mean())
 
 
+def test_the_notes_for_a_reproducer_check_the_readme_averages_against_its_fold_rows(root):
+    md = section((root / "paper" / "paper.md").read_text(), "## Notes for a reproducer")
+    # by hand: SCUT-FBP's five fold rows average to 0.2407 / 0.3073 / 0.9116, its AVG row prints 0.2441 / 0.3122 / 0.9090
+    assert "scut-fbp 5fold average row (0.2441 / 0.3122 / 0.9090, MAE / RMSE / PC; Table 1 prints its PC) is **not** the mean of its own five fold rows (0.2407 / 0.3073 / 0.9116)" in md
+    assert "hotornot 5split average (0.8213 / 1.0412 / 0.5029, MAE / RMSE / PC) is the mean of its five fold rows" in md
+    assert "scut-fbp5500 5fold average (0.2050 / 0.2704 / 0.9199, MAE / RMSE / PC) is the mean of its five fold rows" in md
+    assert "alpha=2, beta=1, gamma=1 ResNet-18 run" in md and "0.8780" in md and "the paper printed the alpha=1, beta=2 run" in md
+    later = csv(root, "later_results")
+    assert later["PC"].astype(str).tolist()[:2] == ["0.9142", "0.9055"] and (later["split"].str.contains("not verified")).sum() == 4
+
+
 # --- the document and the command ---------------------------------------------------------------
 
 
