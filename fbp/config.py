@@ -333,6 +333,11 @@ class TrainConfig(Section):
     trains on whole batches only (the partial last one is dropped, as with drop_last)."""
     eval_every: int = Field(1, ge=1)
     """Evaluate (curves, selection) every N epochs; the last epoch always."""
+    deterministic: bool = False
+    """Deterministic algorithms while a fold trains (torch.use_deterministic_algorithms, cuDNN's
+    autotuner off, cuBLAS's fixed workspace): the same config and seed repeat bitwise on a GPU,
+    slower, and an op with no deterministic kernel stops the fold with its name. The CPU repeats
+    without it."""
 
     @field_validator("compile", mode="before")
     @classmethod

@@ -18,9 +18,10 @@ a reason for the loop to wait on the device.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -405,7 +406,33 @@ def _cpu_copy(model: FBPNet) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+@contextmanager
+def deterministic_algorithms(on: bool) -> Iterator[None]:
+    """`train.deterministic`: torch's deterministic algorithms, cuDNN's autotuner off and its
+    deterministic kernels on, for the length of a fold; the previous settings after (a worker
+    trains other trials next). cuBLAS needs a fixed workspace for repeatable sums; it reads
+    CUBLAS_WORKSPACE_CONFIG when its handle is made, so a user's own value is kept."""
+    if not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn = torch.backends.cudnn
+    before = torch.are_deterministic_algorithms_enabled(), cudnn.benchmark, cudnn.deterministic
+    torch.use_deterministic_algorithms(True)
+    cudnn.benchmark, cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        cudnn.benchmark, cudnn.deterministic = before[1], before[2]
+
+
 def _fit_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress: _Progress, keep_model: bool = False) -> FoldResult:
+    with deterministic_algorithms(config.train.deterministic):
+        return _train_fold(config, fold, data, progress, keep_model)
+
+
+def _train_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progress: _Progress, keep_model: bool = False) -> FoldResult:
     started, started_at = time.perf_counter(), time.time()
     data = data or _prepare(config, progress)
     t, device = config.train, data.device

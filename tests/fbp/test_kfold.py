@@ -403,3 +403,21 @@ def test_run_kfold_refuses_a_degenerate_discretization_before_any_training(tmp_p
     assert events == []  # refused before the images were decoded
     (result,) = run_kfold(validate_config({**raw, "train": {**TINY["train"], "epochs": 1}}))  # the default trains
     assert result.fold == 2 and result.n_train == 16
+
+
+def test_deterministic_training_holds_torch_to_deterministic_algorithms_for_the_fold_only():
+    import torch
+
+    seen = set()
+
+    def training(p):  # while a fold trains (steps, epochs), not while the images load
+        if p.event in ("step", "epoch"):
+            seen.add(torch.are_deterministic_algorithms_enabled())
+
+    config = _config(train={"epochs": 1, "deterministic": True})
+    first = run_kfold(config, on_progress=training)
+    assert seen == {True} and not torch.are_deterministic_algorithms_enabled()
+    assert run_kfold(config)[0].predictions == first[0].predictions
+    seen.clear()
+    run_kfold(_config(train={"epochs": 1}), on_progress=training)
+    assert seen == {False}
