@@ -11,6 +11,7 @@
       logs/                   <trial_id>.log: a trial's epochs and, if it failed, its traceback
       models/                 <trial_id>/: the selected fold models of the best trials (search.keep)
       report/                 written by `fbp-search report`
+      .lock                   a driver's lock (search.lock); .ray-processes.json: its local Ray (search.processes)
 
 Each write is one part file, written under a temporary name in the same folder and renamed
 into place, so a reader never sees half a file and a killed writer leaves at most a hidden
