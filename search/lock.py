@@ -42,9 +42,10 @@ _held: dict[str, list[int]] = {}  # realpath of a lock file -> [descriptor, dept
 @contextmanager
 def hold(folder: Path):
     """Hold `folder`'s lock for the block, creating the folder if need be; refused (InputError)
-    while another process holds it. Re-entrant within a process. A folder this call created
-    and that holds nothing but the lock at the end is removed again: a command refused after
-    taking the lock (its cluster did not answer) leaves nothing behind."""
+    while another process holds it. Re-entrant within a process. At the end, a folder that
+    holds nothing but a driver's own files (DRIVER_FILES) is emptied, and removed if this call
+    created it: a command refused after taking the lock (its cluster did not answer) leaves
+    nothing behind."""
     folder = Path(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
