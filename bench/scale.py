@@ -50,6 +50,7 @@ import numpy as np
 
 from fbp.metrics import NAMES
 from fbp.records import FoldResult, TrainProgress
+from search.processes import descendants, end, stat_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLD_MS = "FBP_SCALE_FOLD_MS"  # median simulated fold time, read by the workers
@@ -275,53 +276,9 @@ def study(trials: int, concurrency: int, seed: int, tpe_window: int | None = Non
     }
 
 
-def _stat(pid: int) -> list[str] | None:
-    """A process's /proc stat fields from the third (its state) on."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _descendants(pid: int) -> list[tuple[int, str]]:
-    """Every live process below `pid` (Ray's processes started by that driver), each as (pid,
-    start time): a pid alone may be another process's by the time it is ended."""
-    children: dict[int, list[tuple[int, str]]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child[0])
-    return out
-
-
-def _end(processes: list[tuple[int, str]], grace: float = 10.0) -> int:
-    """SIGKILL, one by one, those of `processes` still alive after `grace` seconds; how many.
-    A pid is ended only while it is still the process that was recorded (same start time)."""
-    def alive(pid: int, started: str) -> bool:
-        fields = _stat(pid)
-        return fields is not None and fields[19] == started
-
-    deadline = time.time() + grace
-    while time.time() < deadline and any(alive(*p) for p in processes):
-        time.sleep(0.2)
-    killed = 0
-    for pid, started in processes:
-        if alive(pid, started):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-    return killed
-
-
 def _cpu_seconds(pid: int) -> tuple[float, str] | None:
     """(user + system CPU seconds, its command's first word) of a live process."""
-    fields = _stat(pid)
+    fields = stat_fields(pid)
     try:
         name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
     except OSError:
@@ -360,7 +317,7 @@ def _driver(mode: str, args, source: Path, results: Path, events: Path, kill_at:
     while process.poll() is None:
         time.sleep(0.25)
         if time.time() - sampled > 1.0:
-            below = _descendants(process.pid)
+            below = descendants(process.pid)
             started.update(below)
             for pid in [process.pid, *(p for p, _ in below)]:
                 seen = _cpu_seconds(pid)
@@ -369,13 +326,13 @@ def _driver(mode: str, args, source: Path, results: Path, events: Path, kill_at:
                     cpu[pid] = (max(seen[0], cpu.get(pid, (0.0,))[0]), kind)
             sampled = time.time()
         if kill_at is not None and finished.count() >= kill_at:
-            below = _descendants(process.pid)
+            below = descendants(process.pid)
             started.update(below)
             os.kill(process.pid, signal.SIGKILL)  # the child this harness started, by its pid
             process.wait()
-            killed = {"pid": process.pid, "t": time.time(), "leftovers": _end(below, grace=2.0)}
+            killed = {"pid": process.pid, "t": time.time(), "leftovers": end(below, grace=2.0, terminate=False)}
     log.close()
-    leftovers = _end(sorted(started), grace=2.0)  # normally none left: the driver shut its Ray down
+    leftovers = end(sorted(started), grace=2.0, terminate=False)  # normally none left: the driver shut its Ray down
     if killed is None and process.returncode != 0:
         sys.exit(f"the {mode} driver failed (exit code {process.returncode}); its log: {log.name}\n" + Path(log.name).read_text()[-3000:])
     by_kind = {kind: sum(c for c, k in cpu.values() if k == kind) for kind in ("driver", "workers", "services")}

@@ -1,7 +1,7 @@
 """The fault drill: break a small study in every way issue-tracked faults name, recover it the
 documented way, and print one line per fault with what survived.
 
-    python scripts/fault_drill.py [--faults kill,ctrl-c,node,raise,damaged,twice] [--keep DIR]
+    python scripts/fault_drill.py [--faults kill,ctrl-c,node,raise,damaged,twice,two,leftover] [--keep DIR]
 
 Each fault runs a fresh synthetic study (3 trials x 3 folds of a tiny model on the CPU) in its
 own results directory, through the real `fbp-search` command, Ray and Optuna. Counted at the end:
@@ -10,6 +10,8 @@ own results directory, through the real `fbp-search` command, Ray and Optuna. Co
     lost       folds COMPLETE before the fault and not after, plus folds of a finished trial
                missing at the end: must be 0
     duplicates rows in the results' part files beyond one per key, over all tables: must be 0
+    journal    where it fits, the journal's trial states against the Parquet statuses, trial
+               by trial (`journal = Parquet` in the note; a mismatch fails the fault)
 
 Ray runs on loopback only. The drill ends the processes it started, by their process group.
 """
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray binds 127.0.0.1
@@ -52,14 +54,16 @@ class Outcome:
     running: int
     seconds: float
     note: str = ""
+    problems: tuple[str, ...] = ()  # what a fault's own checks found wrong; each fails it
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.running == 0 and self.folds_complete == self.folds_expected
+        return self.lost == 0 and self.duplicates == 0 and self.running == 0 and self.folds_complete == self.folds_expected and not self.problems
 
     def line(self) -> str:
+        note = "; ".join([self.note, *(f"PROBLEM: {p}" for p in self.problems)] if self.note else [f"PROBLEM: {p}" for p in self.problems])
         return (f"{'ok  ' if self.ok else 'FAIL'} {self.fault:<34} trials {self.trials}  folds {self.folds_complete}/{self.folds_expected}"
-                f"  rows lost {self.lost}  duplicates {self.duplicates}  optuna RUNNING {self.running}  {self.seconds:4.0f} s  {self.note}")
+                f"  rows lost {self.lost}  duplicates {self.duplicates}  optuna RUNNING {self.running}  {self.seconds:4.0f} s  {note}")
 
 
 def _cli(*args: str, **popen) -> subprocess.Popen:
@@ -118,6 +122,39 @@ def _optuna_running(results: Path) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
 
+def _journal_vs_parquet(results: Path) -> str | None:
+    """None when every trial's Optuna state equals its Parquet status (matched by params), else
+    what differs: a trial only one side has, or two states."""
+    import optuna
+
+    from search.results import params_of, trial_status
+
+    folds = read_table(results, "folds")
+    statuses = trial_status(folds, FOLDS)
+    rows = folds.drop_duplicates("trial_id").set_index("trial_id")
+    left = optuna.load_study(study_name=STUDY["name"], storage=ResultsDir(results).journal()).get_trials(deepcopy=False)
+    differ = []
+    for trial_id, status in statuses.items():
+        match = next((t for t in left if t.params == params_of(rows.loc[trial_id])), None)
+        if match is None or match.state.name != status:
+            differ.append(f"{trial_id} Parquet {status}, journal {match.state.name if match else 'none'}")
+        if match is not None:
+            left.remove(match)
+    differ += [f"journal trial {t.number} {t.state.name}, Parquet none" for t in left]
+    return ", ".join(differ) or None
+
+
+def _checked(outcome: Outcome, results: Path, trials: int | None = None) -> Outcome:
+    """The outcome with the journal checked against Parquet, and with `trials`, their number."""
+    problems = list(outcome.problems)
+    if differ := _journal_vs_parquet(results):
+        problems.append(f"journal != Parquet: {differ}")
+    if trials is not None and outcome.trials != trials:
+        problems.append(f"{outcome.trials} trials, the study asks for {trials}")
+    note = f"{outcome.note}; journal = Parquet" if not differ else outcome.note
+    return replace(outcome, note=note, problems=tuple(problems))
+
+
 def _study(folder: Path, **changes) -> Path:
     study = {k: dict(v) if isinstance(v, dict) else v for k, v in STUDY.items()}
     for section, values in changes.items():
@@ -129,9 +166,14 @@ def _study(folder: Path, **changes) -> Path:
 
 def _resume(results: Path) -> str:
     """Resume; its exit code and closing line."""
+    return _resume_output(results)[0]
+
+
+def _resume_output(results: Path) -> tuple[str, str]:
+    """Resume; (its exit code and closing line, all it printed)."""
     done = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(results)], capture_output=True, text=True)
     last = [line for line in done.stdout.splitlines() if line.strip()][-1:] or ["(no output)"]
-    return f"resume exit {done.returncode}: {last[0].split('. Next')[0]}"
+    return f"resume exit {done.returncode}: {last[0].split('. Next')[0]}", done.stdout + done.stderr
 
 
 def driver_killed(folder: Path) -> Outcome:
@@ -144,7 +186,7 @@ def driver_killed(folder: Path) -> Outcome:
         _end(driver)
     before = _complete(results)
     resumed = _resume(results)
-    return _count("driver SIGKILLed, then resume", results, before, started, f"{len(before)} folds before; {resumed}")
+    return _checked(_count("driver SIGKILLed, then resume", results, before, started, f"{len(before)} folds before; {resumed}"), results)
 
 
 def ctrl_c(folder: Path) -> Outcome:
@@ -159,7 +201,7 @@ def ctrl_c(folder: Path) -> Outcome:
     before = _complete(results)
     told = "says how to resume" if f"fbp-search resume {results}" in out.replace("\n", "") else "DID NOT say how to resume"
     resumed = _resume(results)
-    return _count("Ctrl-C, then resume", results, before, started, f"exit {driver.returncode}, {told}; {resumed}")
+    return _checked(_count("Ctrl-C, then resume", results, before, started, f"exit {driver.returncode}, {told}; {resumed}"), results)
 
 
 def node_dies(folder: Path) -> Outcome:
@@ -230,7 +272,7 @@ def damaged_part(folder: Path) -> Outcome:
         named = "named" if str(compacted) in str(e) else "NOT named"
     compacted.rename(folder / compacted.name)  # moved out, as the message says
     resumed = _resume(results)
-    return _count("a results part truncated", results, before, started, f"reader {named} it; moved out; {resumed}")
+    return _checked(_count("a results part truncated", results, before, started, f"reader {named} it; moved out; {resumed}"), results)
 
 
 def run_twice(folder: Path) -> Outcome:
@@ -241,10 +283,65 @@ def run_twice(folder: Path) -> Outcome:
     before = _complete(results)
     again = subprocess.run([sys.executable, "-m", "search.cli", "run", str(study), "--results", str(results)], capture_output=True, text=True)
     unchanged = before_files == {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
-    return _count("the same study run twice", results, before, started, f"second run exit {again.returncode}, results {'unchanged' if unchanged else 'CHANGED'}")
+    return _checked(_count("the same study run twice", results, before, started, f"second run exit {again.returncode}, results {'unchanged' if unchanged else 'CHANGED'}"), results)
 
 
-FAULTS = {"kill": driver_killed, "ctrl-c": ctrl_c, "node": node_dies, "raise": trial_raises, "damaged": damaged_part, "twice": run_twice}
+def two_drivers(folder: Path) -> Outcome:
+    """Two `run` into one --results, 0.3 s apart: the lock lets one run; the other exits 2 with
+    one line naming the holder, having written nothing."""
+    started, results = time.monotonic(), folder / "results"
+    study = str(_study(folder))
+    drivers = [_cli("run", study, "--results", str(results), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    time.sleep(0.3)
+    drivers.append(_cli("run", study, "--results", str(results), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        said = [d.communicate(timeout=600) for d in drivers]
+    finally:
+        for d in drivers:
+            _end(d)
+    codes = [d.returncode for d in drivers]
+    problems = []
+    if sorted(codes) != [0, 2]:
+        problems.append(f"exit codes {codes}, expected one 0 and one 2")
+    refused = [(d, err) for d, (_, err) in zip(drivers, said) if d.returncode == 2]
+    line = refused[0][1].strip() if refused else ""
+    if refused:
+        holder = next(d for d in drivers if d is not refused[0][0])
+        if len(line.splitlines()) != 1 or f"pid {holder.pid} " not in line:
+            problems.append(f"the refusal does not name the holder (pid {holder.pid}) in one line: {line!r}")
+    outcome = _count("two drivers at once", results, set(), started, f"exit codes {codes}; refused: {line.replace(str(results), 'RESULTS')[:110]}")
+    return _checked(replace(outcome, problems=tuple(problems)), results, trials=STUDY["search"]["num_trials"])
+
+
+def leftover_ray(folder: Path) -> Outcome:
+    """SIGKILL the driver mid-study (its Ray's agents outlive it), then resume: no process of
+    the killed driver's local Ray (every process below the driver when it was killed) may be
+    left once the resume has ended them (search.processes)."""
+    from search.processes import alive, descendants
+
+    started, results = time.monotonic(), folder / "results"
+    driver = _cli("run", str(_study(folder)), "--results", str(results), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_folds(results, 4)
+        session = descendants(driver.pid)
+        os.kill(driver.pid, signal.SIGKILL)  # the driver alone: its Ray is left to itself
+        driver.wait()
+        time.sleep(3)  # what goes with the raylet goes within a second or two
+        survivors = [p for p in session if alive(p)]
+        before = _complete(results)
+        resumed, said = _resume_output(results)
+        left = [p for p in session if alive(p)]
+    finally:
+        _end(driver)  # its process group: anything still there, this drill's own
+    problems = [f"{len(left)} of the killed driver's Ray processes alive after resume: pids {[p for p, _ in left]}"] if left else []
+    told = next((line.split(" that")[0] for line in said.splitlines() if line.startswith("ended ")), "said nothing of them")
+    outcome = _count("leftover Ray processes", results, before, started,
+                     f"{len(session)} Ray processes below the driver: {len(survivors)} outlived it, {len(left)} the resume (it {told}); {resumed}")
+    return _checked(replace(outcome, problems=tuple(problems)), results)
+
+
+FAULTS = {"kill": driver_killed, "ctrl-c": ctrl_c, "node": node_dies, "raise": trial_raises, "damaged": damaged_part, "twice": run_twice,
+          "two": two_drivers, "leftover": leftover_ray}
 
 
 def main(argv: list[str] | None = None) -> int:

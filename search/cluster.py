@@ -1,23 +1,33 @@
 """Ray for a study: a fresh local Ray, or a running cluster (`--address`), checked against what
-the study asks of it before anything is written."""
+the study asks of it before anything is written.
+
+A local Ray's processes are recorded in the results directory (search.processes): a driver
+killed by SIGKILL cannot shut its Ray down, and while its raylet and GCS then go, Ray's
+DashboardAgent and RuntimeEnvAgent stay, under pid 1, deaf to SIGTERM. The next `run` or
+`resume` of that directory ends them (search.runner).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from fbp.errors import InputError
+from search.processes import Process, children, descendants, write_record
 from search.spec import StudySpec
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def start_ray(address: str | None, spec: StudySpec) -> None:
+def start_ray(address: str | None, spec: StudySpec, record: Path | None = None) -> None:
     """Join `address` or start a local Ray (never a stale cluster by accident), then refuse a
-    study whose trials ask for more GPUs than the cluster has."""
+    study whose trials ask for more GPUs than the cluster has. `record`: the folder where a
+    local Ray started here records its processes (`session_processes`)."""
     import ray
 
     if not ray.is_initialized():
+        before = _own_children()
         try:
             ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         except ConnectionError as e:
@@ -25,6 +35,20 @@ def start_ray(address: str | None, spec: StudySpec) -> None:
                 f"--address {address}: no Ray cluster answered ({e}). Check it with `ray status --address {address}`; "
                 "if it was started with RAY_AUTH_MODE=token, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN) here too"
             ) from None
+        if address is None and record is not None:
+            write_record(record, session_processes(before))
     gpus = ray.cluster_resources().get("GPU", 0)
     if spec.resources.gpu > max(gpus, 0) and spec.resources.gpu > 0:
         raise InputError(f"resources.gpu: {spec.resources.gpu} per trial, but the cluster has {gpus:g} GPUs")
+
+
+def _own_children() -> set[int]:
+    return {pid for pid, _ in children().get(os.getpid(), [])}
+
+
+def session_processes(before: set[int]) -> list[Process]:
+    """The local Ray that `ray.init` just started here: the driver's children it started (GCS,
+    raylet, dashboard, monitors; those not among `before`) and everything below them (the
+    agents, the first workers). Workers started later end with their raylet."""
+    roots = [p for p in children().get(os.getpid(), []) if p[0] not in before]
+    return roots + descendants(*(pid for pid, _ in roots))

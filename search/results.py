@@ -11,6 +11,7 @@
       logs/                   <trial_id>.log: a trial's epochs and, if it failed, its traceback
       models/                 <trial_id>/: the selected fold models of the best trials (search.keep)
       report/                 written by `fbp-search report`
+      .lock                   a driver's lock (search.lock); .ray-processes.json: its local Ray (search.processes)
 
 Each write is one part file, written under a temporary name in the same folder and renamed
 into place, so a reader never sees half a file and a killed writer leaves at most a hidden
@@ -43,6 +44,7 @@ import yaml
 
 from fbp.errors import InputError
 from fbp.metrics import NAMES as METRIC_NAMES
+from search.lock import DRIVER_FILES
 
 if TYPE_CHECKING:
     from fbp.records import FoldResult
@@ -202,9 +204,15 @@ class Part:
         return trial_of(self.name)
 
 
+class _Vanished(Exception):
+    """A listed part was removed before it was read: a driver compacted the table meanwhile."""
+
+
 def _read_part(part: Part) -> pa.Table:
     try:
         t = pq.ParquetFile(part.path).read(use_threads=False)  # a third of read_table's overhead per file
+    except FileNotFoundError:
+        raise _Vanished(part.path) from None
     except Exception as e:  # pyarrow raises several types for a damaged or foreign file
         # our writers never leave a partial part (temporary name, then rename): a damaged one was
         # damaged afterwards. Stop and name it rather than silently drop its rows.
@@ -219,6 +227,11 @@ BATCH = 1000
 """Parts read and merged into one table at a time. Each small part's table costs ~50 KB of
 Arrow buffers however few its rows: 10,000 held at once took 560 MB (bench/scale.py); merged a
 thousand at a time the read holds a thousand."""
+
+
+READ_TRIES = 5
+"""Reads of a table before one that meets a vanished part gives up: a compaction removes parts
+once per finished study, so a second read almost always succeeds."""
 
 
 class _Mixed(Exception):
@@ -363,7 +376,19 @@ class ResultsDir:
         trials: only these trials' rows (the parts of other trials are not opened).
         snapshot: a folder for a snapshot of the whole table that makes the next read read only
         the parts written since. written: keep the `_written` column (the rows' part mtimes).
+
+        While a driver writes, a read sees each part whole or not at all. A part removed
+        between the listing and its reading (`compact` merged it) makes the read start over
+        with a new listing, in which the merged part stands for it.
         """
+        for _ in range(READ_TRIES):
+            try:
+                return self._read(table, trials, snapshot, written)
+            except _Vanished as e:
+                vanished = e
+        raise InputError(f"{vanished}: removed while it was read, {READ_TRIES} reads in a row; another process keeps rewriting {self.table_dir(table)}: read again later")
+
+    def _read(self, table: str, trials: set[str] | None, snapshot: Path | None, written: bool) -> pd.DataFrame:
         parts = self.parts(table, trials)
         cached, reuse = pd.DataFrame(), set()
         if snapshot is not None and trials is None:
@@ -417,7 +442,7 @@ class ResultsDir:
             if not resume:
                 raise InputError(f"{flag} {self.path}: already holds this study; continue it with: fbp-search resume {self.path}")
             return
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if self.path.is_dir() and any(p.name not in DRIVER_FILES for p in self.path.iterdir()):  # a driver refused before its claim may leave its lock
             raise InputError(f"{flag} {self.path}: exists and is not a results directory of this study; choose another {flag}")
 
     def claim(self, study: dict) -> None:

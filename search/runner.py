@@ -1,10 +1,14 @@
 """`fbp-search run` and `resume`: a study, start to end.
 
-    run:    paths made absolute -> preflight (nothing written if it fails) -> Ray -> the results
-            directory claimed -> the Tuner (search.tuner) runs every trial -> the outcome
-    resume: the study from its results directory -> preflight -> Ray -> the Tuner restored from
-            its state -> folds whose rows were lost, and trials Tune lost, trained again
-            (search.repair) -> the outcome
+    run:    paths made absolute -> preflight (nothing written if it fails) -> the results
+            directory locked -> Ray -> the directory claimed -> the Tuner (search.tuner) runs
+            every trial -> the outcome
+    resume: the study from its results directory -> preflight -> the directory locked -> Ray ->
+            the Tuner restored from its state -> folds whose rows were lost, and trials Tune
+            lost, trained again (search.repair) -> the outcome
+
+The lock (search.lock) is held until the driver ends: a second driver into the same directory
+is refused. Taking it, a driver ends what a killed driver's local Ray left running there.
 
 While Tune runs, Ctrl-C stops it gracefully, Tune's own log lines go to RESULTS/logs/tune.log,
 and the study's progress board (search.board) collects the trials' epochs.
@@ -26,8 +30,10 @@ from fbp.errors import InputError
 from search.board import board_name, close_board, open_board
 from search.cluster import start_ray
 from search.console import command_console
+from search.lock import DRIVER_FILES, hold
 from search.outcome import study_outcome
 from search.preflight import preflight
+from search.processes import end_recorded
 from search.results import ResultsDir, spec_hash
 from search.spec import StudySpec, resolved, with_absolute_paths
 
@@ -57,16 +63,18 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     results.check(digest, resume)
     fold_numbers = preflight(spec, source)
     location = results.tune_location(storage, f"{spec.name}-{digest}")
-    start_ray(address, spec)  # before the claim: a study the cluster cannot run writes nothing
-    with _undone_unless_a_fold_lands(results.path, [results], fresh=not resume):
-        results.claim(study)
-        results.record_tune_location(*location)
-        console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
+    with _driving([results.path], console):
+        results.check(digest, resume)  # again, locked: a driver that held the lock may have claimed it since
+        with _undone_unless_a_fold_lands(results.path, [results], fresh=not resume):
+            start_ray(address, spec, record=results.path)  # before the claim: a study the cluster cannot run writes nothing
+            results.claim(study)
+            results.record_tune_location(*location)
+            console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
 
-        context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
-        tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
-        grid, interrupted = _fit(tuner, results, context, spec)
-    return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
+            context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
+            tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
+            grid, interrupted = _fit(tuner, results, context, spec)
+        return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
 
 
 @contextmanager
@@ -79,16 +87,15 @@ def _undone_unless_a_fold_lands(folder: Path, studies: list[ResultsDir], fresh: 
     read it. `fresh`: this run made the directory (check() accepted it new or empty); a
     resumed study's directory is never removed. Ctrl-C and SIGKILL are not undone: those
     stop a study that `resume` continues."""
-    existed = folder.exists()
     try:
         yield
     except Exception:
         if fresh and not any(study.parts("folds") for study in studies):
-            if existed:  # an empty directory the user gave: empty it, keep it
-                for child in folder.iterdir():
-                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-            else:
-                shutil.rmtree(folder, ignore_errors=True)
+            # emptied of all but the lock's files: the lock (search.lock.hold) removes those, and
+            # the folder itself if it made it; one the user gave stays, empty
+            for child in folder.iterdir():
+                if child.name not in DRIVER_FILES:
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() and not child.is_symlink() else child.unlink(missing_ok=True)
         raise
 
 
@@ -102,20 +109,38 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     from search.trainable import RUN_KFOLD, StudyContext
     from search.tuner import restore_tuner
 
+    console = console or command_console()
     results = ResultsDir(results)
     spec, digest = results.load_spec()
     source = str(results / results.STUDY)
-    if not tune.Tuner.can_restore(results.tune_state()):  # it stopped before Tune saved anything
-        return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
-                         run_folds=run_folds)
-    fold_numbers = preflight(spec, source)
-    start_ray(address, spec)
-    context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
-    grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
-    if interrupted:
-        return _finish(grid, results, spec, True, len(fold_numbers))
-    retrained = repair(grid, results, spec, context, fold_numbers)
-    return {**_finish(grid, results, spec, False, len(fold_numbers)), "retrained": retrained}
+    with _driving([results.path], console):
+        if not tune.Tuner.can_restore(results.tune_state()):  # it stopped before Tune saved anything
+            return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
+                             run_folds=run_folds)
+        fold_numbers = preflight(spec, source)
+        start_ray(address, spec, record=results.path)
+        context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
+        grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
+        if interrupted:
+            return _finish(grid, results, spec, True, len(fold_numbers))
+        retrained = repair(grid, results, spec, context, fold_numbers)
+        return {**_finish(grid, results, spec, False, len(fold_numbers)), "retrained": retrained}
+
+
+@contextmanager
+def _driving(folders: list[Path], console: Console):
+    """This driver's hold on `folders` (search.lock), taken in one order (a set's root, then
+    its studies) and kept for the block; what a killed driver's local Ray left running in them
+    is ended first, and said in one line."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for folder in folders:
+            stack.enter_context(hold(folder))
+        for folder in folders:
+            if ended := end_recorded(folder):
+                console.print(f"ended {ended} processes that a killed driver's local Ray left running ({folder})")
+        yield
 
 
 def _fit(tuner, results: ResultsDir, context, spec: StudySpec) -> tuple:
@@ -286,38 +311,42 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
         sources[spec.name], claims[spec.name] = source, study
     set_digest = spec_hash({n: m.context.spec_hash for n, m in members.items()})
     location = root_dir.tune_location(storage, f"set-{set_digest}")
-    for m in members.values():
-        start_ray(address, m.spec)
-    # a root that held anything before this run is not this run's to remove
+    # a root that held anything before this run is not this run's to empty
     fresh = not resume and not (root_dir.path.is_dir() and any(root_dir.path.iterdir()))
-    with _undone_unless_a_fold_lands(root_dir.path, [m.results for m in members.values()], fresh):
-        for name, m in members.items():
-            m.results.claim(claims[name])
-        record_set(root_dir.path, members, sources)
-        root_dir.record_tune_location(*location)
-        console.print(f"{len(members)} studies in one run, results under {root}: " + ", ".join(f"{n} ({m.spec.search.num_trials} trials)" for n, m in members.items()))
+    studies = [m.results for m in members.values()]
+    with _driving([root_dir.path, *(m.path for m in studies)], console):
+        for m in members.values():
+            m.results.check(m.context.spec_hash, resume)  # again, locked: a driver that held the lock may have claimed it since
+        with _undone_unless_a_fold_lands(root_dir.path, studies, fresh):
+            for m in members.values():
+                start_ray(address, m.spec, record=root_dir.path)
+            for name, m in members.items():
+                m.results.claim(claims[name])
+            record_set(root_dir.path, members, sources)
+            root_dir.record_tune_location(*location)
+            console.print(f"{len(members)} studies in one run, results under {root}: " + ", ".join(f"{n} ({m.spec.search.num_trials} trials)" for n, m in members.items()))
 
-        limits = {n: m.spec.search.num_trials for n, m in members.items()}
-        concurrent = [m.spec.resources.max_concurrent for m in members.values()]
-        tuner = tune.Tuner(
-            trainable(members),
-            tune_config=tune.TuneConfig(
-                search_alg=MultiSearcher({n: searcher(m.spec, m.results, len(m.fold_numbers)) for n, m in members.items()}, limits),
-                scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True, results=m.results) for n, m in members.items()}),
-                num_samples=sum(limits.values()),
-                max_concurrent_trials=None if 0 in concurrent else sum(concurrent),
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=location[1], storage_path=location[0],
-                callbacks=[RoutedCallback({n: [ModelKeeper(m.results, m.spec, len(m.fold_numbers)), ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space))]
-                                           for n, m in members.items()}),
-                           SetProgress(console, members)],
-                verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            ),
-        )
-        grid, interrupted = _fit_set(tuner, root_dir, members)
-    return _finish_set(grid, members, interrupted)
+            limits = {n: m.spec.search.num_trials for n, m in members.items()}
+            concurrent = [m.spec.resources.max_concurrent for m in members.values()]
+            tuner = tune.Tuner(
+                trainable(members),
+                tune_config=tune.TuneConfig(
+                    search_alg=MultiSearcher({n: searcher(m.spec, m.results, len(m.fold_numbers)) for n, m in members.items()}, limits),
+                    scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True, results=m.results) for n, m in members.items()}),
+                    num_samples=sum(limits.values()),
+                    max_concurrent_trials=None if 0 in concurrent else sum(concurrent),
+                    reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(
+                    name=location[1], storage_path=location[0],
+                    callbacks=[RoutedCallback({n: [ModelKeeper(m.results, m.spec, len(m.fold_numbers)), ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space))]
+                                               for n, m in members.items()}),
+                               SetProgress(console, members)],
+                    verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+                ),
+            )
+            grid, interrupted = _fit_set(tuner, root_dir, members)
+        return _finish_set(grid, members, interrupted)
 
 
 def resume_set(root: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None) -> dict:
@@ -331,6 +360,7 @@ def resume_set(root: Path, address: str | None = None, max_failures: int = 0, co
     from search.studyset import STUDY_KEY, Member, read_set, trainable
     from search.trainable import StudyContext
 
+    console = console or command_console()
     root_dir = ResultsDir(root)
     members = {}
     for name in read_set(root_dir.path):
@@ -338,22 +368,23 @@ def resume_set(root: Path, address: str | None = None, max_failures: int = 0, co
         spec, digest = results.load_spec()
         fold_numbers = preflight(spec, str(results / results.STUDY))
         members[name] = Member(spec, StudyContext(name, digest, str(results.path), board_name(digest)), results, tuple(fold_numbers))
-    state = root_dir.tune_state()
-    if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
-        studies = [(m.spec, str(m.results / m.results.STUDY)) for m in members.values()]
-        return run_set(studies, root_dir.path, address, resume=True, max_failures=max_failures, console=console, storage=root_dir.tune_storage())
-    for m in members.values():
-        start_ray(address, m.spec)
-    tuner = tune.Tuner.restore(state, trainable=trainable(members), resume_unfinished=True, resume_errored=False)
-    grid, interrupted = _fit_set(tuner, root_dir, members)
-    if interrupted:
-        return _finish_set(grid, members, True)
-    retrained = 0
-    for name, m in members.items():  # each study's own results, as `resume` mends a single one
-        own = [SimpleNamespace(config={k: v for k, v in r.config.items() if k != STUDY_KEY}, metrics=r.metrics, checkpoint=r.checkpoint)
-               for r in grid if (r.config or {}).get(STUDY_KEY) == name]
-        retrained += repair(own, m.results, m.spec, m.context, list(m.fold_numbers))
-    return {**_finish_set(grid, members, False), "retrained": retrained}
+    with _driving([root_dir.path, *(m.results.path for m in members.values())], console):
+        state = root_dir.tune_state()
+        if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
+            studies = [(m.spec, str(m.results / m.results.STUDY)) for m in members.values()]
+            return run_set(studies, root_dir.path, address, resume=True, max_failures=max_failures, console=console, storage=root_dir.tune_storage())
+        for m in members.values():
+            start_ray(address, m.spec, record=root_dir.path)
+        tuner = tune.Tuner.restore(state, trainable=trainable(members), resume_unfinished=True, resume_errored=False)
+        grid, interrupted = _fit_set(tuner, root_dir, members)
+        if interrupted:
+            return _finish_set(grid, members, True)
+        retrained = 0
+        for name, m in members.items():  # each study's own results, as `resume` mends a single one
+            own = [SimpleNamespace(config={k: v for k, v in r.config.items() if k != STUDY_KEY}, metrics=r.metrics, checkpoint=r.checkpoint)
+                   for r in grid if (r.config or {}).get(STUDY_KEY) == name]
+            retrained += repair(own, m.results, m.spec, m.context, list(m.fold_numbers))
+        return {**_finish_set(grid, members, False), "retrained": retrained}
 
 
 def _fit_set(tuner, root: ResultsDir, members: dict) -> tuple:

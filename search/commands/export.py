@@ -99,7 +99,10 @@ def run_export(args: argparse.Namespace) -> int:
                                  "it was trained before models were kept, or removed; --refit trains its configuration again")
             files[path.name] = path
             members.append({**fold_model_info(path), "file": path.name})
-        write_model_folder(out, build_manifest(config, members, origin), config, files)
+        try:
+            write_model_folder(out, build_manifest(config, members, origin), config, files)
+        except FileNotFoundError:  # a running study keeps only its best trials' models (search.keep): this one dropped out just now
+            raise InputError(f"{folder}: removed while it was exported (the running study no longer keeps trial {trial_id}'s models); export again") from None
         what = f"{len(members)} fold model{'s' if len(members) != 1 else ''}, an ensemble"
     best = "the best" if rank == 1 else f"number {rank}"
     console.print(f"exported trial {trial_id} of {spec.name} ({best} of {len(ranked)} complete by {objective.key} {value:.4f}): {what}, to {out}")

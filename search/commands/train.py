@@ -128,6 +128,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fbp.errors import TrainingError
     from fbp.export import save_fold_runs
     from fbp.kfold import run_kfold
+    from search.lock import hold
     from search.preflight import preflight
     from search.results import ResultsDir, fold_frames, fold_parts, spec_hash
     from search.spec import StudySpec, load_base, resolved
@@ -140,53 +141,55 @@ def run_train(args: argparse.Namespace) -> int:
     out = ResultsDir(args.out or Path("results") / study["name"])
     out.check(digest, resume=True, flag="--out")  # the same configuration again replaces its folds
     preflight(config, str(args.config))
-    console = command_console()
-    trial = {"study": study["name"], "spec_hash": digest, "trial_id": f"t{digest[:8]}"}
-    repeats = config.train.repeats
+    with hold(out.path):  # one writer at a time (search.lock); held until the last fold is written
+        out.check(digest, resume=True, flag="--out")  # again, locked: another writer may have claimed it since
+        console = command_console()
+        trial = {"study": study["name"], "spec_hash": digest, "trial_id": f"t{digest[:8]}"}
+        repeats = config.train.repeats
 
-    table = Table(title=f"{args.config.name}: {config.model.backbone}, loss {config.loss.name}, select {config.eval.select}")
-    for column in ("fold", *(["seed"] if repeats > 1 else []), *(m.label for m in metrics.METRICS.values()), "epoch", "images/s", "seconds"):
-        table.add_column(column, justify="right")
-    results: list[FoldResult] = []
-    runs: dict[int, list[FoldResult]] = {}
+        table = Table(title=f"{args.config.name}: {config.model.backbone}, loss {config.loss.name}, select {config.eval.select}")
+        for column in ("fold", *(["seed"] if repeats > 1 else []), *(m.label for m in metrics.METRICS.values()), "epoch", "images/s", "seconds"):
+            table.add_column(column, justify="right")
+        results: list[FoldResult] = []
+        runs: dict[int, list[FoldResult]] = {}
 
-    def on_fold(r: FoldResult) -> None:
-        runs.setdefault(r.fold, []).append(r)
-        if len(runs[r.fold]) == repeats:  # a fold's runs (one per seed) share its parts
-            fold_runs = runs.pop(r.fold)
-            save_fold_runs(out.model_dir(trial["trial_id"]), fold_runs, config)  # the model before the rows that say the fold is done
-            for run in fold_runs:
-                run.model = None  # on disk now
-            out.write_fold(fold_parts(fold_frames(fold_runs, trial)), trial["trial_id"], r.fold)
-        results.append(r)
-        values = {m.label: f"{getattr(r, name):.4f}" for name, m in metrics.METRICS.items()}
-        which = f"fold {r.fold}" + (f" seed {r.seed}" if repeats > 1 else "")
-        console.print(f"{which}: {'  '.join(f'{k} {v}' for k, v in values.items())}  ({r.train_seconds:.0f} s, {r.images_per_second:.0f} images/s on {r.device})")
-        table.add_row(str(r.fold), *([str(r.seed)] if repeats > 1 else []), *values.values(), str(r.selected_epoch), f"{r.images_per_second:.0f}", f"{r.train_seconds:.0f}")
+        def on_fold(r: FoldResult) -> None:
+            runs.setdefault(r.fold, []).append(r)
+            if len(runs[r.fold]) == repeats:  # a fold's runs (one per seed) share its parts
+                fold_runs = runs.pop(r.fold)
+                save_fold_runs(out.model_dir(trial["trial_id"]), fold_runs, config)  # the model before the rows that say the fold is done
+                for run in fold_runs:
+                    run.model = None  # on disk now
+                out.write_fold(fold_parts(fold_frames(fold_runs, trial)), trial["trial_id"], r.fold)
+            results.append(r)
+            values = {m.label: f"{getattr(r, name):.4f}" for name, m in metrics.METRICS.items()}
+            which = f"fold {r.fold}" + (f" seed {r.seed}" if repeats > 1 else "")
+            console.print(f"{which}: {'  '.join(f'{k} {v}' for k, v in values.items())}  ({r.train_seconds:.0f} s, {r.images_per_second:.0f} images/s on {r.device})")
+            table.add_row(str(r.fold), *([str(r.seed)] if repeats > 1 else []), *values.values(), str(r.selected_epoch), f"{r.images_per_second:.0f}", f"{r.train_seconds:.0f}")
 
-    display = TrainDisplay(console)
+        display = TrainDisplay(console)
 
-    def on_progress(p: TrainProgress) -> None:
-        if p.event == "ready":
-            out.claim(study)  # the data is there: a config that cannot start writes nothing
-        display(p)
+        def on_progress(p: TrainProgress) -> None:
+            if p.event == "ready":
+                out.claim(study)  # the data is there: a config that cannot start writes nothing
+            display(p)
 
-    console.out(_header(args.config, config, out.path))
-    try:
-        run_kfold(config, on_fold=on_fold, on_progress=on_progress, keep_models=True)
-    except TrainingError as e:
-        console.print(f"[bold red]training failed:[/] {e}")
-        return 1
-    finally:
-        display.close()
-    summary = metrics.mean_std([{m: getattr(r, m) for m in metrics.NAMES} for r in results])
-    table.add_section()
-    spread = len(results) > 1  # one run has no spread; with repeats, over folds x seeds
-    table.add_row("mean ± std" if spread else "mean", *([""] if repeats > 1 else []),
-                  *(f"{m:.4f} ± {s:.4f}" if spread else f"{m:.4f}" for m, s in (summary[k] for k in metrics.NAMES)), "", "", "")
-    console.print(table)
-    if config.eval.select == "test_oracle":
-        console.print("note: eval.select=test_oracle chose each fold's epoch on its test set; these figures are optimistic")
-    console.print(f"results: {out.path}/{{folds,epochs,predictions}}.parquet; fold models in {out.model_dir(trial['trial_id'])}")
-    console.print(f"export them: fbp-search export {out.path} --out MODEL_DIR")
-    return 0
+        console.out(_header(args.config, config, out.path))
+        try:
+            run_kfold(config, on_fold=on_fold, on_progress=on_progress, keep_models=True)
+        except TrainingError as e:
+            console.print(f"[bold red]training failed:[/] {e}")
+            return 1
+        finally:
+            display.close()
+        summary = metrics.mean_std([{m: getattr(r, m) for m in metrics.NAMES} for r in results])
+        table.add_section()
+        spread = len(results) > 1  # one run has no spread; with repeats, over folds x seeds
+        table.add_row("mean ± std" if spread else "mean", *([""] if repeats > 1 else []),
+                      *(f"{m:.4f} ± {s:.4f}" if spread else f"{m:.4f}" for m, s in (summary[k] for k in metrics.NAMES)), "", "", "")
+        console.print(table)
+        if config.eval.select == "test_oracle":
+            console.print("note: eval.select=test_oracle chose each fold's epoch on its test set; these figures are optimistic")
+        console.print(f"results: {out.path}/{{folds,epochs,predictions}}.parquet; fold models in {out.model_dir(trial['trial_id'])}")
+        console.print(f"export them: fbp-search export {out.path} --out MODEL_DIR")
+        return 0
