@@ -7,11 +7,16 @@ any moment loses no line without them (a written line is in the OS's page cache)
 machine losing power could lose the last lines, as it could the Parquet parts, which are not
 synced either. The lock and the format are Optuna's own: optuna-dashboard reads the file as
 ever. (A class of its own module: the searcher's state pickles the storage.)
+
+A write the disk cannot take (full) is undone: the file is cut back to its length before the
+write, so no half line is left for the next write to run into (Optuna would stop at that line
+on every later read), and `search.results.DiskFull` names the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
@@ -26,7 +31,27 @@ class JournalFile(JournalFileBackend):
         text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)  # Optuna's format
         self.lock.acquire()
         try:
-            with open(self.file_path, "ab") as f:
-                f.write(text.encode("utf-8"))
+            _append(self.file_path, text.encode("utf-8"))
         finally:
             self.lock.release()
+
+
+def _append(path: str, data: bytes) -> None:
+    """Append `data` whole, or leave the file as it was (unbuffered: no buffer left to flush
+    into a full disk when the file closes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        before = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as e:
+            os.ftruncate(fd, before)
+            from search.results import DiskFull, is_disk_full  # results imports pandas: only when needed
+
+            if is_disk_full(e):
+                raise DiskFull(path) from None
+            raise
+    finally:
+        os.close(fd)
