@@ -1,7 +1,7 @@
 """The fault drill: break a small study in every way issue-tracked faults name, recover it the
 documented way, and print one line per fault with what survived.
 
-    python scripts/fault_drill.py [--faults kill,ctrl-c,node,raise,damaged,twice] [--keep DIR]
+    python scripts/fault_drill.py [--faults kill,ctrl-c,node,raise,damaged,twice,disk,journal,compacted] [--keep DIR]
 
 Each fault runs a fresh synthetic study (3 trials x 3 folds of a tiny model on the CPU) in its
 own results directory, through the real `fbp-search` command, Ray and Optuna. Counted at the end:
@@ -10,6 +10,11 @@ own results directory, through the real `fbp-search` command, Ray and Optuna. Co
     lost       folds COMPLETE before the fault and not after, plus folds of a finished trial
                missing at the end: must be 0
     duplicates rows in the results' part files beyond one per key, over all tables: must be 0
+    journal    each trial's Optuna state against its Parquet status (search.results.trial_status),
+               matched by the Tune trial id in its user attributes, else by params: the note
+               says how many disagree, which must be 0
+
+`disk` mounts a small tmpfs for the results (root only: without it the fault is skipped, said so).
 
 Ray runs on loopback only. The drill ends the processes it started, by their process group.
 """
@@ -52,10 +57,11 @@ class Outcome:
     running: int
     seconds: float
     note: str = ""
+    disagree: int = 0  # trials whose journal state is not their Parquet status
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.running == 0 and self.folds_complete == self.folds_expected
+        return self.lost == 0 and self.duplicates == 0 and self.running == 0 and self.folds_complete == self.folds_expected and self.disagree == 0
 
     def line(self) -> str:
         return (f"{'ok  ' if self.ok else 'FAIL'} {self.fault:<34} trials {self.trials}  folds {self.folds_complete}/{self.folds_expected}"
@@ -107,7 +113,27 @@ def _count(fault: str, results: Path, before: set, started: float, note: str = "
     expected = {(t, f) for t in trials - failed for f in range(1, FOLDS + 1)}
     after = _complete(results)
     lost = len(before - after) + len(expected - after)
-    return Outcome(fault, len(trials), len(after), len(expected), lost, _duplicates(results), _optuna_running(results), time.monotonic() - started, note)
+    disagree = _journal_disagrees(results)
+    note = f"{note}; journal {'= Parquet' if not disagree else f'!= Parquet for {disagree} trials'}"
+    return Outcome(fault, len(trials), len(after), len(expected), lost, _duplicates(results), _optuna_running(results), time.monotonic() - started, note, disagree)
+
+
+def _journal_disagrees(results: Path) -> int:
+    """Trials whose Optuna state is not their Parquet status (INCOMPLETE: RUNNING), plus finished
+    journal trials with no rows."""
+    import optuna
+
+    from search.rebuild import match
+    from search.results import params_of, trial_status
+
+    folds = read_table(results, "folds")
+    left = optuna.load_study(study_name=STUDY["name"], storage=ResultsDir(results).journal()).get_trials(deepcopy=False)
+    wrong = 0
+    for trial_id, status in trial_status(folds, FOLDS).items():
+        t = match(left, trial_id, params_of(folds[folds["trial_id"] == trial_id].iloc[0]))
+        wrong += t is None or t.state.name != ("RUNNING" if status == "INCOMPLETE" else status)
+        left = [x for x in left if x is not t]
+    return wrong + sum(t.state.is_finished() for t in left)
 
 
 def _optuna_running(results: Path) -> int:
@@ -244,7 +270,83 @@ def run_twice(folder: Path) -> Outcome:
     return _count("the same study run twice", results, before, started, f"second run exit {again.returncode}, results {'unchanged' if unchanged else 'CHANGED'}")
 
 
-FAULTS = {"kill": driver_killed, "ctrl-c": ctrl_c, "node": node_dies, "raise": trial_raises, "damaged": damaged_part, "twice": run_twice}
+def _mount_tmpfs(folder: Path, megabytes: int) -> bool:
+    folder.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)], capture_output=True).returncode == 0
+
+
+def disk_full(folder: Path) -> Outcome:
+    """The results on a 32 MB tmpfs (the drill study needs ~14 MB, so the preflight lets it
+    start); once a fold is written a filler file takes all but 64 KB: the next fold's model
+    does not fit. Expected: exit 1, one line naming the file and the space free, no traceback.
+    Then the filler goes and resume finishes the study."""
+    started, disk = time.monotonic(), folder / "tmpfs"
+    if not _mount_tmpfs(disk, 32):
+        print(f"skip full disk: cannot mount a tmpfs at {disk} (needs root)", flush=True)
+        return None
+    results, filler = disk / "results", disk / "filler"
+    try:
+        driver = _cli("run", str(_study(folder)), "--results", str(results), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for_folds(results, 1)
+            with filler.open("wb") as f:
+                f.write(b"\0" * max(0, shutil.disk_usage(disk).free - 64_000))
+            out, err = driver.communicate(timeout=300)
+        finally:
+            _end(driver)
+        lines = [line for line in err.splitlines() if line.strip()]
+        told = len(lines) == 1 and "disk full while writing" in lines[0] and " MB free on " in lines[0] and "Traceback" not in out + err
+        before = _complete(results)
+        filler.unlink()
+        resumed = _resume(results)
+        shutil.copytree(results, folder / "results")  # the tmpfs goes; what the drill counts stays
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    said = lines[0][:90] if lines else "(nothing on stderr)"
+    return _count("disk full mid-run, then resume", folder / "results", before, started,
+                  f"exit {driver.returncode}, {'one line' if told else 'NOT one line'}: {said!r}; {resumed}")
+
+
+def truncated_journal(folder: Path) -> Outcome:
+    """A finished study's optuna.journal cut to 60%: report says so (and still reports), resume
+    rebuilds the journal from Parquet."""
+    started, results = time.monotonic(), folder / "results"
+    subprocess.run([sys.executable, "-m", "search.cli", "run", str(_study(folder, train={"epochs": 1})), "--results", str(results)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    before = _complete(results)
+    journal = results / "optuna.journal"
+    data = journal.read_bytes()
+    journal.write_bytes(data[: int(len(data) * 0.6)])
+    report = subprocess.run([sys.executable, "-m", "search.cli", "report", str(results)], capture_output=True, text=True)
+    said = "says damaged" if "damaged" in report.stdout else "does NOT say damaged"
+    resumed = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(results)], capture_output=True, text=True)
+    rebuilt = "rebuilt" if "recreated from Parquet" in resumed.stdout else "NOT rebuilt"
+    return _count("journal truncated to 60%, then resume", results, before, started,
+                  f"report exit {report.returncode}, {said}; resume exit {resumed.returncode}, journal {rebuilt}")
+
+
+def damaged_compacted(folder: Path) -> Outcome:
+    """A finished study's compacted folds part cut to 64 bytes: resume moves it aside and rebuilds
+    its rows from the epochs and predictions tables and the journal; nothing is trained again."""
+    started, results = time.monotonic(), folder / "results"
+    subprocess.run([sys.executable, "-m", "search.cli", "run", str(_study(folder, train={"epochs": 1})), "--results", str(results)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    before, rows = _complete(results), read_table(results, "folds")
+    compacted = sorted((results / "folds.parquet").glob("compacted-*.parquet"))
+    slice_rows = pq.read_metadata(compacted[0]).num_rows
+    compacted[0].write_bytes(compacted[0].read_bytes()[:64])
+    resumed = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(results)], capture_output=True, text=True)
+    retrained = next((int(line.split()[0]) for line in resumed.stdout.splitlines() if "whose rows were missing trained again" in line), 0)
+    after = read_table(results, "folds").set_index(["trial_id", "fold"]).sort_index()
+    same = after.loc[rows.set_index(["trial_id", "fold"]).sort_index().index, ["pc", "mae", "rmse", "val_pc"]].equals(
+        rows.set_index(["trial_id", "fold"]).sort_index()[["pc", "mae", "rmse", "val_pc"]])
+    return _count("compacted folds part damaged, resume", results, before, started,
+                  f"{len(compacted)} compacted parts, the damaged one held {slice_rows} of {len(rows)} rows; resume exit {resumed.returncode}, "
+                  f"retrained folds {retrained}, rebuilt metrics {'identical' if same else 'DIFFER'}")
+
+
+FAULTS = {"kill": driver_killed, "ctrl-c": ctrl_c, "node": node_dies, "raise": trial_raises, "damaged": damaged_part, "twice": run_twice,
+          "disk": disk_full, "journal": truncated_journal, "compacted": damaged_compacted}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             folder = root / name
             folder.mkdir()
             outcome = FAULTS[name](folder)
+            if outcome is None:  # skipped, and said why
+                continue
             print(outcome.line(), flush=True)
             failures += not outcome.ok
     finally:

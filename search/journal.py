@@ -55,3 +55,30 @@ def _append(path: str, data: bytes) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def damage(path: str) -> tuple[int, int, str] | None:
+    """Where the journal at `path` stops being readable: (line number from 1, its byte offset,
+    what is wrong), or None when every line is whole JSON. A line cut short (a truncated file,
+    or a write cut by a full disk before this module undid it) ends without a newline; Optuna
+    skips such a last line silently, then fails on every read once another line is appended."""
+    offset = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):
+                return number, offset, "cut short"
+            try:
+                json.loads(line)
+            except ValueError:
+                return number, offset, "not JSON"
+            offset += len(line)
+    return None
+
+
+def describe_damage(path: str) -> str | None:
+    """One line on the journal's damage, for the report and resume; None when it is whole."""
+    found = damage(path) if os.path.isfile(path) else None
+    if found is None:
+        return None
+    number, _, what = found
+    return f"{path} is damaged (line {number} {what})"

@@ -177,6 +177,12 @@ def trial_of(part: str) -> str | None:
     return m.group("trial") if m else None
 
 
+def fold_of(part: str) -> tuple[str, int] | None:
+    """(trial, fold) of a fold's part (`part_name`); None for marks and compacted parts."""
+    m = _OF_A_TRIAL.match(part.removesuffix(".parquet"))
+    return (m.group("trial"), int(m.group("fold"))) if m and m.group("fold") is not None else None
+
+
 def spec_hash(resolved: dict) -> str:
     """A short hash of a resolved study or config (its canonical JSON)."""
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -27,6 +27,7 @@ from search.cluster import start_ray
 from search.console import command_console
 from search.outcome import study_outcome
 from search.preflight import preflight
+from search.rebuild import mend
 from search.results import ResultsDir, spec_hash
 from search.spec import StudySpec, resolved, with_absolute_paths
 
@@ -84,6 +85,8 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
         return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
                          run_folds=run_folds)
     fold_numbers = preflight(spec, source, results=results.path)
+    for line in mend(results, spec, fold_numbers):  # Parquet is the record: a damaged journal or folds part is rebuilt from it
+        (console or command_console()).print(line)
     start_ray(address, spec)
     context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
     grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
@@ -318,6 +321,8 @@ def resume_set(root: Path, address: str | None = None, max_failures: int = 0, co
         results = ResultsDir((root_dir.path / name).resolve())
         spec, digest = results.load_spec()
         fold_numbers = preflight(spec, str(results / results.STUDY), results=results.path)
+        for line in mend(results, spec, fold_numbers):
+            (console or command_console()).print(f"{name}: {line}")
         members[name] = Member(spec, StudyContext(name, digest, str(results.path), board_name(digest)), results, tuple(fold_numbers))
     state = root_dir.tune_state()
     if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
