@@ -80,6 +80,8 @@ def rebuild_journal(results: ResultsDir, spec: StudySpec, num_folds: int) -> str
         return None
     number, offset, what = found
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    while aside.exists():  # a second rebuild within the second keeps the first one's copy
+        aside = aside.with_name(aside.name + "+")
     os.replace(path, aside)
     with open(aside, "rb") as f:
         good = f.read(offset)
@@ -90,11 +92,11 @@ def rebuild_journal(results: ResultsDir, spec: StudySpec, num_folds: int) -> str
     return f"{path} was damaged (line {number} {what}): moved to {aside.name}; kept its {number - 1} lines before it, {added} finished trials recreated from Parquet"
 
 
-def _study(results: ResultsDir, spec: StudySpec):
+def _study(results: ResultsDir, spec: StudySpec, storage=None):
     import optuna
 
     directions = ["maximize" if o.direction == "max" else "minimize" for o in spec.objectives]
-    return optuna.create_study(study_name=spec.name, storage=results.journal(), directions=directions, load_if_exists=True)
+    return optuna.create_study(study_name=spec.name, storage=storage or results.journal(), directions=directions, load_if_exists=True)
 
 
 def match(journal_trials: list, trial_id: str, params: dict):
@@ -103,6 +105,13 @@ def match(journal_trials: list, trial_id: str, params: dict):
         if t.user_attrs.get(TRIAL_ATTR) == trial_id:
             return t
     return next((t for t in journal_trials if TRIAL_ATTR not in t.user_attrs and t.params == params), None)
+
+
+def _cut_short(journal_trials: list, params: dict):
+    """A RUNNING trial the damage cut off before its Tune id (and maybe some params) was written,
+    whose params so far are these params': the trial itself (the first such)."""
+    return next((t for t in journal_trials if TRIAL_ATTR not in t.user_attrs and t.state.name == "RUNNING"
+                 and all(k in params and params[k] == v for k, v in t.params.items())), None)
 
 
 def fold_values(rows: pd.DataFrame, key: str) -> dict[int, float]:
@@ -121,35 +130,44 @@ def finish_from_parquet(results: ResultsDir, spec: StudySpec, num_folds: int) ->
     folds = results.read("folds")
     if folds.empty:
         return 0
-    study = _study(results, spec)
+    storage = results.journal()
+    study = _study(results, spec, storage)
     space = SearchSpace.of(spec).distributions
     key = spec.objectives[0].key
     single = len(spec.objectives) == 1
-    trials = study.get_trials(deepcopy=False)
-    claimed: set[int] = set()
+    statuses = trial_status(folds, num_folds)
+    first = {trial_id: params_of(folds[folds["trial_id"] == trial_id].iloc[0]) for trial_id in statuses.index}
+    left = study.get_trials(deepcopy=False)
+    found = {}
+    for trial_id in statuses.index:  # by id or equal params first, then the trials cut short
+        if (t := match(left, trial_id, first[trial_id])) is not None:
+            found[trial_id], left = t, [x for x in left if x is not t]
+    for trial_id in statuses.index:
+        if trial_id not in found and (t := _cut_short(left, first[trial_id])) is not None:
+            found[trial_id], left = t, [x for x in left if x is not t]
     added = 0
-    for trial_id, status in trial_status(folds, num_folds).items():
-        if status == "INCOMPLETE":
-            continue  # resume continues it; its journal trial stays RUNNING
+    for trial_id, status in statuses.items():
+        t, params = found.get(trial_id), first[trial_id]
+        if status == "INCOMPLETE" or (t is not None and t.state != TrialState.RUNNING):
+            continue  # INCOMPLETE: resume continues it, its journal trial stays RUNNING
         rows = folds[folds["trial_id"] == trial_id]
-        params = params_of(rows.iloc[0])
-        found = match([t for t in trials if t.number not in claimed], trial_id, params)
-        if found is not None:
-            claimed.add(found.number)
-            if found.state != TrialState.RUNNING:
-                continue
         steps = fold_values(rows, key) if single else {}
         state = TrialState[status]
         values = [float(rows.loc[rows["status"] == "COMPLETE", o.key].mean()) for o in spec.objectives] if state == TrialState.COMPLETE else None
-        if found is not None:  # cut off before it ended: end it where it is (its number stays)
+        distributions = {p: space[p] for p in params if p in space}
+        if t is not None:  # cut off before it ended: ended where it is, its number (Tune's searcher knows it) kept
+            number = t._trial_id  # the storage's id of the trial: FrozenTrial has no public name for it
+            for name, value in params.items():
+                if name not in t.params and name in distributions:
+                    storage.set_trial_param(number, name, distributions[name].to_internal_repr(value), distributions[name])
+            storage.set_trial_user_attr(number, TRIAL_ATTR, str(trial_id))
             for step, value in steps.items():
-                if step not in found.intermediate_values:
-                    study._storage.set_trial_intermediate_value(found._trial_id, step, value)
-            study.tell(found.number, values if values is None or not single else values[0], state=state)
+                if step not in t.intermediate_values:
+                    storage.set_trial_intermediate_value(number, step, value)
+            storage.set_trial_state_values(number, state, values)
         else:
-            study.add_trial(optuna.trial.create_trial(
-                state=state, params=params, distributions={p: space[p] for p in params if p in space},
-                values=values, intermediate_values=steps, user_attrs={TRIAL_ATTR: str(trial_id)}))
+            study.add_trial(optuna.trial.create_trial(state=state, params=params, distributions=distributions, values=values,
+                                                      intermediate_values=steps, user_attrs={TRIAL_ATTR: str(trial_id)}))
         added += 1
     return added
 
@@ -169,6 +187,7 @@ def rebuild_folds(results: ResultsDir, spec: StudySpec, fold_numbers: list[int],
     have = set(zip(complete["trial_id"].astype(str), complete["fold"].astype(int))) if len(complete) else set()
     written = {fold_of(p.name) for p in results.parts("epochs")} & {fold_of(p.name) for p in results.parts("predictions")}
     lost = sorted(key for key in written - have if key is not None)
+    rebuilt = 0
     if lost:
         trials = {t for t, _ in lost}
         epochs, predictions = results.read("epochs", trials=trials), results.read("predictions", trials=trials)
@@ -176,15 +195,18 @@ def rebuild_folds(results: ResultsDir, spec: StudySpec, fold_numbers: list[int],
         digest = (results.read_study(strict=False) or {}).get("spec_hash")
         for trial_id, fold in lost:
             params = _params(folds, trial_id, known_params, journal)
+            if not params and spec.search.space and trial_id not in known_params:
+                continue  # its params are nowhere here: repair, which has Tune's configs, rebuilds it
             own = epochs[(epochs["trial_id"] == trial_id) & (epochs["fold"] == fold)]
             shown = predictions[(predictions["trial_id"] == trial_id) & (predictions["fold"] == fold)]
             rows = [fold_row(spec, trial_id, fold, seed, curve, shown[shown["seed"] == seed], params) | {"spec_hash": digest}
                     for seed, curve in own.groupby("seed")]
             results.write("folds", part_name(trial_id, fold), pd.DataFrame(rows))
             results.append_log(trial_id, f"fold {fold}: its folds row was lost; rebuilt from the epochs and predictions tables")
+            rebuilt += 1
         folds = results.read("folds")
     _rebuild_marks(results, spec, folds, known_params, fold_numbers)
-    return len(lost)
+    return rebuilt
 
 
 def fold_row(spec: StudySpec, trial_id: str, fold: int, seed: int, curve: pd.DataFrame, predicted: pd.DataFrame, params: dict) -> dict:
