@@ -289,6 +289,8 @@ def _read_part(part: Part) -> pa.Table:
         # damaged afterwards. Stop and name it rather than silently drop its rows.
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         folder = Path(part.path).parent
+        if folder.name == "folds.parquet":  # resume rebuilds these rows (search.rebuild)
+            raise InputError(f"{part.path}: damaged part file ({first}); run `fbp-search resume {folder.parent}`: it moves the file aside and rebuilds its rows") from None
         raise InputError(f"{part.path}: damaged part file ({first}); move it out of {folder} and run `fbp-search resume {folder.parent}` to train its folds again") from None
     t = t.append_column(WRITTEN, pa.array(np.full(t.num_rows, part.mtime_ns, dtype=np.int64)))
     return t.append_column(_PART, pa.array([part.name] * t.num_rows, pa.string()).dictionary_encode())
