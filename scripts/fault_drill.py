@@ -1,7 +1,7 @@
 """The fault drill: break a small study in every way issue-tracked faults name, recover it the
 documented way, and print one line per fault with what survived.
 
-    python scripts/fault_drill.py [--faults kill,ctrl-c,node,raise,damaged,twice,two,leftover] [--keep DIR]
+    python scripts/fault_drill.py [--faults kill,ctrl-c,node,raise,damaged,twice,two,leftover,disk,journal,compacted] [--keep DIR]
 
 Each fault runs a fresh synthetic study (3 trials x 3 folds of a tiny model on the CPU) in its
 own results directory, through the real `fbp-search` command, Ray and Optuna. Counted at the end:
@@ -10,8 +10,11 @@ own results directory, through the real `fbp-search` command, Ray and Optuna. Co
     lost       folds COMPLETE before the fault and not after, plus folds of a finished trial
                missing at the end: must be 0
     duplicates rows in the results' part files beyond one per key, over all tables: must be 0
-    journal    where it fits, the journal's trial states against the Parquet statuses, trial
-               by trial (`journal = Parquet` in the note; a mismatch fails the fault)
+    journal    each trial's Optuna state against its Parquet status (search.results.trial_status),
+               matched by the Tune trial id in its user attributes, else by params
+               (`journal = Parquet` in the note; a mismatch fails the fault)
+
+`disk` mounts a small tmpfs for the results (root only: without it the fault is skipped, said so).
 
 Ray runs on loopback only. The drill ends the processes it started, by their process group.
 """
@@ -111,7 +114,10 @@ def _count(fault: str, results: Path, before: set, started: float, note: str = "
     expected = {(t, f) for t in trials - failed for f in range(1, FOLDS + 1)}
     after = _complete(results)
     lost = len(before - after) + len(expected - after)
-    return Outcome(fault, len(trials), len(after), len(expected), lost, _duplicates(results), _optuna_running(results), time.monotonic() - started, note)
+    differ = _journal_vs_parquet(results)
+    note = f"{note}; journal = Parquet" if not differ else note
+    return Outcome(fault, len(trials), len(after), len(expected), lost, _duplicates(results), _optuna_running(results), time.monotonic() - started, note,
+                   (f"journal != Parquet: {differ}",) if differ else ())
 
 
 def _optuna_running(results: Path) -> int:
@@ -123,10 +129,12 @@ def _optuna_running(results: Path) -> int:
 
 
 def _journal_vs_parquet(results: Path) -> str | None:
-    """None when every trial's Optuna state equals its Parquet status (matched by params), else
-    what differs: a trial only one side has, or two states."""
+    """None when every trial's Optuna state equals its Parquet status (INCOMPLETE: RUNNING;
+    matched by the stored Tune id, else by params: search.rebuild.match), else what differs: a
+    trial only one side has, or two states."""
     import optuna
 
+    from search.rebuild import match
     from search.results import params_of, trial_status
 
     folds = read_table(results, "folds")
@@ -135,24 +143,20 @@ def _journal_vs_parquet(results: Path) -> str | None:
     left = optuna.load_study(study_name=STUDY["name"], storage=ResultsDir(results).journal()).get_trials(deepcopy=False)
     differ = []
     for trial_id, status in statuses.items():
-        match = next((t for t in left if t.params == params_of(rows.loc[trial_id])), None)
-        if match is None or match.state.name != status:
-            differ.append(f"{trial_id} Parquet {status}, journal {match.state.name if match else 'none'}")
-        if match is not None:
-            left.remove(match)
-    differ += [f"journal trial {t.number} {t.state.name}, Parquet none" for t in left]
+        t = match(left, trial_id, params_of(rows.loc[trial_id]))
+        if t is None or t.state.name != ("RUNNING" if status == "INCOMPLETE" else status):
+            differ.append(f"{trial_id} Parquet {status}, journal {t.state.name if t else 'none'}")
+        if t is not None:
+            left.remove(t)
+    differ += [f"journal trial {t.number} {t.state.name}, Parquet none" for t in left if t.state.is_finished()]
     return ", ".join(differ) or None
 
 
-def _checked(outcome: Outcome, results: Path, trials: int | None = None) -> Outcome:
-    """The outcome with the journal checked against Parquet, and with `trials`, their number."""
-    problems = list(outcome.problems)
-    if differ := _journal_vs_parquet(results):
-        problems.append(f"journal != Parquet: {differ}")
-    if trials is not None and outcome.trials != trials:
-        problems.append(f"{outcome.trials} trials, the study asks for {trials}")
-    note = f"{outcome.note}; journal = Parquet" if not differ else outcome.note
-    return replace(outcome, note=note, problems=tuple(problems))
+def _checked(outcome: Outcome, trials: int) -> Outcome:
+    """The outcome with its number of trials checked against `trials`."""
+    if outcome.trials == trials:
+        return outcome
+    return replace(outcome, problems=(*outcome.problems, f"{outcome.trials} trials, the study asks for {trials}"))
 
 
 def _study(folder: Path, **changes) -> Path:
@@ -186,7 +190,7 @@ def driver_killed(folder: Path) -> Outcome:
         _end(driver)
     before = _complete(results)
     resumed = _resume(results)
-    return _checked(_count("driver SIGKILLed, then resume", results, before, started, f"{len(before)} folds before; {resumed}"), results)
+    return _count("driver SIGKILLed, then resume", results, before, started, f"{len(before)} folds before; {resumed}")
 
 
 def ctrl_c(folder: Path) -> Outcome:
@@ -201,7 +205,7 @@ def ctrl_c(folder: Path) -> Outcome:
     before = _complete(results)
     told = "says how to resume" if f"fbp-search resume {results}" in out.replace("\n", "") else "DID NOT say how to resume"
     resumed = _resume(results)
-    return _checked(_count("Ctrl-C, then resume", results, before, started, f"exit {driver.returncode}, {told}; {resumed}"), results)
+    return _count("Ctrl-C, then resume", results, before, started, f"exit {driver.returncode}, {told}; {resumed}")
 
 
 def node_dies(folder: Path) -> Outcome:
@@ -272,7 +276,7 @@ def damaged_part(folder: Path) -> Outcome:
         named = "named" if str(compacted) in str(e) else "NOT named"
     compacted.rename(folder / compacted.name)  # moved out, as the message says
     resumed = _resume(results)
-    return _checked(_count("a results part truncated", results, before, started, f"reader {named} it; moved out; {resumed}"), results)
+    return _count("a results part truncated", results, before, started, f"reader {named} it; moved out; {resumed}")
 
 
 def run_twice(folder: Path) -> Outcome:
@@ -283,7 +287,7 @@ def run_twice(folder: Path) -> Outcome:
     before = _complete(results)
     again = subprocess.run([sys.executable, "-m", "search.cli", "run", str(study), "--results", str(results)], capture_output=True, text=True)
     unchanged = before_files == {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
-    return _checked(_count("the same study run twice", results, before, started, f"second run exit {again.returncode}, results {'unchanged' if unchanged else 'CHANGED'}"), results)
+    return _count("the same study run twice", results, before, started, f"second run exit {again.returncode}, results {'unchanged' if unchanged else 'CHANGED'}")
 
 
 def two_drivers(folder: Path) -> Outcome:
@@ -310,7 +314,7 @@ def two_drivers(folder: Path) -> Outcome:
         if len(line.splitlines()) != 1 or f"pid {holder.pid} " not in line:
             problems.append(f"the refusal does not name the holder (pid {holder.pid}) in one line: {line!r}")
     outcome = _count("two drivers at once", results, set(), started, f"exit codes {codes}; refused: {line.replace(str(results), 'RESULTS')[:110]}")
-    return _checked(replace(outcome, problems=tuple(problems)), results, trials=STUDY["search"]["num_trials"])
+    return _checked(replace(outcome, problems=(*outcome.problems, *problems)), STUDY["search"]["num_trials"])
 
 
 def leftover_ray(folder: Path) -> Outcome:
@@ -337,11 +341,86 @@ def leftover_ray(folder: Path) -> Outcome:
     told = next((line.split(" that")[0] for line in said.splitlines() if line.startswith("ended ")), "said nothing of them")
     outcome = _count("leftover Ray processes", results, before, started,
                      f"{len(session)} Ray processes below the driver: {len(survivors)} outlived it, {len(left)} the resume (it {told}); {resumed}")
-    return _checked(replace(outcome, problems=tuple(problems)), results)
+    return replace(outcome, problems=(*outcome.problems, *problems))
+
+
+def _mount_tmpfs(folder: Path, megabytes: int) -> bool:
+    folder.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)], capture_output=True).returncode == 0
+
+
+def disk_full(folder: Path) -> Outcome:
+    """The results on a 32 MB tmpfs (the drill study needs ~14 MB, so the preflight lets it
+    start); once a fold is written a filler file takes all but 64 KB: the next fold's model
+    does not fit. Expected: exit 1, one line naming the file and the space free, no traceback.
+    Then the filler goes and resume finishes the study."""
+    started, disk = time.monotonic(), folder / "tmpfs"
+    if not _mount_tmpfs(disk, 32):
+        print(f"skip full disk: cannot mount a tmpfs at {disk} (needs root)", flush=True)
+        return None
+    results, filler = disk / "results", disk / "filler"
+    try:
+        driver = _cli("run", str(_study(folder)), "--results", str(results), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for_folds(results, 1)
+            with filler.open("wb") as f:
+                f.write(b"\0" * max(0, shutil.disk_usage(disk).free - 64_000))
+            out, err = driver.communicate(timeout=300)
+        finally:
+            _end(driver)
+        lines = [line for line in err.splitlines() if line.strip()]
+        told = len(lines) == 1 and "disk full while writing" in lines[0] and " MB free on " in lines[0] and "Traceback" not in out + err
+        before = _complete(results)
+        filler.unlink()
+        resumed = _resume(results)
+        shutil.copytree(results, folder / "results")  # the tmpfs goes; what the drill counts stays
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    said = lines[0][:90] if lines else "(nothing on stderr)"
+    return _count("disk full mid-run, then resume", folder / "results", before, started,
+                  f"exit {driver.returncode}, {'one line' if told else 'NOT one line'}: {said!r}; {resumed}")
+
+
+def truncated_journal(folder: Path) -> Outcome:
+    """A finished study's optuna.journal cut to 60%: report says so (and still reports), resume
+    rebuilds the journal from Parquet."""
+    started, results = time.monotonic(), folder / "results"
+    subprocess.run([sys.executable, "-m", "search.cli", "run", str(_study(folder, train={"epochs": 1})), "--results", str(results)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    before = _complete(results)
+    journal = results / "optuna.journal"
+    data = journal.read_bytes()
+    journal.write_bytes(data[: int(len(data) * 0.6)])
+    report = subprocess.run([sys.executable, "-m", "search.cli", "report", str(results)], capture_output=True, text=True)
+    said = "says damaged" if "damaged" in report.stdout else "does NOT say damaged"
+    resumed = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(results)], capture_output=True, text=True)
+    rebuilt = "rebuilt" if "recreated from Parquet" in resumed.stdout else "NOT rebuilt"
+    return _count("journal truncated to 60%, then resume", results, before, started,
+                  f"report exit {report.returncode}, {said}; resume exit {resumed.returncode}, journal {rebuilt}")
+
+
+def damaged_compacted(folder: Path) -> Outcome:
+    """A finished study's compacted folds part cut to 64 bytes: resume moves it aside and rebuilds
+    its rows from the epochs and predictions tables and the journal; nothing is trained again."""
+    started, results = time.monotonic(), folder / "results"
+    subprocess.run([sys.executable, "-m", "search.cli", "run", str(_study(folder, train={"epochs": 1})), "--results", str(results)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    before, rows = _complete(results), read_table(results, "folds")
+    compacted = sorted((results / "folds.parquet").glob("compacted-*.parquet"))
+    slice_rows = pq.read_metadata(compacted[0]).num_rows
+    compacted[0].write_bytes(compacted[0].read_bytes()[:64])
+    resumed = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(results)], capture_output=True, text=True)
+    retrained = next((int(line.split()[0]) for line in resumed.stdout.splitlines() if "whose rows were missing trained again" in line), 0)
+    after = read_table(results, "folds").set_index(["trial_id", "fold"]).sort_index()
+    same = after.loc[rows.set_index(["trial_id", "fold"]).sort_index().index, ["pc", "mae", "rmse", "val_pc"]].equals(
+        rows.set_index(["trial_id", "fold"]).sort_index()[["pc", "mae", "rmse", "val_pc"]])
+    return _count("compacted folds part damaged, resume", results, before, started,
+                  f"{len(compacted)} compacted parts, the damaged one held {slice_rows} of {len(rows)} rows; resume exit {resumed.returncode}, "
+                  f"retrained folds {retrained}, rebuilt metrics {'identical' if same else 'DIFFER'}")
 
 
 FAULTS = {"kill": driver_killed, "ctrl-c": ctrl_c, "node": node_dies, "raise": trial_raises, "damaged": damaged_part, "twice": run_twice,
-          "two": two_drivers, "leftover": leftover_ray}
+          "two": two_drivers, "leftover": leftover_ray, "disk": disk_full, "journal": truncated_journal, "compacted": damaged_compacted}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
             folder = root / name
             folder.mkdir()
             outcome = FAULTS[name](folder)
+            if outcome is None:  # skipped, and said why
+                continue
             print(outcome.line(), flush=True)
             failures += not outcome.ok
     finally:

@@ -16,9 +16,9 @@ from rich.text import Text
 
 from search import board, keep
 from search.console import command_console
-from search.results import ResultsDir, marks_frame
+from search.results import DiskFull, ResultsDir, disk_full_in, is_disk_full, marks_frame
 from search.spec import StudySpec
-from search.trainable import MODELS_KEY, ROWS, StudyContext
+from search.trainable import DISK_FULL, MODELS_KEY, ROWS, StudyContext
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote task's name
 
@@ -61,6 +61,8 @@ class ModelKeeper(tune.Callback):
         try:
             keep.collect(self.results, trial.trial_id, trial.storage.storage_filesystem, f"{trial.path}/{checkpoint}", names)
         except (OSError, pa.ArrowException) as e:  # a model not kept is no reason to stop the study: export names what is missing
+            if is_disk_full(e):  # but a full disk is: the fold's rows could not be written either
+                raise disk_full_in(e) from None
             self.results.append_log(trial.trial_id, f"fold {result.get('fold')}: its model was not kept ({type(e).__name__}: {e})")
 
     def _settle(self, trials, ended) -> None:
@@ -93,6 +95,8 @@ class ParquetWriter(tune.Callback):
         self.results, self.context, self.folds, self.param_paths = results, context, folds, param_paths
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if DISK_FULL in result:  # the trial could not save its fold: stop the study here, the trial resumes at that fold
+            raise DiskFull(*result[DISK_FULL])
         parts = result.pop(ROWS, None)  # search.results.fold_parts, encoded by the trial
         if parts:
             self.results.write_fold(parts, trial.trial_id, result["fold"])

@@ -1,7 +1,9 @@
 """`fbp-search`: the command line. A table of commands, each a function of parsed arguments.
 
 Bad input (`fbp.errors.InputError`) ends any command with one line on stderr and exit code 2,
-never a traceback.
+never a traceback. A full disk (`search.results.DiskFull`, or an ENOSPC from anywhere, Tune's
+own writes included) ends it with one line naming the file and the space left, and exit code 1:
+the work ran and could not finish; `resume` continues it once space is freed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         command_console(stderr=True).print("interrupted")
         return 130
+    except Exception as e:
+        from search.results import disk_full_in
+
+        full = disk_full_in(e)
+        if full is None:
+            raise
+        command_console(stderr=True).print(f"[bold red]error:[/] {escape(str(full))}")
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ Two ways a completed or started fold can be missing from a finished study:
   moment between telling Optuna and writing the trial's marks gets its marks, not training:
   the decision stands, and the journal and the Parquet rows agree.
 
-Each fold seeds itself from the config and its index alone, so a fold trained again gives the
+Rows that can be rebuilt (the folds row of a fold whose epochs and predictions parts are there,
+a trial's PRUNED or FAIL marks that the journal holds) are rebuilt first (search.rebuild), not
+trained. Each fold seeds itself from the config and its index alone, so a fold trained again gives the
 same numbers where the device is deterministic. The work runs as Ray tasks with the trials'
 resources; the driver writes the rows, as it does during the study, and the folds' selected
 models into RESULTS/models (the study's end keeps only the best trials', search.keep).
@@ -25,6 +27,7 @@ import json
 from pathlib import Path
 
 from fbp.export import save_fold_runs
+from search.rebuild import rebuild_folds
 from search.results import ResultsDir, fold_frames, fold_parts, marks_frame, params_of
 from search.spec import StudySpec
 from search.trainable import STATE, StudyContext
@@ -120,6 +123,8 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
     from search.trainable import retrain_folds
 
     results.compact("folds")  # Tune is done: one part to read, not one per fold (a study of 10,000 trials has ~30,000)
+    # rows that can be rebuilt from the epochs and predictions tables are, rather than trained again
+    rebuild_folds(results, spec, fold_numbers, {r.metrics["trial_id"]: dict(r.config) for r in grid if (r.metrics or {}).get("trial_id")})
     folds = results.read("folds")
     todo, orphans = missing_folds(grid, results, fold_numbers, folds)
     orphans = _close_ended_orphans(results, spec, todo, orphans, fold_numbers, folds)

@@ -26,10 +26,12 @@ Everything here is pandas and pyarrow: the report reads results without torch or
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +90,76 @@ _PART = "_part"
 _SNAPSHOT_VERSION = "1"
 
 
+# --- a full disk --------------------------------------------------------------------------------
+
+
+class DiskFull(Exception):
+    """The disk under the results filled while writing `path`: not a trial's failure nor bad
+    input, so the study stops (exit code 1) with this one line and resumes once space is freed.
+    What was being written is not left behind half-written (see `ResultsDir.write_bytes`)."""
+
+    def __init__(self, path: str | Path, free: int | None = None):
+        self.path = str(path)
+        self.free = free_bytes(self.path) if free is None else free
+        results = next((p for p in Path(self.path).parents if (p / ResultsDir.STUDY).is_file()), None)
+        then = f"then continue with: fbp-search resume {results}" if results else "then run again"
+        super().__init__(f"disk full while writing {self.path}: {self.free / 1e6:.1f} MB free on {mount_of(self.path)}; free some space, {then}")
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """ENOSPC (or a quota's EDQUOT), also as pyarrow raises it: an OSError whose text alone says so."""
+    if isinstance(e, DiskFull):
+        return True
+    return isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e))
+
+
+def disk_full_in(e: BaseException) -> DiskFull | None:
+    """The disk-full error behind `e`, if any: Tune wraps a callback's exception in a TuneError
+    whose context is the original, and cleanup may hit the full disk again on the way out, so
+    the whole chain is walked and a `DiskFull` (which names its file) preferred to a bare ENOSPC."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    named = [x for x in chain if isinstance(x, DiskFull)]
+    if named:
+        return named[-1]  # the first one raised
+    bare = [x for x in chain if is_disk_full(x)]
+    if not bare:
+        return None
+    first = bare[-1]
+    return DiskFull(getattr(first, "filename", None) or _path_in(str(first)) or "an unnamed file")
+
+
+def _path_in(text: str) -> str | None:
+    """A path an error's text names (pyarrow's errors carry it in the message)."""
+    m = re.search(r"(/[^\s'\"]+)", text)
+    return m.group(1) if m else None
+
+
+def existing_parent(path: str | Path) -> Path:
+    """The path itself or its nearest existing parent (what `shutil.disk_usage` can ask about)."""
+    path = Path(path).absolute()
+    return next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+
+
+def free_bytes(path: str | Path) -> int:
+    """Bytes free to this user on the file system that holds `path` (or would hold it)."""
+    try:
+        return shutil.disk_usage(existing_parent(path)).free
+    except OSError:
+        return 0
+
+
+def mount_of(path: str | Path) -> str:
+    """The mount point of the file system that holds `path`: how `df` names it."""
+    p = existing_parent(path)
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return str(p)
+
+
 def part_name(trial_id: str, fold: int) -> str:
     """The part of one fold of one trial, in every table."""
     return f"{trial_id}-fold{fold}"
@@ -105,6 +177,12 @@ def trial_of(part: str) -> str | None:
     """The trial a part belongs to (`part_name`, `marks_name`); None for a compacted part."""
     m = _OF_A_TRIAL.match(part.removesuffix(".parquet"))
     return m.group("trial") if m else None
+
+
+def fold_of(part: str) -> tuple[str, int] | None:
+    """(trial, fold) of a fold's part (`part_name`); None for marks and compacted parts."""
+    m = _OF_A_TRIAL.match(part.removesuffix(".parquet"))
+    return (m.group("trial"), int(m.group("fold"))) if m and m.group("fold") is not None else None
 
 
 def spec_hash(resolved: dict) -> str:
@@ -131,7 +209,8 @@ def fold_frames(runs: FoldResult | list[FoldResult], trial: dict[str, Any]) -> d
 def part_bytes(table: str, frame: pd.DataFrame) -> bytes:
     """A part file's bytes: the frame as Parquet, with the table's column types."""
     sink = pa.BufferOutputStream()
-    pq.write_table(_typed(pa.Table.from_pandas(frame, preserve_index=False), SCHEMAS.get(table, {})), sink)
+    # page checksums: a part damaged on disk later fails its read (named) instead of giving wrong values
+    pq.write_table(_typed(pa.Table.from_pandas(frame, preserve_index=False), SCHEMAS.get(table, {})), sink, write_page_checksum=True)
     return sink.getvalue().to_pybytes()
 
 
@@ -210,7 +289,7 @@ class _Vanished(Exception):
 
 def _read_part(part: Part) -> pa.Table:
     try:
-        t = pq.ParquetFile(part.path).read(use_threads=False)  # a third of read_table's overhead per file
+        t = pq.ParquetFile(part.path, page_checksum_verification=True).read(use_threads=False)  # a third of read_table's overhead per file
     except FileNotFoundError:
         raise _Vanished(part.path) from None
     except Exception as e:  # pyarrow raises several types for a damaged or foreign file
@@ -218,9 +297,25 @@ def _read_part(part: Part) -> pa.Table:
         # damaged afterwards. Stop and name it rather than silently drop its rows.
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         folder = Path(part.path).parent
+        if folder.name == "folds.parquet":  # resume rebuilds these rows (search.rebuild)
+            raise InputError(f"{part.path}: damaged part file ({first}); run `fbp-search resume {folder.parent}`: it moves the file aside and rebuilds its rows") from None
         raise InputError(f"{part.path}: damaged part file ({first}); move it out of {folder} and run `fbp-search resume {folder.parent}` to train its folds again") from None
     t = t.append_column(WRITTEN, pa.array(np.full(t.num_rows, part.mtime_ns, dtype=np.int64)))
     return t.append_column(_PART, pa.array([part.name] * t.num_rows, pa.string()).dictionary_encode())
+
+
+COMPACT_TRIALS = 100
+"""Trials per compacted part: a compacted part damaged later loses at most this many trials'
+rows (resume rebuilds them from the epochs and predictions tables and the journal), and a
+study of 10,000 trials is read from 100 parts, not one per fold."""
+
+
+def _slices(frame: pd.DataFrame, size: int) -> list[list[str] | None]:
+    """The frame's trials, `size` at a time in the order they appear ([None]: no trial column)."""
+    if "trial_id" not in frame.columns:
+        return [None]
+    trials = list(dict.fromkeys(frame["trial_id"].astype(str)))
+    return [trials[i:i + size] for i in range(0, len(trials), size)] or [None]
 
 
 BATCH = 1000
@@ -328,14 +423,20 @@ class ResultsDir:
         return self.write_bytes(table, part, part_bytes(table, frame))
 
     def write_bytes(self, table: str, part: str, data: bytes) -> Path:
-        """A part already encoded (`part_bytes`), atomically."""
+        """A part already encoded (`part_bytes`), atomically. A full disk raises `DiskFull`
+        naming the part: the temporary file (maybe cut short) is removed, the part is not
+        written, and no reader ever sees a partial one."""
         folder = self.table_dir(table)
-        folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{part}.parquet"
         tmp = folder / f".{part}.tmp-{os.getpid()}"
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)
             os.replace(tmp, final)
+        except OSError as e:
+            if is_disk_full(e):
+                raise DiskFull(final) from None
+            raise
         finally:
             tmp.unlink(missing_ok=True)
         return final
@@ -408,20 +509,44 @@ class ResultsDir:
         return frame.drop(columns=[_PART] if written else [_PART, WRITTEN], errors="ignore").reset_index(drop=True)
 
     def compact(self, table: str) -> int:
-        """Merge a table's parts into one (the deduplicated rows), then remove the merged parts.
+        """Merge a table's parts into a few (the deduplicated rows, `COMPACT_TRIALS` trials a
+        part), then remove the merged parts. Returns the number of parts merged.
 
-        Opening each part costs a millisecond; one compacted part makes reading fast. Killed at
-        any point, nothing is lost: the merged part is in place before any part it replaces is
-        removed, and readers dedupe the brief overlap. Returns the number of parts merged.
+        Opening each part costs a millisecond; a few compacted parts make reading fast. Killed at
+        any point, nothing is lost: each compacted part is written, read back and compared with
+        what was meant (rows and values, its pages checksummed) before any part it replaces is
+        removed, and readers dedupe the brief overlap. A compacted part damaged later loses the
+        rows of at most `COMPACT_TRIALS` trials, which `resume` rebuilds (search.rebuild).
         """
         parts = self.parts(table)
-        if len(parts) < 2:
-            return 0
-        merged = self.write(table, f"compacted-{time.time_ns()}", self.read(table))
+        if not any(p.trial is not None for p in parts):
+            return 0  # compacted already: nothing new since
+        frame = self.read(table)
+        stamp = time.time_ns()
+        merged = set()
+        for k, trials in enumerate(_slices(frame, COMPACT_TRIALS)):
+            rows = frame[frame["trial_id"].isin(trials)] if trials is not None else frame
+            merged.add(self._write_verified(table, f"compacted-{stamp}-{k}", rows))
         for part in parts:
-            if Path(part.path) != merged:
+            if Path(part.path) not in merged:
                 Path(part.path).unlink(missing_ok=True)
         return len(parts)
+
+    def _write_verified(self, table: str, name: str, frame: pd.DataFrame) -> Path:
+        """A part written, then read back and compared with the table meant; a mismatch removes
+        it and raises (the parts it would replace stay)."""
+        data = part_bytes(table, frame)
+        path = self.write_bytes(table, name, data)
+        meant = pq.read_table(pa.BufferReader(data))
+        try:
+            back = pq.ParquetFile(path, page_checksum_verification=True).read()
+            same = back.num_rows == len(frame) and back.equals(meant)
+        except (OSError, pa.ArrowException):
+            same = False
+        if not same:
+            path.unlink(missing_ok=True)
+            raise OSError(f"{path}: the compacted part read back differs from what was written; the parts it was to replace are kept")
+        return path
 
     def has_part(self, table: str, trial_id: str, fold: int) -> bool:
         return (self.table_dir(table) / f"{part_name(trial_id, fold)}.parquet").is_file()
@@ -559,9 +684,14 @@ class ResultsDir:
     def append_log(self, trial_id: str, text: str) -> None:
         """Add lines to a trial's log (the driver writes it: workers may be on other nodes)."""
         path = self.log(trial_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(text if text.endswith("\n") else text + "\n")
+        except OSError as e:
+            if is_disk_full(e):
+                raise DiskFull(path) from None
+            raise
 
 
 def read_table(results: Path, table: str, **options) -> pd.DataFrame:

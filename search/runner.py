@@ -34,6 +34,7 @@ from search.lock import DRIVER_FILES, hold
 from search.outcome import study_outcome
 from search.preflight import preflight
 from search.processes import end_recorded
+from search.rebuild import mend
 from search.results import ResultsDir, spec_hash
 from search.spec import StudySpec, resolved, with_absolute_paths
 
@@ -61,7 +62,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     study = resolved(spec)
     study["spec_hash"] = digest = spec_hash(study)
     results.check(digest, resume)
-    fold_numbers = preflight(spec, source)
+    fold_numbers = preflight(spec, source, results=results.path)
     location = results.tune_location(storage, f"{spec.name}-{digest}")
     with _driving([results.path], console):
         results.check(digest, resume)  # again, locked: a driver that held the lock may have claimed it since
@@ -117,7 +118,9 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
         if not tune.Tuner.can_restore(results.tune_state()):  # it stopped before Tune saved anything
             return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
                              run_folds=run_folds)
-        fold_numbers = preflight(spec, source)
+        fold_numbers = preflight(spec, source, results=results.path)
+        for line in mend(results, spec, fold_numbers):  # Parquet is the record: a damaged journal or folds part is rebuilt from it
+            console.print(line)
         start_ray(address, spec, record=results.path)
         context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
         grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
@@ -247,7 +250,7 @@ def _tune_logs(results: ResultsDir):
     not the console: the console gets one line per distinct error, each trial's traceback is in
     its own log (search.callbacks.ParquetWriter writes it)."""
     (results / results.LOGS).mkdir(exist_ok=True)
-    handler = logging.FileHandler(results / results.LOGS / "tune.log", encoding="utf-8")
+    handler = _QuietFileHandler(results / results.LOGS / "tune.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train", "ray.air")]
     propagate = [logger.propagate for logger in loggers]
@@ -261,6 +264,15 @@ def _tune_logs(results: ResultsDir):
             logger.removeHandler(handler)
             logger.propagate = before
         handler.close()
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that a full disk silences instead of printing a traceback to the console for
+    every line it could not write (Python's `--- Logging error ---`): the study's own writes
+    stop it with one line (search.results.DiskFull)."""
+
+    def handleError(self, record):
+        pass
 
 
 @contextmanager
@@ -305,7 +317,7 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
         study["spec_hash"] = digest = spec_hash(study)
         results = ResultsDir(root_dir.path / spec.name)
         results.check(digest, resume)
-        fold_numbers = preflight(spec, source)
+        fold_numbers = preflight(spec, source, results=results.path)
         absolute = ResultsDir(results.path.resolve())
         members[spec.name] = Member(spec, StudyContext(spec.name, digest, str(absolute.path), board_name(digest)), absolute, tuple(fold_numbers))
         sources[spec.name], claims[spec.name] = source, study
@@ -366,9 +378,12 @@ def resume_set(root: Path, address: str | None = None, max_failures: int = 0, co
     for name in read_set(root_dir.path):
         results = ResultsDir((root_dir.path / name).resolve())
         spec, digest = results.load_spec()
-        fold_numbers = preflight(spec, str(results / results.STUDY))
+        fold_numbers = preflight(spec, str(results / results.STUDY), results=results.path)
         members[name] = Member(spec, StudyContext(name, digest, str(results.path), board_name(digest)), results, tuple(fold_numbers))
     with _driving([root_dir.path, *(m.results.path for m in members.values())], console):
+        for name, m in members.items():  # Parquet is the record: a damaged journal or folds part is rebuilt from it
+            for line in mend(m.results, m.spec, list(m.fold_numbers)):
+                console.print(f"{name}: {line}")
         state = root_dir.tune_state()
         if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
             studies = [(m.spec, str(m.results / m.results.STUDY)) for m in members.values()]

@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from search.rebuild import TRIAL_ATTR
 from search.trainable import fold_key
 
 
@@ -57,6 +58,14 @@ class StudySearcher(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.__setstate__(pickle.load(f))
+
+    def suggest(self, trial_id: str):
+        """Optuna's proposal, its trial told the Tune trial id (a user attribute): the journal
+        and the Parquet rows then match trial by trial, whatever the params (search.rebuild)."""
+        config = super().suggest(trial_id)
+        if isinstance(config, dict) and trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr(TRIAL_ATTR, trial_id)
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if isinstance(self.metric, list) or trial_id in self._completed_trials:

@@ -36,7 +36,7 @@ from fbp.config import TRUSTED
 from fbp.export import save_fold_runs
 from fbp.metrics import NAMES
 from search.board import poster
-from search.results import ResultsDir, fold_frames, fold_parts
+from search.results import ResultsDir, fold_frames, fold_parts, free_bytes, is_disk_full
 from search.spec import StudySpec
 
 if TYPE_CHECKING:
@@ -50,6 +50,13 @@ STATE = "folds_done.json"
 REPORTED = (*NAMES, *(f"val_{m}" for m in NAMES))
 """What a trial reports per fold: the test fold's metrics and the validation part's (NaN
 without eval.holdout). An objective's key is one of them (`Objective.key`)."""
+
+
+DISK_FULL = "fbp_disk_full"
+"""The key of a report that says the trial could not save its fold (the disk holding Tune's
+storage, or the worker's temporary folder, is full), with the file and the bytes free: the driver stops
+the study there (search.callbacks.ParquetWriter), the trial neither failed nor finished, and
+`resume` continues it at that fold once space is freed."""
 
 
 MODELS_KEY = "fbp_models"
@@ -136,22 +143,44 @@ def train_trial(params: dict, spec: StudySpec, context: StudyContext) -> None:
         done.append({"fold": result.fold, **own})
         trial = trial_fields(context, trial_id, params)
         parts = fold_parts(fold_frames(fold_runs, trial), list(spec.search.space))
-        with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / STATE).write_text(json.dumps(done))
-            models = save_fold_runs(Path(folder), fold_runs, config)  # search.keep moves them to RESULTS/models
-            for r in fold_runs:
-                r.model = None  # on disk now: the weights need not stay in memory
-            tune.report(
-                {**reported(spec, running_means(done)), **{fold_key(m): v for m, v in reported(spec, own).items()},
-                 "folds_done": len(done), "fold": result.fold, ROWS: parts, MODELS_KEY: models},
-                checkpoint=tune.Checkpoint.from_directory(folder),
-            )
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                (Path(folder) / STATE).write_text(json.dumps(done))
+                models = save_fold_runs(Path(folder), fold_runs, config)  # search.keep moves them to RESULTS/models
+                for r in fold_runs:
+                    r.model = None  # on disk now: the weights need not stay in memory
+                tune.report(
+                    {**reported(spec, running_means(done)), **{fold_key(m): v for m, v in reported(spec, own).items()},
+                     "folds_done": len(done), "fold": result.fold, ROWS: parts, MODELS_KEY: models},
+                    checkpoint=tune.Checkpoint.from_directory(folder),
+                )
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            done.pop()  # not saved: the fold is not done
+            # a report without a checkpoint needs no disk; raising instead would make the trial FAIL
+            storage = tune.get_context().get_storage()
+            _remove_partial(storage)
+            # the file: the error's own, else the trial's folder in Tune's storage (pyarrow's copy names none)
+            where = getattr(e, "filename", None) or storage.trial_fs_path
+            tune.report({**reported(spec, running_means(done)), "folds_done": len(done), DISK_FULL: [str(where), free_bytes(where)]})
+            raise
 
     trained = fold_runner(context.run_folds)(config, on_fold=on_fold, skip={d["fold"] for d in done}, on_progress=poster(context.board, trial_id), keep_models=True)
     if done and not trained:
         # restarted with every fold already written (the driver died before Tune recorded the
         # last ones): report the result once, so the scheduler and Optuna receive it
         tune.report({**reported(spec, running_means(done)), "folds_done": len(done), "fold": done[-1]["fold"]})
+
+
+def _remove_partial(storage) -> None:
+    """The checkpoint folder a full disk cut short (its files empty or truncated) goes: no
+    partial file stays to be taken for a fold's checkpoint. Tune never recorded it; the trial
+    writes the same folder again when it saves that fold after a resume."""
+    try:
+        storage.storage_filesystem.delete_dir(storage.checkpoint_fs_path)
+    except (OSError, ValueError):
+        pass  # none was started (the temporary folder filled first)
 
 
 def retrain_folds(params: dict, spec: StudySpec, context: StudyContext, trial_id: str, folds: list[int]) -> list[tuple[FoldResult, dict]]:

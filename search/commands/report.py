@@ -40,9 +40,13 @@ def run_report(args: argparse.Namespace) -> int:
         raise InputError(f"--top must be >= 1 and --bootstrap >= 0, got --top {args.top} --bootstrap {args.bootstrap}")
     out = args.out or Path(args.results) / "report"
     start = time.perf_counter()
+    from search.report._io import journal_damage
+
+    console = command_console()
+    if (damaged := journal_damage(args.results)) is not None:
+        console.print(f"warning: {damaged}")
     report = build_report(args.results, by=args.by, draws=args.bootstrap, seed=args.seed, cache=not args.no_cache)
     written = write_report(report, out, formats, top=args.top, draws=args.bootstrap, seed=args.seed)
-    console = command_console()
     _render.summary(console, report, written, out)
     console.print(f"report took {time.perf_counter() - start:.1f} s")
     return 0

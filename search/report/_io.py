@@ -19,7 +19,7 @@ from fbp.errors import InputError
 from fbp.metrics import METRICS
 from search.results import WRITTEN, ResultsDir
 
-__all__ = ["WRITTEN", "Knob", "Study", "add_column_knobs", "load_journal_study", "load_study", "read_table"]
+__all__ = ["WRITTEN", "Knob", "Study", "add_column_knobs", "journal_damage", "load_journal_study", "load_study", "read_table"]
 
 
 def read_table(results: Path, table: str, trials: set[str] | None = None, cache: Path | None = None) -> pd.DataFrame:
@@ -154,12 +154,24 @@ def add_column_knobs(study: Study, folds: pd.DataFrame) -> None:
 # --- the Optuna journal -----------------------------------------------------------------------
 
 
+def journal_damage(results: Path) -> str | None:
+    """One line when the results' journal is damaged (the report then reads Parquet alone), saying
+    how to mend it; None when it is whole or absent."""
+    from search.journal import describe_damage
+
+    directory = ResultsDir(results)
+    line = describe_damage(str(directory / directory.JOURNAL))
+    return f"{line}; the report is from the Parquet tables alone. `fbp-search resume {results}` rebuilds the journal from them" if line else None
+
+
 def load_journal_study(results: Path, name: str):
     """(optuna study or None, note or None). Never raises for a bad journal: it is optional."""
     directory = ResultsDir(results)
     path = directory / directory.JOURNAL
     if not path.is_file():
         return None, f"no optuna.journal in {results}: knob importance skipped"
+    if (damaged := journal_damage(results)) is not None:
+        return None, f"{damaged}: knob importance skipped"
     try:
         import optuna
 
