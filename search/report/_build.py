@@ -64,7 +64,7 @@ class Report:
     pooled: pd.DataFrame
     importance: pd.DataFrame
     status: pd.DataFrame
-    history: pd.DataFrame  # trials in the order they were written: order, trial_id, status, objective, best_so_far
+    history: pd.DataFrame  # trials in the order they started: order, trial_id, status, objective, best_so_far
     best_predictions: pd.DataFrame
     best_epochs: pd.DataFrame
     best_folds: pd.DataFrame
@@ -158,6 +158,17 @@ def _expected_folds(study: _io.Study, folds: pd.DataFrame) -> int:
     return int(fold[real].groupby(folds.loc[real, "trial_id"]).nunique().max()) if real.any() else 0
 
 
+def _started(folds: pd.DataFrame) -> pd.Series:
+    """Each row's time (unix seconds): its fold's `started_at`, else (a PRUNED or FAIL mark, a
+    row written before the column existed) its part's mtime. Not the mtime alone: compaction
+    writes every row into one part, which gives every trial the same mtime."""
+    written = folds[_io.WRITTEN].astype(np.float64) / 1e9
+    if "started_at" not in folds.columns:
+        return written
+    started = pd.to_numeric(folds["started_at"], errors="coerce")
+    return started.where(started > 0, written)
+
+
 def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFrame, int]:
     """-> (one row per trial indexed by trial_id, ranked best first by the objective's column
     (`Study.key`); k folds expected)."""
@@ -169,8 +180,8 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
         "fail": status.eq("FAIL").to_numpy(),
         "pruned": status.eq("PRUNED").to_numpy(),
         "oracle": select.eq(ORACLE).to_numpy(),
-        "written": folds[_io.WRITTEN].to_numpy(),
-    }, index=folds.index).groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), oracle=("oracle", "any"), written=("written", "min"))
+        "started": _started(folds).to_numpy(),
+    }, index=folds.index).groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), oracle=("oracle", "any"), started=("started", "min"))
     board = flags.join(summary, how="left")
     for c in ("folds", "runs", "seeds"):
         board[c] = board[c].fillna(0).astype(int)
@@ -192,7 +203,7 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
     objective = f"{study.key}_mean"
     board["_rank_status"] = board["status"].map(STATUS_ORDER)
     board = board.sort_values(
-        ["_rank_status", objective, "written"],
+        ["_rank_status", objective, "started"],
         ascending=[True, study.direction == "min", True],
         na_position="last",
         kind="stable",
@@ -610,11 +621,14 @@ def errors_table(folds: pd.DataFrame) -> pd.DataFrame:
 
 
 def history_table(board: pd.DataFrame, objective: str, direction: str) -> pd.DataFrame:
-    h = board[["status", objective, "written"]].sort_values("written", kind="stable").reset_index()
+    """The trials in the order they started (their first fold's `started_at`), numbered from 1,
+    with the best complete objective so far: the optimization history. The board is ranked best
+    first, so any other order (a tie of times) would draw a flat best-so-far line."""
+    h = board[["status", objective, "started"]].sort_values("started", kind="stable").reset_index()
     h.insert(0, "order", np.arange(1, len(h) + 1))
     values = h[objective].where(h["status"] == "COMPLETE")
     h["best_so_far"] = (values.cummax() if direction == "max" else values.cummin()).ffill()
-    return h.rename(columns={objective: "objective"}).drop(columns=["written"])
+    return h.rename(columns={objective: "objective"}).drop(columns=["started"])
 
 
 # --- the whole report -------------------------------------------------------------------------

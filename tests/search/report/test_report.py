@@ -248,6 +248,24 @@ def test_no_baseline_compares_with_the_best(tmp_path):
     assert any("names no baseline" in n for n in report.notes)
 
 
+def test_history_draws_the_trials_in_the_order_they_started(tmp_path):
+    """Written a, b, c, d, started a, d, b, c; then compacted, as a finished study's folds are
+    (one part: every row the same mtime). The history was drawn best first, its best-so-far flat."""
+    started = {"t_a": 1000.0, "t_b": 2000.0, "t_c": 3000.0, "t_d": 1500.0}
+    noise = {"t_a": 0.45, "t_b": 0.30, "t_c": 0.12, "t_d": 0.38}
+    trials = [T(t, {"loss.name": "combo", "loss.alpha": 2.0, "train.lr": 0.01}, noise=noise[t], extra={"started_at": at, "finished_at": at + 60}) for t, at in started.items()]
+    root = make_results(tmp_path / "history", trials, journal=False)
+    from search.results import ResultsDir
+
+    assert ResultsDir(root).compact("folds") == 4 * 5
+    history = build_report(root, draws=10, cache=False).history
+    assert list(history["trial_id"]) == ["t_a", "t_d", "t_b", "t_c"]
+    assert list(history["order"]) == [1, 2, 3, 4]
+    pc = read_table(root, "folds").groupby("trial_id")["pc"].mean()
+    assert pc["t_a"] < pc["t_d"] < pc["t_b"] < pc["t_c"]  # so the best so far rises at every trial
+    np.testing.assert_allclose(history["best_so_far"], pc[["t_a", "t_d", "t_b", "t_c"]].cummax().to_numpy())
+
+
 def test_by_a_fixed_path_an_unknown_one_and_bad_formats(tmp_path, standard):
     report = build_report(standard, by="model.backbone", draws=10)
     ours = report.paper[report.paper["source"] == "ours"]
