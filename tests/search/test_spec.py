@@ -146,6 +146,15 @@ def test_a_baseline_inside_the_space_passes(tmp_path):
     assert main(["validate", str(study), "--offline"]) == 0
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_an_empty_study_file_says_it_is_empty(tmp_path, capsys, text):
+    study = tmp_path / "empty.yaml"
+    study.write_text(text)
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {study}: the file is empty (nothing but blank lines or comments); expected a mapping of sections (name:, data:, model:, ...)"
+
+
 def test_broken_yaml_gives_line_and_column(tmp_path, capsys):
     study = tmp_path / "broken.yaml"
     study.write_text("name: t\nsearch:\n  space: {loss.alpha: {float: [0, 1]}\nobjective: {}\n")
