@@ -20,6 +20,7 @@ from rich.table import Table
 
 from fbp import paper
 from fbp.metrics import METRICS, NAMES
+from search.console import print_table
 from search.report._build import ORACLE, ROW_STATUSES, Report, leaderboard_csv, plural
 
 DAGGER, DDAGGER, SECTION = "†", "‡", "§"
@@ -447,7 +448,7 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
         if report.knob_columns:
             params.append(f"{role} params: " + ", ".join(f"{c.removeprefix('param.')}={_value(r.get(c))}" for c in report.knob_columns))
     if table.row_count:
-        console.print(table)
+        print_table(console, table)
     for line in params:
         console.print(line, soft_wrap=True)
     best_row = report.ablation[report.ablation["knob"] == "best trial"] if len(report.ablation) else report.ablation
