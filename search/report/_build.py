@@ -15,7 +15,9 @@ only for the few trials that are compared. What cannot be computed becomes a not
 
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -524,7 +526,32 @@ def _evaluator():
         return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA (optuna; fANOVA needs scikit-learn, not installed)"
 
 
+_TARGET_WARNING = "computes the importances of params to achieve low `target` values"  # the sign is handled: see journal_importance
+
+
+@contextlib.contextmanager
+def _optuna_warnings(notes: list[str]):
+    """Optuna's warnings while it reads the journal and weighs the knobs, as report notes (each
+    once) instead of Python warnings on stderr: they leaked into `fbp-search paper` as
+    multi-line `UserWarning` blocks. Its ExperimentalWarnings say nothing about the study."""
+    import optuna
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = str(w.message).strip()
+        if issubclass(w.category, optuna.exceptions.ExperimentalWarning) or _TARGET_WARNING in text:
+            continue
+        _note(notes, f"importance: optuna warns: {' '.join(text.split())}")
+
+
 def journal_importance(report: Report) -> dict[str, float]:
+    with _optuna_warnings(report.notes):
+        return _journal_importance(report)
+
+
+def _journal_importance(report: Report) -> dict[str, float]:
     study, notes = report.study, report.notes
     jstudy, note = _io.load_journal_study(study.results, study.name)
     if jstudy is None:
@@ -547,9 +574,13 @@ def journal_importance(report: Report) -> dict[str, float]:
     if len(trials) < 10:
         _note(notes, f"importance from only {len(trials)} completed trials in the journal: little evidence either way")
     evaluator, report.importance_method = _evaluator()
-    multi = len(jstudy.directions) > 1
+    # several objectives: weigh the knobs for the first. With a target, PED-ANOVA takes low values
+    # as good, so a maximized one is negated (it weighed the knobs for a low PC); fANOVA
+    # explains the target's variance, which the sign does not change
+    sign = -1.0 if jstudy.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    target = (lambda t: sign * t.values[0]) if len(jstudy.directions) > 1 else None
     try:
-        return dict(optuna.importance.get_param_importances(jstudy, evaluator=evaluator, target=(lambda t: t.values[0]) if multi else None))
+        return dict(optuna.importance.get_param_importances(jstudy, evaluator=evaluator, target=target))
     except Exception as e:  # e.g. every trial has the same params, or conditional knobs only
         _note(notes, f"importance could not be computed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         report.importance_method = None

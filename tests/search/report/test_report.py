@@ -266,6 +266,51 @@ def test_history_draws_the_trials_in_the_order_they_started(tmp_path):
     np.testing.assert_allclose(history["best_so_far"], pc[["t_a", "t_d", "t_b", "t_c"]].cummax().to_numpy())
 
 
+def test_importance_of_several_objectives_is_for_the_first_ones_good_end_and_optuna_warns_nothing(tmp_path, recwarn):
+    """Two objectives (max pc, min mae): the knobs are weighed for the first, as the search
+    wanted it. A high PC needs loss.beta near 1; a low one comes of loss.alpha near 3. PED-ANOVA
+    takes a target's low values as good: the report weighed the knobs for a low PC (loss.alpha
+    first) and Optuna's UserWarning saying so leaked to stderr (into `fbp-search paper`)."""
+    import optuna
+    import yaml
+
+    space = {"loss.alpha": {"float": [0.0, 4.0]}, "loss.beta": {"float": [0.0, 4.0]}}
+    root = make_results(tmp_path / "multi", [T(f"t{i}", {"loss.alpha": 2.0, "loss.beta": 1.0}) for i in range(3)], space=space, k=2, n_images=40, journal=False)
+    study = yaml.safe_load((root / "study.yaml").read_text())
+    study["objective"] = [{"metric": "pc", "mode": "max", "on": "test"}, {"metric": "mae", "mode": "min", "on": "test"}]
+    (root / "study.yaml").write_text(yaml.safe_dump(study))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(root / "optuna.journal")))
+    journal = optuna.create_study(study_name="toy", storage=storage, directions=["maximize", "minimize"])
+    rng = np.random.default_rng(0)
+    trials = []
+    for a, b in rng.uniform(0, 4, (60, 2)):
+        pc = 0.5 + 0.4 * (abs(b - 1) < 0.3) - 0.4 * (abs(a - 3) < 0.3) + 0.01 * rng.normal()
+        trials.append(optuna.trial.create_trial(params={"loss.alpha": a, "loss.beta": b}, distributions={p: optuna.distributions.FloatDistribution(0, 4) for p in space}, values=[pc, 1 - pc]))
+    journal.add_trials(trials)
+    recwarn.clear()
+    report = build_report(root, draws=10, cache=False)
+    assert list(report.importance["knob"]) == ["loss.beta", "loss.alpha"]
+    assert report.importance["importance"].iloc[0] > 0.5
+    assert not [w for w in recwarn if "optuna" in (w.filename + str(w.message)).lower() or "importance" in str(w.message)]
+
+
+def test_optunas_warnings_while_weighing_knobs_become_notes():
+    import warnings
+
+    import optuna
+
+    from search.report._build import _optuna_warnings
+
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        with _optuna_warnings(notes):
+            warnings.warn("Target and region quantiles select the same set of trials.\n Parameter importances will be equal.", UserWarning, stacklevel=1)
+            warnings.warn("an experimental feature", optuna.exceptions.ExperimentalWarning, stacklevel=1)
+    assert not leaked
+    assert notes == ["importance: optuna warns: Target and region quantiles select the same set of trials. Parameter importances will be equal."]
+
+
 def test_by_a_fixed_path_an_unknown_one_and_bad_formats(tmp_path, standard):
     report = build_report(standard, by="model.backbone", draws=10)
     ours = report.paper[report.paper["source"] == "ours"]
