@@ -347,7 +347,7 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
         r = board.loc[trial]
         return {
             "source": "ours", "level": "" if level is None else str(level), "method": (f"{path} in {level}" if binned else f"{path} = {level}") if path else "best trial",
-            "trial_id": trial, "trials": n, "select": r["select"],
+            "trial_id": trial, "trials": n, "select": r["select"], "differs": "",
             **{f"{m}_{s}": r[f"{m}_{s}"] for m in shown for s in ("mean", "std")},
         }
 
@@ -375,11 +375,38 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
             continue
         for i, p in enumerate(published):
             if i not in placed and path in p.config and _same(pd.Series([p.config[path]]), _parse(row["level"])).iloc[0]:
-                out.append(_published_row(p, row["level"]))
+                out.append(_published_row(p, row["level"], config_differences(report, row["trial_id"], p)))
                 placed.add(i)
-    out += [_published_row(p, "") for i, p in enumerate(published) if i not in placed]
-    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in shown for s in ("mean", "std")), "select", "reference"]
+    # no level to pair by: our one row stands beside every published row, each compared with it
+    alone = rows[0]["trial_id"] if path is None and len(rows) == 1 else None
+    out += [_published_row(p, "", config_differences(report, alone, p) if alone else "") for i, p in enumerate(published) if i not in placed]
+    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in shown for s in ("mean", "std")), "select", "reference", "differs"]
     return pd.DataFrame(out, columns=columns)
+
+
+def config_differences(report: Report, trial: str, p: paper.PublishedRow) -> str:
+    """How our `trial`'s configuration differs from what defines the published row `p` (its
+    `config`: backbone, loss, weights), e.g. `model.backbone: ours resnet18, published
+    seresnext50_32x4d`; "" when it does not. A study run with `--set model.backbone=resnet18`
+    put its rows beside the SEResNeXt50 figures unmarked."""
+    board, study = report.leaderboard, report.study
+    differences = []
+    for key, theirs in p.config.items():
+        column = f"param.{key}"
+        if column in board.columns and pd.notna(board.at[trial, column]):
+            ours = board.at[trial, column]
+        else:
+            try:
+                ours = study.fixed(key)
+            except KeyError:  # a path this study's config does not record: nothing to compare
+                continue
+        if not _same(pd.Series([ours], dtype=object), theirs).iloc[0]:
+            differences.append(f"{key}: ours {_plain(ours)}, published {_plain(theirs)}")
+    return "; ".join(differences)
+
+
+def _plain(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
 
 
 def _parse(text: str) -> Any:
@@ -389,11 +416,11 @@ def _parse(text: str) -> Any:
         return text
 
 
-def _published_row(p: paper.PublishedRow, level: str) -> dict:
+def _published_row(p: paper.PublishedRow, level: str, differs: str = "") -> dict:
     return {
         "source": "published", "level": level, "method": f"{p.where}: {p.name}", "trial_id": "", "trials": np.nan,
         "mae_mean": p.mae, "mae_std": np.nan, "rmse_mean": p.rmse, "rmse_std": np.nan, "pc_mean": p.pc, "pc_std": np.nan,
-        "select": paper.EPOCH_SELECTION, "reference": p.citation,
+        "select": paper.EPOCH_SELECTION, "reference": p.citation, "differs": differs,
     }
 
 

@@ -162,6 +162,43 @@ def test_paper_table_puts_published_rows_beside_ours(standard):
     assert "Published figures, not ours" in (standard / "report" / "tables.md").read_text()
 
 
+@pytest.mark.parametrize("backbone, alpha, differs", [
+    ("resnet18", 2.0, "model.backbone: ours resnet18, published seresnext50_32x4d"),  # fbp-search run --set model.backbone=resnet18
+    ("seresnext50_32x4d", 2.0, ""),  # the paper's configuration: nothing to mark
+    ("seresnext50_32x4d", 3.5, "loss.alpha: ours 3.5, published 2"),
+])
+def test_a_published_row_beside_ours_of_another_configuration_is_marked(tmp_path, backbone, alpha, differs):
+    import yaml
+
+    trials = [T("combo_0", {"loss.name": "combo", "loss.alpha": alpha}, noise=0.2), T("l1_0", {"loss.name": "l1", "loss.alpha": alpha})]
+    root = make_results(tmp_path / "swapped", trials, space={"loss.name": {"choice": ["combo", "l1"]}, "loss.alpha": {"float": [0.0, 4.0]}}, journal=False)
+    study = yaml.safe_load((root / "study.yaml").read_text())
+    study["model"]["backbone"] = backbone  # as a --set override resolves into study.yaml
+    (root / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    report = build_report(root, draws=10, cache=False)
+    t = report.paper
+    combo = t.index[(t["source"] == "ours") & (t["level"] == "combo")][0]
+    beside = t.loc[combo + 1]
+    assert beside["method"] == "Table 3: ComboLoss (Ours)" and beside["differs"] == differs
+    assert (t.loc[t["method"] != "Table 3: ComboLoss (Ours)", "differs"] == "").all()  # other authors' rows define no configuration
+    write_report(report, root / "report", formats=("md", "csv"))
+    md = (root / "report" / "tables.md").read_text()
+    note = f"¶ Table 3: ComboLoss (Ours) was measured with another configuration than ours beside it ({differs}): not a like-for-like comparison."
+    assert ("Table 3: ComboLoss (Ours)¶" in md and note in md) == bool(differs)
+    assert pd.read_csv(root / "report" / "paper.csv", keep_default_na=False)["differs"].tolist() == t["differs"].tolist()
+
+
+def test_with_no_level_to_pair_by_our_one_row_is_compared_with_each_published_row(tmp_path):
+    import yaml
+
+    root = make_results(tmp_path / "one", [T("only_0", {})], space={}, journal=False)
+    study = yaml.safe_load((root / "study.yaml").read_text())
+    study["model"]["backbone"] = "resnet18"
+    (root / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    t = build_report(root, draws=10, cache=False).paper
+    assert t.loc[t["method"] == "Table 3: ComboLoss (Ours)", "differs"].tolist() == ["model.backbone: ours resnet18, published seresnext50_32x4d"]
+
+
 def test_published_data():
     rows = paper.published("scut-fbp5500", "5fold")
     combo = [r for r in rows if r.config.get("loss.name") == "combo"]
