@@ -664,7 +664,9 @@ def validate_config(raw: dict, source: str = "config") -> TrialConfig:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """A YAML mapping, safely loaded; syntax errors give the file, line and column."""
+    """A YAML mapping, safely loaded; syntax errors give the file, line and column. An empty
+    file (or one of comments only) is refused as such: read as no keys, it failed later on the
+    first required one (`name: Field required`), which hid what was wrong."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"config file not found: {path}")
@@ -675,7 +677,7 @@ def read_yaml(path: str | Path) -> dict:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise InputError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
     if raw is None:
-        return {}
+        raise InputError(f"{path}: the file is empty (nothing but blank lines or comments); expected a mapping of sections (name:, data:, model:, ...)")
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of sections at the top, got {type(raw).__name__}")
     return raw

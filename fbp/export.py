@@ -232,6 +232,16 @@ def _figure(spread: dict) -> str:
     return f"{spread['mean']:.4f} ± {spread['std']:.4f}" if spread["std"] is not None else f"{spread['mean']:.4f}"
 
 
+def _shown(value: Any) -> str:
+    """A parameter as a reader wants it: floats to 6 significant digits (an Optuna draw is
+    2.7364823749237015, a float32 mean 0.48500001430511475), lists item by item."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)
+
+
 def model_card(manifest: dict) -> str:
     """README.md of a model folder: what it was trained on, how it was chosen, what it reached,
     what it is for and what it is not."""
@@ -261,7 +271,7 @@ def model_card(manifest: dict) -> str:
             "last": " (the last epoch).", "inner_val": " (best PC on a part held out of its training fold).",
             "test_oracle": " (best PC on its test fold: optimistic, the test fold chose).",
         }.get(select, "."))
-    params = ", ".join(f"{k}={v}" for k, v in (o.get("params") or {}).items()) or "the study's base configuration"
+    params = ", ".join(f"{k}={_shown(v)}" for k, v in (o.get("params") or {}).items()) or "the study's base configuration"
     if o.get("trials_complete", 1) <= 1 and not o.get("params"):
         lines.append("- One configuration, no search: nothing was chosen between trials.")
     else:
@@ -279,9 +289,9 @@ def model_card(manifest: dict) -> str:
         "", "## Input and output", "",
         f"- Input: an RGB image, decoded and resized to {p['decode_side']} x {p['decode_side']} px (PIL bilinear, antialiased), then "
         + (f"resized to {p['image_size']} px" if p["view"] == "resize" else f"its central {p['image_size']} x {p['image_size']} px")
-        + f", normalized with mean {p['mean']} and std {p['std']}.",
+        + f", normalized with mean {_shown(p['mean'])} and std {_shown(p['std'])}.",
         f"- Output: the score on the training labels' scale, from the {q['predict']} prediction"
-        + (f" ({q['fused_weight']} x regression + {1 - q['fused_weight']:g} x expectation)" if q["predict"] == "fused" else "")
+        + (f" ({_shown(q['fused_weight'])} x regression + {_shown(1 - q['fused_weight'])} x expectation)" if q["predict"] == "fused" else "")
         + "; the expectation head's score and each member's score beside it.",
         "", "## Intended use and limits", "",
         "- Input a face crop like the training set's: one frontal face, cropped and framed as the dataset's images are. "

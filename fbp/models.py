@@ -13,7 +13,9 @@ that cannot be had here, a file that does not fit, a backbone that cannot take t
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import threading
 import urllib.error
 import urllib.parse
@@ -325,9 +327,33 @@ def weights_bytes(backbone: str, num_classes: int = 10) -> int:
 def check_backbone_name(name: str) -> None:
     """An unknown timm name, with the names that look like it (the caller names the key)."""
     if not timm.is_model(name):
-        close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:8]
+        close = similar_names(name, timm.list_models())
         hint = f"; similar: {', '.join(close)}" if close else ""
         raise InputError(f"unknown timm backbone {name!r}{hint}")
+
+
+def name_parts(name: str) -> set[str]:
+    """`seresnext50_32x4d` -> {seresnext, 50, 32, x, 4, d}: runs of letters and of digits, so
+    a family (resnet) and a size (50) are parts of their own, whatever separates them."""
+    return set(re.findall(r"[a-z]+|[0-9]+", name.lower()))
+
+
+def similar_names(name: str, known: Iterable[str], count: int = 8) -> list[str]:
+    """The `count` known names nearest to `name`: the most parts shared first, then the fewest
+    parts of their own (resnet50 before resnet50_gn), then difflib's ratio of the whole names.
+    A character-run match alone ranked cspresnet50 first for resnet_does_not_exist; parts put the
+    resnets first. With no part shared, difflib's close matches."""
+    arch = name.split(".")[0].lower()  # a pretrained tag (.a1_in1k) names weights, not the model
+    parts = name_parts(arch)
+    scored = []
+    for other in known:
+        theirs = name_parts(other)
+        shared = len(parts & theirs)
+        if shared:
+            scored.append((-shared, len(theirs - parts), -difflib.SequenceMatcher(None, arch, other).ratio(), other))
+    if not scored:
+        return difflib.get_close_matches(arch, list(known), n=count, cutoff=0.5)
+    return [other for *_, other in sorted(scored)[:count]]
 
 
 def check_model(config: ModelConfig, image_sizes: Iterable[int], timeout: float = PROBE_SECONDS) -> None:

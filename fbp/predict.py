@@ -17,6 +17,7 @@ evaluation did, and are off on the CPU.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,10 +38,16 @@ from fbp.models import FBPNet
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 """What a folder given to `fbp-search predict` is searched for (other files there are not faces)."""
 
-FIXED_COLUMNS = ("image", "score", "spread", "score_exp")
+FIXED_COLUMNS = ("image", "score", "spread", "score_exp", "warning")
 """The columns of `predict_frame` before one column per member (named as its file, e.g. fold1):
 score, the mean of the members' scores; spread, their standard deviation; score_exp, the mean of
-their expectation heads' scores (NaN when the loss trained no classification head)."""
+their expectation heads' scores (NaN when the loss trained no classification head); warning,
+why the score means little (`tiny_image`), else empty."""
+
+MIN_SIDE = 16
+"""Pixels: an image whose shorter side is below this, or below a quarter of the model's image
+size, is scored with a warning. Resized up to the model's input, a 1x1 image is one flat colour:
+it still gets a score, which says nothing about a face."""
 
 ImageLike = str | Path | Image.Image | np.ndarray
 
@@ -114,7 +121,8 @@ class Model:
                       on_batch: Callable[[int, int], None] | None = None) -> pd.DataFrame:
         """A row per image (`columns`), in the order given. A bad image raises an InputError
         naming it, unless `errors` is a list: then (image, message) is appended and the other
-        images are scored. `on_batch(done, total)` after each batch."""
+        images are scored. A tiny image is scored, its `warning` saying why the score means
+        little (`tiny_image`). `on_batch(done, total)` after each batch."""
         images = list(images)
         rows: list[dict] = []
         workers = max(1, min(8, os.cpu_count() or 1))
@@ -122,40 +130,73 @@ class Model:
             for start in range(0, len(images), batch_size):
                 chunk = images[start : start + batch_size]
                 labels = [_label(image, start + i) for i, image in enumerate(chunk)]
-                good_labels, good_pixels = [], []
-                for label, (pixels, error) in zip(labels, pool.map(self._try_pixels, chunk)):
+                good_labels, good_pixels, good_warnings = [], [], []
+                for label, (pixels, error, warning) in zip(labels, pool.map(self._try_pixels, chunk)):
                     if error is None:
                         good_labels.append(label)
                         good_pixels.append(pixels)
+                        good_warnings.append(warning)
                     elif errors is None:
                         raise InputError(error)
                     else:
                         errors.append((label, error))
                 if good_pixels:
-                    rows += self._rows(good_labels, self.score_pixels(np.stack(good_pixels)))
+                    rows += self._rows(good_labels, good_warnings, self.score_pixels(np.stack(good_pixels)))
                 if on_batch is not None:
                     on_batch(start + len(chunk), len(images))
         return pd.DataFrame(rows, columns=self.columns)
 
     def predict(self, images: Iterable[ImageLike], batch_size: int = 64) -> np.ndarray:
-        """The ensemble's score of each image, in the order given (a bad image: InputError)."""
-        return self.predict_frame(images, batch_size)["score"].to_numpy()
+        """The ensemble's score of each image, in the order given (a bad image: InputError; a
+        tiny one: a UserWarning naming it, as the scores alone cannot say so)."""
+        frame = self.predict_frame(images, batch_size)
+        for label, warning in zip(frame["image"], frame["warning"]):
+            if warning:
+                warnings.warn(f"{label}: {warning}", UserWarning, stacklevel=2)
+        return frame["score"].to_numpy()
 
-    def _try_pixels(self, image: ImageLike) -> tuple[np.ndarray | None, str | None]:
+    def _try_pixels(self, image: ImageLike) -> tuple[np.ndarray | None, str | None, str]:
+        """(pixels, None, warning) or (None, error, "")."""
         try:
-            return self.pixels(image), None
+            pixels = self.pixels(image)
         except InputError as e:
-            return None, str(e)
+            return None, str(e), ""
+        return pixels, None, tiny_image(_size(image), self.image_size) or ""
 
-    def _rows(self, labels: list[str], outputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+    def _rows(self, labels: list[str], notes: list[str], outputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
         scores = np.stack([predicted_score(self.predict_mode, self.fused_weight, reg, exp) for reg, exp in outputs.values()])  # (M, B)
         exps = np.stack([exp for _, exp in outputs.values()]).mean(0) if self.has_exp else np.full(len(labels), np.nan)
         mean, spread = scores.mean(0), scores.std(0)
         return [
-            {"image": label, "score": float(mean[i]), "spread": float(spread[i]), "score_exp": float(exps[i]),
+            {"image": label, "score": float(mean[i]), "spread": float(spread[i]), "score_exp": float(exps[i]), "warning": notes[i],
              **{name: float(scores[j, i]) for j, name in enumerate(outputs)}}
             for i, label in enumerate(labels)
         ]
+
+
+def tiny_image(size: tuple[int, int] | None, image_size: int) -> str | None:
+    """Why an image of `size` (width, height) is too small for a model that sees `image_size`
+    px faces to score it meaningfully, or None."""
+    if size is None:
+        return None
+    least = max(MIN_SIDE, image_size // 4)
+    if min(size) >= least:
+        return None
+    return f"tiny image, {size[0]}x{size[1]} px: the model sees {image_size} px faces and a side under {least} px leaves no face to see; its score means little"
+
+
+def _size(image: ImageLike) -> tuple[int, int] | None:
+    """(width, height) of an image as given, before any resizing; None if it cannot be read
+    (the decoding already said what is wrong)."""
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as im:  # the header only: the pixels were decoded already
+                return im.size
+        except (OSError, ValueError):
+            return None
+    if isinstance(image, Image.Image):
+        return image.size
+    return (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) and image.ndim >= 2 else None
 
 
 def _label(image: ImageLike, index: int) -> str:

@@ -424,7 +424,8 @@ FAULTS = {"kill": driver_killed, "ctrl-c": ctrl_c, "node": node_dies, "raise": t
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the whole docstring, laid out as written (its first line alone stopped mid-sentence)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated, of: " + ", ".join(FAULTS))
     parser.add_argument("--keep", type=Path, help="keep each fault's results under this folder")
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 from search import board, keep
-from search.console import command_console
+from search.console import command_console, print_lines
 from search.results import DiskFull, ResultsDir, disk_full_in, is_disk_full, marks_frame
 from search.spec import StudySpec
 from search.trainable import DISK_FULL, MODELS_KEY, ROWS, StudyContext
@@ -248,7 +248,7 @@ class Progress(tune.Callback):
         if not self.console.is_terminal:
             previous, when = self._printed
             if counts != previous or (time.monotonic() - when > self.quiet_seconds and self.states):
-                self.console.print(" · ".join([status, *[line.strip() for line in self._running(trials)]]))
+                print_lines(self.console, [status, *self._running(trials)])  # a fact a line, as wide as COLUMNS
                 self._printed = (counts, time.monotonic())
             return
         panel = Group(Text(status), *(Text(line) for line in self._running(trials)))
@@ -296,4 +296,4 @@ class Progress(tune.Callback):
             self.live.stop()
             self.live = None
         elif not self.console.is_terminal and counts != self._printed[0]:
-            self.console.print(status)
+            print_lines(self.console, [status])

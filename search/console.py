@@ -1,19 +1,66 @@
 """The console every command prints to.
 
-Lines are soft-wrapped: a path or a command is never broken inside. Without a terminal (a log
-file, CI, nohup) rich would lay tables out at 80 columns and cut them; there they get a width
-no row reaches, so every line is whole.
+On a terminal, rich lays out tables and live panels at the terminal's width, and lines are
+soft-wrapped: a path or a command is never broken inside. Without a terminal (a pipe, a log
+file, CI, nohup) the output is plain lines no wider than `COLUMNS` (80 when unset), one fact a
+line: a table prints a line per row (`loss.alpha · type: float · default: 2.0`), and a status of
+several facts wraps at its spaces (`print_lines`). A rich table laid out off a terminal pads
+every row to the widest one: 836 columns of spaces for `fbp-search knobs | less`. A line that
+is one fact (an error, the closing line of a run) stays whole, so grep finds it.
 """
 
 from __future__ import annotations
 
-from rich.console import Console
+import textwrap
+from collections.abc import Iterable
 
-LOG_WIDTH = 1000  # columns tables are laid out in when the output is no terminal
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+CONTINUED = "  "  # a wrapped line's continuation is indented this much more than its first line
 
 
 def command_console(stderr: bool = False) -> Console:
-    console = Console(highlight=False, soft_wrap=True, stderr=stderr)
-    if not console.is_terminal:
-        console.width = LOG_WIDTH
-    return console
+    # rich takes its width off a terminal from COLUMNS, else 80
+    return Console(highlight=False, soft_wrap=True, stderr=stderr)
+
+
+def wrap(line: str, width: int) -> list[str]:
+    """`line` broken at its spaces into lines no wider than `width`, continuations indented; a
+    word longer than a line (a path) stays whole on its own line rather than being cut."""
+    line = line.rstrip()
+    if len(line) <= width:
+        return [line]
+    lead = line[: len(line) - len(line.lstrip())]
+    return textwrap.wrap(line, max(width, len(lead) + len(CONTINUED) + 1), subsequent_indent=lead + CONTINUED, break_long_words=False, break_on_hyphens=False)
+
+
+def print_lines(console: Console, lines: Iterable[str]) -> None:
+    """Lines of plain text (each may hold several, split at newlines); off a terminal each is
+    wrapped to the console's width. Text, not markup: a `[0.0, 4.0]` prints as written."""
+    for line in (part for text in lines for part in text.split("\n")):
+        for piece in (wrap(line, console.width) if not console.is_terminal else [line]):
+            console.print(Text(piece))
+
+
+def table_lines(table: Table, console: Console) -> list[str]:
+    """A rich table as plain lines: its title, then a line per row, `first cell · header: cell`
+    for every other non-empty cell."""
+    def plain(cell) -> str:
+        return cell.plain if isinstance(cell, Text) else console.render_str(str(cell)).plain
+
+    headers = [plain(c.header) for c in table.columns]
+    columns = [[plain(cell) for cell in c.cells] for c in table.columns]
+    lines = [plain(table.title)] if table.title else []
+    for row in zip(*columns):
+        lines.append(" · ".join([row[0], *(f"{h}: {v}" for h, v in zip(headers[1:], row[1:]) if v.strip())]))
+    return lines
+
+
+def print_table(console: Console, table: Table) -> None:
+    """The table itself on a terminal; off one, a plain line per row (`table_lines`)."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        print_lines(console, table_lines(table, console))

@@ -91,6 +91,26 @@ class Dimension(Strict):
     def values_to_check(self) -> list[Scalar]:
         return list(self.choice) if self.choice is not None else list(self.float_ or self.int_)
 
+    def outside(self, value: Scalar) -> str | None:
+        """Why `value` is not a point of this dimension, or None when it is. A baseline point is
+        enqueued in Optuna, which runs a fixed value outside the space with only a warning: the
+        study would then report a trial the space cannot hold."""
+        if self.choice is not None:
+            return None if any(_same(value, c) for c in self.choice) else f"not one of the choices {list(self.choice)}"
+        low, high = self.float_ or self.int_
+        extra = " log" if self.log else f" step {self.step:g}" if self.step is not None else ""
+        where = f"the range {self.kind} [{low}, {high}]{extra}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"not a number, and the space is {where}"
+        if self.int_ is not None and float(value) != int(value):
+            return f"not an integer, and the space is {where}"
+        if not low <= value <= high:
+            return f"outside {where}"
+        step = self.step if self.step is not None else (1 if self.int_ is not None else None)
+        if step is not None and abs((value - low) / step - round((value - low) / step)) > 1e-8:
+            return f"not on the grid of {where}"
+        return None
+
     def grid(self) -> list[Scalar] | None:
         """Every value of the dimension, or None when it is continuous."""
         if self.choice is not None:
@@ -102,6 +122,11 @@ class Dimension(Strict):
         count = int(round((high - low) / step)) + 1
         values = [low + i * step for i in range(count)]
         return [int(v) for v in values] if self.int_ is not None else [round(v, 12) for v in values]
+
+
+def _same(a: Scalar, b: Scalar) -> bool:
+    """Equal as YAML means it: 1 and 1.0 are, true and 1 are not (Python's == says they are)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 class SearchSpec(Strict):
@@ -316,6 +341,9 @@ def check_spec(spec: StudySpec, source: str, context: dict | None = None) -> Non
             if path not in s.space:
                 raise InputError(f"{where}: not a searched path (space: {', '.join(s.space) or 'empty'})")
             _check_value(spec, path, value, where, context)
+            why = s.space[path].outside(value)
+            if why:
+                raise InputError(f"{where}: {value!r} is {why}")
 
 
 def _check_no_test_choice(spec: StudySpec, source: str) -> None:

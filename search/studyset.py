@@ -197,8 +197,8 @@ class RoutedCallback(tune.Callback):
 
 
 class SetProgress(Progress):
-    """The console of a set: one status line per study (its trials finished, running, done,
-    pruned, failed, its best so far), then a line per running trial."""
+    """The console of a set: the time, then one status line per study (its trials finished,
+    running, failed, its best so far), then a line per running trial."""
 
     def __init__(self, console: Console, members: dict[str, Member], quiet_seconds: float = 30.0):
         super().__init__(console, sum(m.spec.search.num_trials for m in members.values()), "", "max", 0, None, None, quiet_seconds)
@@ -215,10 +215,11 @@ class SetProgress(Progress):
             values = [t.last_result.get(objective.key) for t in own if t.status == "TERMINATED" and (t.last_result or {}).get("folds_done") == num_folds]
             values = [v for v in values if v is not None and not math.isnan(v)]
             best = (max if objective.direction == "max" else min)(values) if values else None
-            parts.append(f"{name} {finished}/{num_trials}" + (f" ({running} running)" if running else "") + (f" {failed} failed" if failed else "")
+            parts.append(f"  {name} {finished}/{num_trials}" + (f" ({running} running)" if running else "") + (f" {failed} failed" if failed else "")
                          + (f" best {objective.key} {best:.4f}" if best is not None else ""))
             counts.append((finished, running, failed))
-        return tuple(counts), " · ".join(parts) + f" · {elapsed:.0f} s"
+        # a line per study: joined into one, a set of 17 studies ran past 400 columns
+        return tuple(counts), "\n".join([f"set of {len(self.studies)} studies · {elapsed:.0f} s elapsed", *parts])
 
     def _poll(self, force: bool = False) -> None:
         """The running trials' states from every study's board; epoch lines into their logs."""

@@ -11,7 +11,7 @@ import argparse
 import json
 
 from fbp.errors import InputError
-from search.console import command_console
+from search.console import command_console, print_table
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -45,5 +45,5 @@ def run_knobs(args: argparse.Namespace) -> int:
         section = k.type == "section"
         cells = (k.path, k.type, "" if section else _shown(k.default), k.allowed, k.doc)  # Text: `tuple[float, float]` is no markup
         table.add_row(*(Text(cell, style="bold" if section and i == 0 else "") for i, cell in enumerate(cells)))
-    command_console().print(table)
+    print_table(command_console(), table)
     return 0

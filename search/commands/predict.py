@@ -7,7 +7,9 @@ and whole lines elsewhere. The CSV (fbp.predict.FIXED_COLUMNS, then one column p
 goes to --out, written atomically, or to stdout.
 
 An input that cannot be scored (a missing file, a file that is no image, an empty folder) is
-one line on stderr and exit code 2, after the good images are scored and written.
+one line on stderr and exit code 2, after the good images are scored and written. A tiny image
+(fbp.predict.tiny_image) is scored, with one warning line on stderr and its reason in the CSV's
+`warning` column.
 """
 
 from __future__ import annotations
@@ -120,6 +122,9 @@ def run_predict(args: argparse.Namespace) -> int:
     rate = len(frame) / seconds if seconds > 0 else float("nan")
     where = f"; wrote {args.out}" if args.out is not None and len(frame) else ""
     console.print(f"scored {len(frame)} of {len(images)} images in {seconds:.1f} s ({rate:.0f} images/s on {model.device}){where}")
+    for image, warning in zip(frame["image"], frame["warning"]) if len(frame) else ():
+        if warning:
+            errors.print(f"[yellow]warning:[/] {_one_line(image, warning)}")
     for argument, why in bad:
         errors.print(f"[bold red]error:[/] {_one_line(argument, why)}")
     return 2 if bad else 0

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from search.console import command_console
+from search.console import command_console, print_lines, print_table
 
 if TYPE_CHECKING:  # the schema, Optuna and Ray are imported when a command runs, not for --help
     from search.spec import StudySpec
@@ -116,6 +116,7 @@ def validate_command(args: argparse.Namespace) -> int:
 def _validate(path: Path, args: argparse.Namespace) -> None:
     import yaml
     from rich.table import Table
+    from rich.text import Text
 
     from search.preflight import preflight
     from search.space import SearchSpace, describe
@@ -124,9 +125,15 @@ def _validate(path: Path, args: argparse.Namespace) -> None:
     spec = load(path, args)
     preflight(spec, str(path), offline=args.offline)
     console = command_console()
-    console.print(yaml.safe_dump(resolved(spec), sort_keys=False).rstrip())
+    # YAML breaks its long scalars near the width; print_lines makes sure (a continuation line
+    # indented deeper is still the same scalar)
+    print_lines(console, [yaml.safe_dump(resolved(spec), sort_keys=False, width=console.width).rstrip()])
     if not spec.search.space:
-        console.print(f"one configuration, no search: train it here with fbp-search train {path}, or as one trial on Ray with fbp-search run {path}")
+        # a command on a line of its own, whole: it is copied, not read
+        console.print("one configuration, no search. Train it here with:")
+        console.print(Text(f"  fbp-search train {path}"))
+        console.print("or as one trial on Ray with:")
+        console.print(Text(f"  fbp-search run {path}"))
         return
     table = Table(title=f"search space of {spec.name}: sampler {spec.search.sampler}, {spec.search.num_trials} trials")
     for column in ("path", "distribution", "when"):
@@ -135,8 +142,8 @@ def _validate(path: Path, args: argparse.Namespace) -> None:
     for dotted, distribution in space.distributions.items():
         when = space.conditions.get(dotted, {})
         table.add_row(dotted, describe(distribution), ", ".join(f"{k} in {v}" for k, v in when.items()))
-    console.print(table)
-    console.print(f"objective: {', '.join(f'{o.direction} {o.metric} on {o.on}' for o in spec.objectives)}; baseline points: {len(spec.search.baseline)}")
+    print_table(console, table)
+    print_lines(console, [f"objective: {', '.join(f'{o.direction} {o.metric} on {o.on}' for o in spec.objectives)}", f"baseline points: {len(spec.search.baseline)}"])
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fbp.metrics import METRICS
-from search.console import command_console
+from search.console import command_console, print_table
 
 if TYPE_CHECKING:  # torch and the trainer are imported when a command trains, not for --help
     from fbp.config import TrialConfig
@@ -187,7 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
         spread = len(results) > 1  # one run has no spread; with repeats, over folds x seeds
         table.add_row("mean ± std" if spread else "mean", *([""] if repeats > 1 else []),
                       *(f"{m:.4f} ± {s:.4f}" if spread else f"{m:.4f}" for m, s in (summary[k] for k in metrics.NAMES)), "", "", "")
-        console.print(table)
+        print_table(console, table)
         if config.eval.select == "test_oracle":
             console.print("note: eval.select=test_oracle chose each fold's epoch on its test set; these figures are optimistic")
         console.print(f"results: {out.path}/{{folds,epochs,predictions}}.parquet; fold models in {out.model_dir(trial['trial_id'])}")

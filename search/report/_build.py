@@ -15,7 +15,9 @@ only for the few trials that are compared. What cannot be computed becomes a not
 
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ class Report:
     pooled: pd.DataFrame
     importance: pd.DataFrame
     status: pd.DataFrame
-    history: pd.DataFrame  # trials in the order they were written: order, trial_id, status, objective, best_so_far
+    history: pd.DataFrame  # trials in the order they started: order, trial_id, status, objective, best_so_far
     best_predictions: pd.DataFrame
     best_epochs: pd.DataFrame
     best_folds: pd.DataFrame
@@ -158,6 +160,17 @@ def _expected_folds(study: _io.Study, folds: pd.DataFrame) -> int:
     return int(fold[real].groupby(folds.loc[real, "trial_id"]).nunique().max()) if real.any() else 0
 
 
+def _started(folds: pd.DataFrame) -> pd.Series:
+    """Each row's time (unix seconds): its fold's `started_at`, else (a PRUNED or FAIL mark, a
+    row written before the column existed) its part's mtime. Not the mtime alone: compaction
+    writes every row into one part, which gives every trial the same mtime."""
+    written = folds[_io.WRITTEN].astype(np.float64) / 1e9
+    if "started_at" not in folds.columns:
+        return written
+    started = pd.to_numeric(folds["started_at"], errors="coerce")
+    return started.where(started > 0, written)
+
+
 def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFrame, int]:
     """-> (one row per trial indexed by trial_id, ranked best first by the objective's column
     (`Study.key`); k folds expected)."""
@@ -169,8 +182,8 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
         "fail": status.eq("FAIL").to_numpy(),
         "pruned": status.eq("PRUNED").to_numpy(),
         "oracle": select.eq(ORACLE).to_numpy(),
-        "written": folds[_io.WRITTEN].to_numpy(),
-    }, index=folds.index).groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), oracle=("oracle", "any"), written=("written", "min"))
+        "started": _started(folds).to_numpy(),
+    }, index=folds.index).groupby(folds["trial_id"], sort=False).agg(fail=("fail", "any"), pruned=("pruned", "any"), oracle=("oracle", "any"), started=("started", "min"))
     board = flags.join(summary, how="left")
     for c in ("folds", "runs", "seeds"):
         board[c] = board[c].fillna(0).astype(int)
@@ -192,7 +205,7 @@ def build_leaderboard(folds: pd.DataFrame, study: _io.Study) -> tuple[pd.DataFra
     objective = f"{study.key}_mean"
     board["_rank_status"] = board["status"].map(STATUS_ORDER)
     board = board.sort_values(
-        ["_rank_status", objective, "written"],
+        ["_rank_status", objective, "started"],
         ascending=[True, study.direction == "min", True],
         na_position="last",
         kind="stable",
@@ -334,7 +347,7 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
         r = board.loc[trial]
         return {
             "source": "ours", "level": "" if level is None else str(level), "method": (f"{path} in {level}" if binned else f"{path} = {level}") if path else "best trial",
-            "trial_id": trial, "trials": n, "select": r["select"],
+            "trial_id": trial, "trials": n, "select": r["select"], "differs": "",
             **{f"{m}_{s}": r[f"{m}_{s}"] for m in shown for s in ("mean", "std")},
         }
 
@@ -362,11 +375,38 @@ def paper_table(report: Report, by: str | None) -> pd.DataFrame:
             continue
         for i, p in enumerate(published):
             if i not in placed and path in p.config and _same(pd.Series([p.config[path]]), _parse(row["level"])).iloc[0]:
-                out.append(_published_row(p, row["level"]))
+                out.append(_published_row(p, row["level"], config_differences(report, row["trial_id"], p)))
                 placed.add(i)
-    out += [_published_row(p, "") for i, p in enumerate(published) if i not in placed]
-    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in shown for s in ("mean", "std")), "select", "reference"]
+    # no level to pair by: our one row stands beside every published row, each compared with it
+    alone = rows[0]["trial_id"] if path is None and len(rows) == 1 else None
+    out += [_published_row(p, "", config_differences(report, alone, p) if alone else "") for i, p in enumerate(published) if i not in placed]
+    columns = ["source", "level", "method", "trial_id", "trials", *(f"{m}_{s}" for m in shown for s in ("mean", "std")), "select", "reference", "differs"]
     return pd.DataFrame(out, columns=columns)
+
+
+def config_differences(report: Report, trial: str, p: paper.PublishedRow) -> str:
+    """How our `trial`'s configuration differs from what defines the published row `p` (its
+    `config`: backbone, loss, weights), e.g. `model.backbone: ours resnet18, published
+    seresnext50_32x4d`; "" when it does not. A study run with `--set model.backbone=resnet18`
+    put its rows beside the SEResNeXt50 figures unmarked."""
+    board, study = report.leaderboard, report.study
+    differences = []
+    for key, theirs in p.config.items():
+        column = f"param.{key}"
+        if column in board.columns and pd.notna(board.at[trial, column]):
+            ours = board.at[trial, column]
+        else:
+            try:
+                ours = study.fixed(key)
+            except KeyError:  # a path this study's config does not record: nothing to compare
+                continue
+        if not _same(pd.Series([ours], dtype=object), theirs).iloc[0]:
+            differences.append(f"{key}: ours {_plain(ours)}, published {_plain(theirs)}")
+    return "; ".join(differences)
+
+
+def _plain(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
 
 
 def _parse(text: str) -> Any:
@@ -376,11 +416,11 @@ def _parse(text: str) -> Any:
         return text
 
 
-def _published_row(p: paper.PublishedRow, level: str) -> dict:
+def _published_row(p: paper.PublishedRow, level: str, differs: str = "") -> dict:
     return {
         "source": "published", "level": level, "method": f"{p.where}: {p.name}", "trial_id": "", "trials": np.nan,
         "mae_mean": p.mae, "mae_std": np.nan, "rmse_mean": p.rmse, "rmse_std": np.nan, "pc_mean": p.pc, "pc_std": np.nan,
-        "select": paper.EPOCH_SELECTION, "reference": p.citation,
+        "select": paper.EPOCH_SELECTION, "reference": p.citation, "differs": differs,
     }
 
 
@@ -513,7 +553,32 @@ def _evaluator():
         return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA (optuna; fANOVA needs scikit-learn, not installed)"
 
 
+_TARGET_WARNING = "computes the importances of params to achieve low `target` values"  # the sign is handled: see journal_importance
+
+
+@contextlib.contextmanager
+def _optuna_warnings(notes: list[str]):
+    """Optuna's warnings while it reads the journal and weighs the knobs, as report notes (each
+    once) instead of Python warnings on stderr: they leaked into `fbp-search paper` as
+    multi-line `UserWarning` blocks. Its ExperimentalWarnings say nothing about the study."""
+    import optuna
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = str(w.message).strip()
+        if issubclass(w.category, optuna.exceptions.ExperimentalWarning) or _TARGET_WARNING in text:
+            continue
+        _note(notes, f"importance: optuna warns: {' '.join(text.split())}")
+
+
 def journal_importance(report: Report) -> dict[str, float]:
+    with _optuna_warnings(report.notes):
+        return _journal_importance(report)
+
+
+def _journal_importance(report: Report) -> dict[str, float]:
     study, notes = report.study, report.notes
     jstudy, note = _io.load_journal_study(study.results, study.name)
     if jstudy is None:
@@ -536,9 +601,13 @@ def journal_importance(report: Report) -> dict[str, float]:
     if len(trials) < 10:
         _note(notes, f"importance from only {len(trials)} completed trials in the journal: little evidence either way")
     evaluator, report.importance_method = _evaluator()
-    multi = len(jstudy.directions) > 1
+    # several objectives: weigh the knobs for the first. With a target, PED-ANOVA takes low values
+    # as good, so a maximized one is negated (it weighed the knobs for a low PC); fANOVA
+    # explains the target's variance, which the sign does not change
+    sign = -1.0 if jstudy.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    target = (lambda t: sign * t.values[0]) if len(jstudy.directions) > 1 else None
     try:
-        return dict(optuna.importance.get_param_importances(jstudy, evaluator=evaluator, target=(lambda t: t.values[0]) if multi else None))
+        return dict(optuna.importance.get_param_importances(jstudy, evaluator=evaluator, target=target))
     except Exception as e:  # e.g. every trial has the same params, or conditional knobs only
         _note(notes, f"importance could not be computed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         report.importance_method = None
@@ -610,11 +679,14 @@ def errors_table(folds: pd.DataFrame) -> pd.DataFrame:
 
 
 def history_table(board: pd.DataFrame, objective: str, direction: str) -> pd.DataFrame:
-    h = board[["status", objective, "written"]].sort_values("written", kind="stable").reset_index()
+    """The trials in the order they started (their first fold's `started_at`), numbered from 1,
+    with the best complete objective so far: the optimization history. The board is ranked best
+    first, so any other order (a tie of times) would draw a flat best-so-far line."""
+    h = board[["status", objective, "started"]].sort_values("started", kind="stable").reset_index()
     h.insert(0, "order", np.arange(1, len(h) + 1))
     values = h[objective].where(h["status"] == "COMPLETE")
     h["best_so_far"] = (values.cummax() if direction == "max" else values.cummin()).ffill()
-    return h.rename(columns={objective: "objective"}).drop(columns=["written"])
+    return h.rename(columns={objective: "objective"}).drop(columns=["started"])
 
 
 # --- the whole report -------------------------------------------------------------------------

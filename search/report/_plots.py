@@ -56,7 +56,7 @@ def history(report: Report, path: Path) -> Path | None:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     failed = int((h["status"] == "FAIL").sum())
-    ax.set_xlabel("trial, in the order its first fold was written" + (f"  ({plural(failed, 'failed trial')} not drawn)" if failed else ""))
+    ax.set_xlabel("trial, in the order it started" + (f"  ({plural(failed, 'failed trial')} not drawn)" if failed else ""))
     ax.set_ylabel(_label(report))
     ax.set_title(f"{report.study.name}: optimization history ({'higher' if report.study.direction == 'max' else 'lower'} is better)")
     ax.grid(alpha=0.3)

@@ -20,9 +20,10 @@ from rich.table import Table
 
 from fbp import paper
 from fbp.metrics import METRICS, NAMES
+from search.console import print_table
 from search.report._build import ORACLE, ROW_STATUSES, Report, leaderboard_csv, plural
 
-DAGGER, DDAGGER, SECTION = "†", "‡", "§"
+DAGGER, DDAGGER, SECTION, PILCROW = "†", "‡", "§", "¶"
 DASH = "–"
 
 
@@ -161,7 +162,7 @@ def paper_section(report: Report) -> Section:
         published = r["source"] == "published"
         rows.append({
             "": "published" + DDAGGER if published else "ours",
-            "method": r["method"],
+            "method": r["method"] + (PILCROW if r["differs"] else ""),
             "trial": "" if published else _trial(report, r["trial_id"]),
             "trials": "" if published or pd.isna(r["trials"]) else str(int(r["trials"])),
             **{m.label: _mean_std(r[f"{name}_mean"], r[f"{name}_std"]) for name, m in METRICS.items()},
@@ -178,6 +179,8 @@ def paper_section(report: Report) -> Section:
     notes = []
     if (t["source"] == "published").any():
         notes.append(f"{DDAGGER} Published figures, not ours: {paper.SOURCE}. They were obtained with the upstream code, which chooses the epoch on the test fold.")
+    for _, r in t[t["differs"] != ""].iterrows():
+        notes.append(f"{PILCROW} {r['method']} was measured with another configuration than ours beside it ({r['differs']}): not a like-for-like comparison.")
     return Section("paper", "Paper format", pd.DataFrame(rows), t, intro, notes + _oracle_footnote(report, t.loc[t["source"] == "ours", "trial_id"]))
 
 
@@ -370,7 +373,7 @@ def markdown(report: Report, secs: list[Section], figures: list[Path]) -> str:
 # --- LaTeX (booktabs) -------------------------------------------------------------------------
 
 _TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_TEX_SYMBOLS = {"±": r"$\pm$", DAGGER: r"$^\dagger$", SECTION: r"$^{\S}$", DDAGGER: r"$^\ddagger$", "Δ": r"$\Delta$", "−": "$-$", DASH: "--", "…": r"\ldots{}", "×": r"$\times$"}
+_TEX_SYMBOLS = {"±": r"$\pm$", DAGGER: r"$^\dagger$", SECTION: r"$^{\S}$", PILCROW: r"$^{\P}$", DDAGGER: r"$^\ddagger$", "Δ": r"$\Delta$", "−": "$-$", DASH: "--", "…": r"\ldots{}", "×": r"$\times$"}
 
 
 def tex_escape(text: str) -> str:
@@ -447,7 +450,7 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
         if report.knob_columns:
             params.append(f"{role} params: " + ", ".join(f"{c.removeprefix('param.')}={_value(r.get(c))}" for c in report.knob_columns))
     if table.row_count:
-        console.print(table)
+        print_table(console, table)
     for line in params:
         console.print(line, soft_wrap=True)
     best_row = report.ablation[report.ablation["knob"] == "best trial"] if len(report.ablation) else report.ablation

@@ -206,6 +206,14 @@ def test_broken_yaml_gives_line_and_column(tmp_path):
         read_yaml(path)
 
 
+@pytest.mark.parametrize("text", ["", "\n  \n", "# a study, to be written\n# name: t\n", "---\n"])
+def test_an_empty_file_is_called_empty(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"empty.yaml: the file is empty \(nothing but blank lines or comments\)"):
+        read_yaml(path)
+
+
 def test_overrides_parse_yaml_values_and_leave_the_input_alone():
     raw = {"loss": {"alpha": 2.0}}
     out = apply_overrides(raw, ["loss.alpha=0.5", "data.folds=[1, 2]", "model.pretrained=false", "train.schedule.name=cosine"])

@@ -86,3 +86,19 @@ def test_writing_over_a_non_empty_folder_is_refused_and_leaves_nothing(exported,
     with pytest.raises(InputError, match="exists and is not an empty directory"):
         write_model_folder(out, manifest, exported.config, {})
     assert [p.name for p in tmp_path.iterdir()] == ["taken"] and [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_the_card_shows_floats_to_six_significant_digits(exported):
+    """Optuna draws a knob as 2.7364823749237015 and a float32 mean reads 0.48500001430511475:
+    the card printed both to 17 digits."""
+    from fbp.export import model_card
+
+    manifest = read_manifest(exported.folder)
+    manifest["origin"] = {**manifest["origin"], "params": {"loss.alpha": 2.7364823749237015, "train.lr": 0.0012345678901234, "loss.name": "combo"}, "trials_complete": 12}
+    manifest["preprocessing"] = {**manifest["preprocessing"], "mean": [0.48500001430511475, 0.456, 0.406], "std": [0.2290000021457672, 0.224, 0.225]}
+    manifest["prediction"] = {**manifest["prediction"], "fused_weight": 0.30000000000000004}
+    card = model_card(manifest)
+    assert "loss.alpha=2.73648, train.lr=0.00123457, loss.name=combo." in card
+    assert "normalized with mean [0.485, 0.456, 0.406] and std [0.229, 0.224, 0.225]." in card
+    assert "(0.3 x regression + 0.7 x expectation)" in card
+    assert "0.30000000000000004" not in card and "2.736482" not in card and "1430511475" not in card

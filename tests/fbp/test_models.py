@@ -187,3 +187,32 @@ def test_an_unknown_backbone_is_named_with_similar_ones():
     with pytest.raises(InputError, match=r"^unknown timm backbone 'resnet_nope'; similar: .*resnet"):
         check_backbone_name("resnet_nope")
     check_backbone_name("test_resnet")  # known: no error
+
+
+@pytest.mark.parametrize("name, first", [
+    ("resnet_does_not_exist", ["resnet18", "resnet26", "resnet34", "resnet50"]),  # a family, no size: its plain sizes
+    ("resnt50", ["resnet50"]),  # a typo in the family: the size and the spelling
+    ("ResNet50", ["resnet50"]),
+    ("seresnext50_32x4", ["seresnext50_32x4d"]),
+    ("efficientnet_b9", ["efficientnet_b0", "efficientnet_b1"]),
+])
+def test_an_unknown_backbone_suggests_names_that_share_its_parts(name, first):
+    """Against timm's own list: the nearest names by their parts. The old hint listed timm's
+    names containing the first six letters, alphabetically: cspresnet50 first for resnet_*."""
+    from fbp.errors import InputError
+    from fbp.models import check_backbone_name
+
+    with pytest.raises(InputError) as e:
+        check_backbone_name(name)
+    message = str(e.value)
+    assert message.startswith(f"unknown timm backbone {name!r}; similar: ")
+    suggested = message.split("; similar: ")[1].split(", ")
+    assert suggested[: len(first)] == first and len(suggested) == 8
+    assert all(timm.is_model(s) for s in suggested)
+
+
+def test_name_parts_split_letters_from_digits():
+    from fbp.models import name_parts
+
+    assert name_parts("seresnext50_32x4d") == {"seresnext", "50", "32", "x", "4", "d"}
+    assert name_parts("vit_base_patch16_224") == {"vit", "base", "patch", "16", "224"}

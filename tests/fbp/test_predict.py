@@ -96,3 +96,32 @@ def test_bf16_training_scores_in_float32_and_predict_still_equals_evaluation(tmp
         assert _on_the_bf16_grid(frame["score"]).sum() <= 1
         assert np.abs(frame["score"].to_numpy() - np.array(r.predictions["y_pred"])).max() < 1e-4
 
+
+def test_a_tiny_image_is_scored_with_a_warning_naming_it(exported, tmp_path):
+    """A 1x1 image was scored as silently as a face. The model sees 32 px faces: below 16 px
+    (MIN_SIDE, more than a quarter of 32) a side leaves no face to see."""
+    import warnings
+
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (200, 150, 120)).save(dot)
+    face = _test_paths(exported, exported.results[0])[0]
+    strip = np.zeros((40, 15, 3), np.uint8)  # 15 px wide
+    square = np.zeros((16, 16, 3), np.uint8)  # just big enough
+    model = load_model(exported.folder, device="cpu")
+    frame = model.predict_frame([dot, face, strip, square])
+    assert list(frame["warning"]) == [
+        "tiny image, 1x1 px: the model sees 32 px faces and a side under 16 px leaves no face to see; its score means little", "",
+        "tiny image, 15x40 px: the model sees 32 px faces and a side under 16 px leaves no face to see; its score means little", ""]
+    assert frame["score"].notna().all()  # still scored
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.predict([dot, face])
+    assert [str(w.message) for w in caught] == [f"{dot}: tiny image, 1x1 px: the model sees 32 px faces and a side under 16 px leaves no face to see; its score means little"]
+
+
+def test_tiny_is_a_quarter_of_the_models_image_size_and_at_least_16_px():
+    from fbp.predict import tiny_image
+
+    assert tiny_image((55, 400), 224) is not None and tiny_image((56, 56), 224) is None  # 224 / 4 = 56
+    assert tiny_image((15, 15), 32) is not None and tiny_image((16, 16), 32) is None  # 16 px at least
+    assert tiny_image(None, 224) is None

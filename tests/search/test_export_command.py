@@ -56,7 +56,7 @@ def test_refit_trains_one_model_on_every_image(trained_results, tmp_path, capsys
     assert "nothing was held out" in (out / CARD).read_text()
     dataset = load_dataset("synthetic", None, **TRAINED["data"]["options"])
     frame = load_model(out, device="cpu").predict_frame([dataset.image_path(dataset.images[0])])
-    assert list(frame.columns) == ["image", "score", "spread", "score_exp", "all"]
+    assert list(frame.columns) == ["image", "score", "spread", "score_exp", "warning", "all"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -30,7 +30,7 @@ def test_a_folder_of_faces_becomes_a_csv_of_scores(model, faces, tmp_path, capsy
     out = tmp_path / "scores.csv"
     assert main(["predict", str(model), str(faces), "--out", str(out), "--batch-size", "8"]) == 0
     frame = pd.read_csv(out)
-    assert list(frame.columns) == ["image", "score", "spread", "score_exp", "fold1", "fold2"]
+    assert list(frame.columns) == ["image", "score", "spread", "score_exp", "warning", "fold1", "fold2"]
     images = sorted((faces / "Images").glob("*.jpg"))  # the folder's label files and manifest are no images
     assert list(frame["image"]) == [str(p) for p in images]
     members = frame[["fold1", "fold2"]].to_numpy()
@@ -45,7 +45,7 @@ def test_without_out_the_csv_goes_to_stdout_and_the_rest_to_stderr(model, faces,
     image = sorted((faces / "Images").glob("*.jpg"))[0]
     assert main(["predict", str(model), str(image)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "image,score,spread,score_exp,fold1,fold2" and len(captured.out.splitlines()) == 2
+    assert captured.out.splitlines()[0] == "image,score,spread,score_exp,warning,fold1,fold2" and len(captured.out.splitlines()) == 2
     assert "scored 1 of 1 images" in captured.err
 
 
@@ -64,6 +64,20 @@ def test_bad_inputs_exit_2_one_line_each_and_the_good_images_are_still_scored(mo
     assert err[1].startswith(f"error: {empty}: a folder with no images")
     assert err[2].startswith(f"error: {text}: cannot decode the image")
     assert list(pd.read_csv(out)["image"]) == [str(p) for p in images]
+
+
+def test_a_tiny_image_is_scored_with_one_warning_line_and_its_reason_in_the_csv(model, faces, tmp_path, capsys):
+    from PIL import Image
+
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (200, 150, 120)).save(dot)
+    image = sorted((faces / "Images").glob("*.jpg"))[0]
+    out = tmp_path / "scores.csv"
+    assert main(["predict", str(model), str(dot), str(image), "--out", str(out)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: {dot}: tiny image, 1x1 px: the model sees")
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert frame["warning"].str.startswith("tiny image, 1x1 px").tolist() == [True, False] and frame["warning"].iloc[1] == ""
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -109,6 +109,57 @@ def test_bad_studies_exit_2_naming_the_key_and_value(tmp_path, capsys, path, val
     assert str(study) in err
 
 
+BASELINE_SPACE = {
+    "loss.alpha": {"float": [0, 4]},
+    "loss.beta": {"float": [0, 4], "step": 0.5},
+    "train.lr": {"float": [0.001, 0.1], "log": True},
+    "train.epochs": {"int": [2, 10], "step": 2},
+    "train.batch_size": {"int": [8, 64], "log": True},
+    "train.schedule.name": {"choice": ["step", "cosine"]},
+    "model.pretrained": {"choice": [False, "w.safetensors"]},
+}
+
+
+@pytest.mark.parametrize("point, message", [
+    ({"loss.alpha": 9.0}, "search.baseline[1].loss.alpha: 9.0 is outside the range float [0.0, 4.0]"),
+    ({"loss.alpha": -0.5}, "search.baseline[1].loss.alpha: -0.5 is not a valid loss.alpha (loss.alpha: Input should be greater than or equal to 0, got -0.5)"),  # the field refuses it first
+    ({"loss.beta": 1.2}, "search.baseline[1].loss.beta: 1.2 is not on the grid of the range float [0.0, 4.0] step 0.5"),
+    ({"train.lr": 0.5}, "search.baseline[1].train.lr: 0.5 is outside the range float [0.001, 0.1] log"),
+    ({"train.lr": 0.0005}, "search.baseline[1].train.lr: 0.0005 is outside the range float [0.001, 0.1] log"),
+    ({"train.epochs": 12}, "search.baseline[1].train.epochs: 12 is outside the range int [2, 10] step 2"),
+    ({"train.epochs": 5}, "search.baseline[1].train.epochs: 5 is not on the grid of the range int [2, 10] step 2"),
+    ({"train.batch_size": 128}, "search.baseline[1].train.batch_size: 128 is outside the range int [8, 64] log"),
+    ({"train.schedule.name": "onecycle"}, "search.baseline[1].train.schedule.name: 'onecycle' is not one of the choices ['step', 'cosine']"),
+    ({"model.pretrained": True}, "search.baseline[1].model.pretrained: True is not one of the choices [False, 'w.safetensors']"),
+])
+def test_a_baseline_outside_the_space_exits_2_naming_the_value_and_range(tmp_path, capsys, point, message):
+    raw = _with("search/space", BASELINE_SPACE)
+    raw["search"]["baseline"] = [{"loss.alpha": 2.0}, point]
+    study = tmp_path / "bad.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(study), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {study}: {message}", err
+
+
+def test_a_baseline_inside_the_space_passes(tmp_path):
+    raw = _with("search/space", {p: d for p, d in BASELINE_SPACE.items() if p != "model.pretrained"})  # validate looks for the file
+    raw["search"]["baseline"] = [{"loss.alpha": 0, "loss.beta": 3.5, "train.lr": 0.1, "train.epochs": 10, "train.batch_size": 8, "train.schedule.name": "cosine"},
+                                 {"loss.alpha": 4, "loss.beta": 0.0, "train.lr": 0.001, "train.epochs": 2.0, "train.batch_size": 64}]
+    study = tmp_path / "good.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(study), "--offline"]) == 0
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_an_empty_study_file_says_it_is_empty(tmp_path, capsys, text):
+    study = tmp_path / "empty.yaml"
+    study.write_text(text)
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {study}: the file is empty (nothing but blank lines or comments); expected a mapping of sections (name:, data:, model:, ...)"
+
+
 def test_broken_yaml_gives_line_and_column(tmp_path, capsys):
     study = tmp_path / "broken.yaml"
     study.write_text("name: t\nsearch:\n  space: {loss.alpha: {float: [0, 1]}\nobjective: {}\n")

@@ -162,6 +162,43 @@ def test_paper_table_puts_published_rows_beside_ours(standard):
     assert "Published figures, not ours" in (standard / "report" / "tables.md").read_text()
 
 
+@pytest.mark.parametrize("backbone, alpha, differs", [
+    ("resnet18", 2.0, "model.backbone: ours resnet18, published seresnext50_32x4d"),  # fbp-search run --set model.backbone=resnet18
+    ("seresnext50_32x4d", 2.0, ""),  # the paper's configuration: nothing to mark
+    ("seresnext50_32x4d", 3.5, "loss.alpha: ours 3.5, published 2"),
+])
+def test_a_published_row_beside_ours_of_another_configuration_is_marked(tmp_path, backbone, alpha, differs):
+    import yaml
+
+    trials = [T("combo_0", {"loss.name": "combo", "loss.alpha": alpha}, noise=0.2), T("l1_0", {"loss.name": "l1", "loss.alpha": alpha})]
+    root = make_results(tmp_path / "swapped", trials, space={"loss.name": {"choice": ["combo", "l1"]}, "loss.alpha": {"float": [0.0, 4.0]}}, journal=False)
+    study = yaml.safe_load((root / "study.yaml").read_text())
+    study["model"]["backbone"] = backbone  # as a --set override resolves into study.yaml
+    (root / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    report = build_report(root, draws=10, cache=False)
+    t = report.paper
+    combo = t.index[(t["source"] == "ours") & (t["level"] == "combo")][0]
+    beside = t.loc[combo + 1]
+    assert beside["method"] == "Table 3: ComboLoss (Ours)" and beside["differs"] == differs
+    assert (t.loc[t["method"] != "Table 3: ComboLoss (Ours)", "differs"] == "").all()  # other authors' rows define no configuration
+    write_report(report, root / "report", formats=("md", "csv"))
+    md = (root / "report" / "tables.md").read_text()
+    note = f"¶ Table 3: ComboLoss (Ours) was measured with another configuration than ours beside it ({differs}): not a like-for-like comparison."
+    assert ("Table 3: ComboLoss (Ours)¶" in md and note in md) == bool(differs)
+    assert pd.read_csv(root / "report" / "paper.csv", keep_default_na=False)["differs"].tolist() == t["differs"].tolist()
+
+
+def test_with_no_level_to_pair_by_our_one_row_is_compared_with_each_published_row(tmp_path):
+    import yaml
+
+    root = make_results(tmp_path / "one", [T("only_0", {})], space={}, journal=False)
+    study = yaml.safe_load((root / "study.yaml").read_text())
+    study["model"]["backbone"] = "resnet18"
+    (root / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    t = build_report(root, draws=10, cache=False).paper
+    assert t.loc[t["method"] == "Table 3: ComboLoss (Ours)", "differs"].tolist() == ["model.backbone: ours resnet18, published seresnext50_32x4d"]
+
+
 def test_published_data():
     rows = paper.published("scut-fbp5500", "5fold")
     combo = [r for r in rows if r.config.get("loss.name") == "combo"]
@@ -246,6 +283,69 @@ def test_no_baseline_compares_with_the_best(tmp_path):
     report = build_report(root, draws=50)
     assert report.baseline is None and set(report.ablation["reference"]) == {"tr_00003"}
     assert any("names no baseline" in n for n in report.notes)
+
+
+def test_history_draws_the_trials_in_the_order_they_started(tmp_path):
+    """Written a, b, c, d, started a, d, b, c; then compacted, as a finished study's folds are
+    (one part: every row the same mtime). The history was drawn best first, its best-so-far flat."""
+    started = {"t_a": 1000.0, "t_b": 2000.0, "t_c": 3000.0, "t_d": 1500.0}
+    noise = {"t_a": 0.45, "t_b": 0.30, "t_c": 0.12, "t_d": 0.38}
+    trials = [T(t, {"loss.name": "combo", "loss.alpha": 2.0, "train.lr": 0.01}, noise=noise[t], extra={"started_at": at, "finished_at": at + 60}) for t, at in started.items()]
+    root = make_results(tmp_path / "history", trials, journal=False)
+    from search.results import ResultsDir
+
+    assert ResultsDir(root).compact("folds") == 4 * 5
+    history = build_report(root, draws=10, cache=False).history
+    assert list(history["trial_id"]) == ["t_a", "t_d", "t_b", "t_c"]
+    assert list(history["order"]) == [1, 2, 3, 4]
+    pc = read_table(root, "folds").groupby("trial_id")["pc"].mean()
+    assert pc["t_a"] < pc["t_d"] < pc["t_b"] < pc["t_c"]  # so the best so far rises at every trial
+    np.testing.assert_allclose(history["best_so_far"], pc[["t_a", "t_d", "t_b", "t_c"]].cummax().to_numpy())
+
+
+def test_importance_of_several_objectives_is_for_the_first_ones_good_end_and_optuna_warns_nothing(tmp_path, recwarn):
+    """Two objectives (max pc, min mae): the knobs are weighed for the first, as the search
+    wanted it. A high PC needs loss.beta near 1; a low one comes of loss.alpha near 3. PED-ANOVA
+    takes a target's low values as good: the report weighed the knobs for a low PC (loss.alpha
+    first) and Optuna's UserWarning saying so leaked to stderr (into `fbp-search paper`)."""
+    import optuna
+    import yaml
+
+    space = {"loss.alpha": {"float": [0.0, 4.0]}, "loss.beta": {"float": [0.0, 4.0]}}
+    root = make_results(tmp_path / "multi", [T(f"t{i}", {"loss.alpha": 2.0, "loss.beta": 1.0}) for i in range(3)], space=space, k=2, n_images=40, journal=False)
+    study = yaml.safe_load((root / "study.yaml").read_text())
+    study["objective"] = [{"metric": "pc", "mode": "max", "on": "test"}, {"metric": "mae", "mode": "min", "on": "test"}]
+    (root / "study.yaml").write_text(yaml.safe_dump(study))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(root / "optuna.journal")))
+    journal = optuna.create_study(study_name="toy", storage=storage, directions=["maximize", "minimize"])
+    rng = np.random.default_rng(0)
+    trials = []
+    for a, b in rng.uniform(0, 4, (60, 2)):
+        pc = 0.5 + 0.4 * (abs(b - 1) < 0.3) - 0.4 * (abs(a - 3) < 0.3) + 0.01 * rng.normal()
+        trials.append(optuna.trial.create_trial(params={"loss.alpha": a, "loss.beta": b}, distributions={p: optuna.distributions.FloatDistribution(0, 4) for p in space}, values=[pc, 1 - pc]))
+    journal.add_trials(trials)
+    recwarn.clear()
+    report = build_report(root, draws=10, cache=False)
+    assert list(report.importance["knob"]) == ["loss.beta", "loss.alpha"]
+    assert report.importance["importance"].iloc[0] > 0.5
+    assert not [w for w in recwarn if "optuna" in (w.filename + str(w.message)).lower() or "importance" in str(w.message)]
+
+
+def test_optunas_warnings_while_weighing_knobs_become_notes():
+    import warnings
+
+    import optuna
+
+    from search.report._build import _optuna_warnings
+
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        with _optuna_warnings(notes):
+            warnings.warn("Target and region quantiles select the same set of trials.\n Parameter importances will be equal.", UserWarning, stacklevel=1)
+            warnings.warn("an experimental feature", optuna.exceptions.ExperimentalWarning, stacklevel=1)
+    assert not leaked
+    assert notes == ["importance: optuna warns: Target and region quantiles select the same set of trials. Parameter importances will be equal."]
 
 
 def test_by_a_fixed_path_an_unknown_one_and_bad_formats(tmp_path, standard):

@@ -87,7 +87,7 @@ def test_on_val_ranks_by_validation_and_shows_the_test_figures(tmp_path, capsys)
     assert ablation.at["best trial", "d_val_pc"] == pytest.approx((folds.loc[b, "val_pc"] - folds.loc["base_00000", "val_pc"]).mean(), rel=1e-9)
 
     # the terminal: the val column and the val-best
-    assert "val PC" in out and re.search(r"best\s+valbest_00002\s", out)
+    assert "val PC" in out and re.search(r"^best · trial: valbest_00002 · ", out, re.M)  # off a terminal: a line per row
 
     # the same trials (same draws) with objective.on: test: ranked by test PC, the test-best wins
     on_test = build_report(make_results(tmp_path / "test", DISAGREE, baseline=BASELINE, on="test", holdout=True, journal=False), draws=10)
@@ -123,7 +123,7 @@ def test_selected_on_test_folds_is_marked_in_every_format(tmp_path, capsys, kind
     assert "**§ Selected on test folds:**" in md and "§ Selected on test folds" in out
     assert "- § selected on test folds: chosen by mean pc on the test folds among 3 trials" in md
     assert md_row(md, "| 1 |")[1] == f"{best}§"
-    assert re.search(rf"best\s+{best}§", out)
+    assert re.search(rf"^best · trial: {best}§ · ", out, re.M)
     assert r"testbest\_00001$^{\S}$" in tex
     # every table's rows of the chosen trials carry it; the baseline, fixed in advance, does not
     assert not re.search(r"base_00000§", md)

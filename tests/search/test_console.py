@@ -1,0 +1,121 @@
+"""Output without a terminal (a pipe, a log): plain lines no wider than COLUMNS (80 when
+unset), no padding, one fact a line. A rich table laid out off a terminal padded every row to
+the widest: `fbp-search knobs | less` showed 836-column lines, whatever COLUMNS said."""
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from search.console import print_table, wrap
+
+REPO = Path(__file__).parents[2]
+
+
+def piped(*args: str, columns: str | None) -> list[str]:
+    """`fbp-search ARGS` in its own process, stdout to a pipe; its lines."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | ({"COLUMNS": columns} if columns else {})
+    run = subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()
+
+
+def assert_plain(lines: list[str], width: int) -> None:
+    assert lines
+    too_wide = [line for line in lines if len(line) > width]
+    assert not too_wide, f"{len(too_wide)} lines wider than {width}, e.g. {too_wide[0]!r}"
+    padded = [line for line in lines if line != line.rstrip()]
+    assert not padded, f"trailing spaces: {padded[0]!r}"
+
+
+@pytest.mark.parametrize("columns, width", [(None, 80), ("60", 60)])
+def test_knobs_piped_is_plain_lines_a_knob_each(columns, width):
+    lines = piped("knobs", columns=columns)
+    assert_plain(lines, width)
+    assert lines[0].endswith("knobs of a trial config")
+    # each knob starts a line of its own; its continuation lines are indented
+    alpha = next(i for i, line in enumerate(lines) if line.startswith("loss.alpha · "))
+    assert lines[alpha].startswith("loss.alpha · type: float · default: 2.0 · allowed: >= 0")
+    assert lines[alpha + 1].startswith("  ") or lines[alpha + 1].startswith("loss.beta · ")
+
+
+@pytest.mark.parametrize("columns, width", [(None, 80), ("60", 60)])
+def test_validate_piped_is_plain_lines(columns, width):
+    lines = piped("validate", "studies/quickstart.yaml", "--offline", columns=columns)
+    assert_plain(lines, width)
+    assert "loss.alpha · distribution: float [0.0, 4.0]" in lines
+    assert "objective: max pc on val" in lines and "baseline points: 1" in lines
+
+
+def test_validate_of_one_configuration_gives_each_command_a_line():
+    lines = piped("validate", "studies/paper.yaml", "--offline", columns="60")
+    assert_plain(lines, 60)
+    assert lines[-4:] == ["one configuration, no search. Train it here with:", "  fbp-search train studies/paper.yaml",
+                          "or as one trial on Ray with:", "  fbp-search run studies/paper.yaml"]
+
+
+def test_a_table_off_a_terminal_is_a_line_per_row():
+    out = io.StringIO()
+    console = Console(file=out, width=44, highlight=False, soft_wrap=True)
+    table = Table(title="search space of t")
+    for c in ("path", "distribution", "when"):
+        table.add_column(c)
+    table.add_row("loss.alpha", "float [0.0, 4.0]", "")
+    table.add_row("train.schedule.step_size", "int [10, 100] step 10", "train.schedule.name in ['step']")
+    print_table(console, table)
+    assert out.getvalue().splitlines() == [
+        "search space of t",
+        "loss.alpha · distribution: float [0.0, 4.0]",  # 44 columns; an empty cell says nothing
+        "train.schedule.step_size · distribution: int",
+        "  [10, 100] step 10 · when:",
+        "  train.schedule.name in ['step']",
+    ]
+
+
+def test_wrap_breaks_at_spaces_and_keeps_a_long_word_whole():
+    assert wrap("short", 10) == ["short"]
+    assert wrap("  one two three four", 12) == ["  one two", "    three", "    four"]
+    path = "/a/path/longer/than/the/width.yaml"
+    assert wrap(f"see {path} now", 20) == ["see", f"  {path}", "  now"]
+
+
+# --- a running set's progress, off a terminal ---------------------------------------------------
+
+
+def _set_progress(console: Console, names: list[str]):
+    from search.spec import validate_spec
+    from search.studyset import Member, SetProgress
+    from search.trainable import StudyContext
+
+    members = {}
+    for name in names:
+        spec = validate_spec({"name": name, "data": {"dataset": "synthetic"}, "model": {"backbone": "test_resnet", "pretrained": False},
+                              "search": {"num_trials": 40, "space": {"loss.alpha": {"float": [0.0, 4.0]}}}}, f"{name}.yaml")
+        members[name] = Member(spec, StudyContext(name, "0" * 16, f"/results/{name}"), None, (1, 2))
+    progress = SetProgress(console, members)
+    progress._polled = time.monotonic() + 1e9  # no boards to read: no Ray here
+    return progress
+
+
+def test_a_sets_progress_is_a_line_per_study_within_the_width():
+    from search.studyset import STUDY_KEY
+
+    names = [f"ablation_discretization_{i:02d}" for i in range(17)]
+    out = io.StringIO()
+    console = Console(file=out, width=80, highlight=False, soft_wrap=True)
+    progress = _set_progress(console, names)
+    trials = [SimpleNamespace(trial_id=f"{n}_{j}", config={STUDY_KEY: n}, status=status, last_result={"folds_done": 2, "val_pc": 0.5 + j / 100})
+              for n in names for j, status in enumerate(["TERMINATED", "TERMINATED", "RUNNING", "ERROR"])]
+    progress.on_step_end(0, trials)
+    lines = out.getvalue().splitlines()
+    assert_plain(lines, 80)
+    assert lines[0].startswith("set of 17 studies · ")
+    assert lines[1] == "  ablation_discretization_00 3/40 (1 running) 1 failed best val_pc 0.5100"
+    assert lines[18:] == [f"  {n}_2: starting" for n in names]  # then a line per running trial
