@@ -11,6 +11,10 @@ the report. Here:
 
 Multi-objective studies have no intermediate values (Optuna has none for them); their states
 follow the same rules.
+
+Each Optuna trial names its Tune trial (user attribute `search.results.TUNE_TRIAL_ID`): a resumed
+driver finds by Tune's id which trials the journal says ended (`ResultsDir.ended`), and a reader
+of the journal (optuna-dashboard, the fault drill) matches its trials to the Parquet rows.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from search.results import TUNE_TRIAL_ID
 from search.trainable import fold_key
 
 
@@ -32,6 +37,12 @@ class StudySearcher(OptunaSearch):
         super().__init__(*args, **kwargs)
         self.num_folds = num_folds
         self._reported_folds: set[tuple[str, int]] = set()  # saved with the searcher's state
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if isinstance(self.metric, list) or trial_id in self._completed_trials:
@@ -60,8 +71,7 @@ class StudySearcher(OptunaSearch):
             super().on_trial_complete(trial_id, result)
             return
         state = TrialState.FAIL if error else TrialState.PRUNED
-        try:
-            self._ot_study.tell(self._ot_trials[trial_id], state=state)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
+        # a trial the journal ended already (a restored one stopped before it ran: search.tuner.LiveFIFO)
+        # keeps its state: Optuna refuses a second tell with a ValueError, skip_if_finished is its way to ask
+        self._ot_study.tell(self._ot_trials[trial_id], state=state, skip_if_finished=True)
         self._completed_trials.add(trial_id)
