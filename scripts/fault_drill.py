@@ -1,15 +1,17 @@
 """The fault drill: break a small study in every way issue-tracked faults name, recover it the
 documented way, and print one line per fault with what survived.
 
-    python scripts/fault_drill.py [--faults kill,ctrl-c,node,raise,damaged,twice,two,leftover,disk,journal,compacted] [--keep DIR]
+    python scripts/fault_drill.py [--faults kill,prune-kill,ctrl-c,node,raise,damaged,twice,two,leftover,disk,journal,compacted] [--repeat N] [--keep DIR]
 
-Each fault runs a fresh synthetic study (3 trials x 3 folds of a tiny model on the CPU) in its
-own results directory, through the real `fbp-search` command, Ray and Optuna. Counted at the end:
+Each fault runs a fresh synthetic study (3 trials x 3 folds of a tiny model on the CPU; the
+prune-kill, 4 trials under ASHA, 2 at once) in its own results directory, through the real
+`fbp-search` command, Ray and Optuna. Counted at the end:
 
-    folds      (trial, fold) rows COMPLETE / expected (failed trials expect FAIL rows instead)
-    lost       folds COMPLETE before the fault and not after, plus folds of a finished trial
-               missing at the end: must be 0
-    duplicates rows in the results' part files beyond one per key, over all tables: must be 0
+    folds      (trial, fold) rows COMPLETE / expected (every fold not marked PRUNED or FAIL)
+    lost       folds COMPLETE before the fault and not after, plus expected folds missing at
+               the end: must be 0
+    duplicates rows in the results' part files beyond one per key, over all tables, plus folds
+               both COMPLETE and marked (a mark has no seed: another key): must be 0
     journal    each trial's Optuna state against its Parquet status (search.results.trial_status),
                matched by the Tune trial id in its user attributes, else by params
                (`journal = Parquet` in the note; a mismatch fails the fault)
@@ -40,7 +42,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import pyarrow.parquet as pq  # noqa: E402
 import yaml  # noqa: E402
 
-from search.results import TABLES, ResultsDir, read_table  # noqa: E402
+from search.results import TABLES, TUNE_TRIAL_ID, ResultsDir, read_table, trial_status  # noqa: E402
 
 STUDY = yaml.safe_load((Path(__file__).parent / "drill.yaml").read_text())
 FOLDS = 3
@@ -82,14 +84,19 @@ def _end(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _wait_for_folds(results: Path, count: int, timeout: float = 300) -> None:
+def _wait_for_parts(results: Path, pattern: str, count: int, timeout: float = 300) -> list[Path]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         folder = results / "folds.parquet"
-        if folder.is_dir() and len([p for p in folder.glob("*-fold*.parquet")]) >= count:
-            return
+        parts = list(folder.glob(pattern)) if folder.is_dir() else []
+        if len(parts) >= count:
+            return parts
         time.sleep(0.1)
-    raise RuntimeError(f"{results}: fewer than {count} folds after {timeout} s")
+    raise RuntimeError(f"{results}: fewer than {count} parts {pattern} after {timeout} s")
+
+
+def _wait_for_folds(results: Path, count: int, timeout: float = 300) -> None:
+    _wait_for_parts(results, "*-fold*.parquet", count, timeout)
 
 
 def _complete(results: Path) -> set[tuple[str, int]]:
@@ -98,20 +105,25 @@ def _complete(results: Path) -> set[tuple[str, int]]:
     return set(zip(ok["trial_id"], ok["fold"].astype(int)))
 
 
+def _marked(folds) -> set[tuple[str, int]]:
+    marks = folds[folds["status"].isin(["PRUNED", "FAIL"])] if len(folds) else folds
+    return set(zip(marks["trial_id"], marks["fold"].astype(int)))
+
+
 def _duplicates(results: Path) -> int:
-    """Rows in part files beyond one per key, summed over the tables."""
+    """Rows in part files beyond one per key, summed over the tables, and folds both COMPLETE and
+    marked: the key has the seed, which a mark has none of, so a reader keeps both."""
     extra = 0
     for table in TABLES:
         parts = [p for p in (results / f"{table}.parquet").glob("*.parquet") if not p.name.startswith(".")]
         extra += sum(pq.read_metadata(p).num_rows for p in parts) - len(read_table(results, table))
-    return extra
+    return extra + len(_complete(results) & _marked(read_table(results, "folds")))
 
 
 def _count(fault: str, results: Path, before: set, started: float, note: str = "") -> Outcome:
     folds = read_table(results, "folds")
-    failed = set(folds.loc[folds["status"] == "FAIL", "trial_id"])
     trials = set(folds["trial_id"])
-    expected = {(t, f) for t in trials - failed for f in range(1, FOLDS + 1)}
+    expected = {(t, f) for t in trials for f in range(1, FOLDS + 1)} - _marked(folds)
     after = _complete(results)
     lost = len(before - after) + len(expected - after)
     differ = _journal_vs_parquet(results)
@@ -120,12 +132,21 @@ def _count(fault: str, results: Path, before: set, started: float, note: str = "
                    (f"journal != Parquet: {differ}",) if differ else ())
 
 
+def _journal(results: Path):
+    import optuna
+
+    return optuna.load_study(study_name=STUDY["name"], storage=ResultsDir(results).journal())
+
+
 def _optuna_running(results: Path) -> int:
     import optuna
 
-    storage = ResultsDir(results).journal()
-    study = optuna.load_study(study_name=STUDY["name"], storage=storage)
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+    return len(_journal(results).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+def journal_states(results: Path) -> dict[str, str]:
+    """Tune trial id -> its Optuna trial's state (the searcher stores the id on the Optuna trial)."""
+    return {t.user_attrs[TUNE_TRIAL_ID]: t.state.name for t in _journal(results).get_trials(deepcopy=False) if TUNE_TRIAL_ID in t.user_attrs}
 
 
 def _journal_vs_parquet(results: Path) -> str | None:
@@ -135,7 +156,7 @@ def _journal_vs_parquet(results: Path) -> str | None:
     import optuna
 
     from search.rebuild import match
-    from search.results import params_of, trial_status
+    from search.results import params_of
 
     folds = read_table(results, "folds")
     statuses = trial_status(folds, FOLDS)
@@ -191,6 +212,68 @@ def driver_killed(folder: Path) -> Outcome:
     before = _complete(results)
     resumed = _resume(results)
     return _count("driver SIGKILLed, then resume", results, before, started, f"{len(before)} folds before; {resumed}")
+
+
+PRUNE_STUDY = {
+    # a learning rate that learns and one that learns nothing (validation PC -0.01 and -0.43 at
+    # fold 1), two trials at once. The second trains 10x the epochs, so the first reaches ASHA's
+    # first rung before it and ASHA stops it there (the first at a rung is never stopped). Both
+    # are in Tune's first state snapshot, taken when they start, so the kill right after the prune
+    # most likely leaves the pruned trial in the restored state as one still to run.
+    "search": {"sampler": "random", "num_trials": 4, "seed": 0, "space": {"train.lr": {"choice": [0.01, 1e-7]}, "train.epochs": {"choice": [4, 40]}},
+               "baseline": [{"train.lr": 0.01, "train.epochs": 4}, {"train.lr": 1e-7, "train.epochs": 40}]},
+    "scheduler": {"name": "asha", "grace_folds": 1, "reduction_factor": 2},
+    "resources": {"max_concurrent": 2},
+}
+
+
+def _snapshot_status(results: Path, trial_id: str) -> str:
+    """The trial's status in Tune's newest state snapshot, the one resume restores (read for the
+    drill's note only: the file is Tune's own format): TERMINATED when the snapshot came after
+    the prune; RUNNING or PENDING when it predates it (the case issue 20 found: the trial is
+    restored as one to run); absent when the trial is newer than the snapshot (resume's repair
+    finishes such orphans)."""
+    import json
+
+    snapshots = sorted((results / "tune").glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    try:
+        for state, _ in json.loads(snapshots[-1].read_text())["trial_data"]:
+            state = json.loads(state) if isinstance(state, str) else state
+            if state.get("trial_id") == trial_id:
+                return str(state.get("status"))
+    except (IndexError, OSError, ValueError, KeyError, TypeError):
+        return "unreadable"
+    return "absent"
+
+
+def driver_killed_after_a_prune(folder: Path) -> Outcome:
+    """ASHA prunes a trial; the driver is SIGKILLed as soon as the prune's marks are in Parquet,
+    most likely before Tune's next state snapshot; then resume. The pruned trial must stay pruned:
+    no fold of it trained again, PRUNED in the journal and in Parquet."""
+    started, results = time.monotonic(), folder / "results"
+    study = _study(folder, **PRUNE_STUDY)
+    driver = _cli("run", str(study), "--results", str(results), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        marks = _wait_for_parts(results, "*-pruned.parquet", 1)[0]
+        os.kill(driver.pid, signal.SIGKILL)  # the driver alone, right after the prune
+    finally:
+        _end(driver)
+    pruned = marks.name.removesuffix("-pruned.parquet")
+    snapshot = _snapshot_status(results, pruned)
+    before, marked = _complete(results), {fold for trial, fold in _marked(read_table(results, "folds")) if trial == pruned}
+    resumed = _resume(results)
+    folds = read_table(results, "folds")
+    status, journal = trial_status(folds, FOLDS).get(pruned), journal_states(results).get(pruned)
+    # a fold marked PRUNED before the kill and not after: the trial came back and trained it (its
+    # second prune rewrites the marks part without it, so no duplicate shows)
+    trained = sorted(marked - {fold for trial, fold in _marked(folds) if trial == pruned})
+    problems = [f"marked folds {trained} of the pruned trial trained again"] if trained else []
+    if not status == journal == "PRUNED":
+        problems.append(f"the pruned trial is {status} in Parquet, {journal} in the journal")
+    outcome = _count("driver SIGKILLed after a prune, resume", results, before, started,
+                     f"pruned {pruned}: Tune's snapshot had it {snapshot}; after resume Parquet {status}, journal {journal}, "
+                     f"marked folds trained {trained or 'none'}; {resumed}")
+    return replace(outcome, problems=(*outcome.problems, *problems))
 
 
 def ctrl_c(folder: Path) -> Outcome:
@@ -419,7 +502,7 @@ def damaged_compacted(folder: Path) -> Outcome:
                   f"retrained folds {retrained}, rebuilt metrics {'identical' if same else 'DIFFER'}")
 
 
-FAULTS = {"kill": driver_killed, "ctrl-c": ctrl_c, "node": node_dies, "raise": trial_raises, "damaged": damaged_part, "twice": run_twice,
+FAULTS = {"kill": driver_killed, "prune-kill": driver_killed_after_a_prune, "ctrl-c": ctrl_c, "node": node_dies, "raise": trial_raises, "damaged": damaged_part, "twice": run_twice,
           "two": two_drivers, "leftover": leftover_ray, "disk": disk_full, "journal": truncated_journal, "compacted": damaged_compacted}
 
 
@@ -428,7 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated, of: " + ", ".join(FAULTS))
     parser.add_argument("--keep", type=Path, help="keep each fault's results under this folder")
+    parser.add_argument("--repeat", type=int, default=1, help="run each fault this many times: a fault that depends on timing (a kill "
+                        "lands before or after Tune's next state snapshot) hits its case in some runs only")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        print(f"error: --repeat: must be at least 1, got {args.repeat}", file=sys.stderr)
+        return 2
     chosen = [f.strip() for f in args.faults.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in FAULTS]
     if unknown:
@@ -438,8 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="fbp-drill-"))
     failures = 0
     try:
-        for name in chosen:
-            folder = root / name
+        for name, run in ((name, run) for name in chosen for run in range(1, args.repeat + 1)):
+            folder = root / (name if args.repeat == 1 else f"{name}-{run}")
             folder.mkdir()
             outcome = FAULTS[name](folder)
             if outcome is None:  # skipped, and said why

@@ -89,7 +89,12 @@ class ParquetWriter(tune.Callback):
     keeps: out of the result (Tune lets a callback change it in place) before it
     becomes the trial's last result, and out of the copy the worker hands over again with the
     fold's checkpoint. Kept, they made the driver's memory and every experiment-state snapshot
-    grow by ~1 MB per trial (bench/scale.py measured it, with the rows then sent as lists)."""
+    grow by ~1 MB per trial (bench/scale.py measured it, with the rows then sent as lists).
+
+    A trial's marks are final: no fold row is written for a trial that has them, and no second
+    marks part (a PRUNED mark has no seed, a fold's row has one: both would stay, two keys for
+    one fold). A resumed driver stops such trials before they start (search.tuner.LiveFIFO);
+    this is the last line should one report anyway."""
 
     def __init__(self, results: ResultsDir, context: StudyContext, folds: list[int], param_paths: list[str]):
         self.results, self.context, self.folds, self.param_paths = results, context, folds, param_paths
@@ -98,8 +103,12 @@ class ParquetWriter(tune.Callback):
         if DISK_FULL in result:  # the trial could not save its fold: stop the study here, the trial resumes at that fold
             raise DiskFull(*result[DISK_FULL])
         parts = result.pop(ROWS, None)  # search.results.fold_parts, encoded by the trial
-        if parts:
-            self.results.write_fold(parts, trial.trial_id, result["fold"])
+        if not parts:
+            return
+        if marked := self.results.marked(trial.trial_id):
+            self.results.append_log(trial.trial_id, f"fold {result['fold']}: reported after the trial was marked {marked}; its rows are not written")
+            return
+        self.results.write_fold(parts, trial.trial_id, result["fold"])
 
     def on_trial_save(self, iteration, trials, trial, **info):
         latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
@@ -107,6 +116,8 @@ class ParquetWriter(tune.Callback):
             trial.run_metadata.invalidate_cache()  # its JSON for the next snapshot, without them
 
     def _close(self, trial, status: str, error: str | None) -> None:
+        if self.results.marked(trial.trial_id):
+            return  # marked by an earlier driver (or earlier in this one): the first decision stands
         # a stat per fold: listing the folds table (one part per fold of every trial) at every
         # trial's end made a study's cost grow with the square of its trials
         missing = [f for f in self.folds if not self.results.has_part("folds", trial.trial_id, f)]
@@ -117,7 +128,12 @@ class ParquetWriter(tune.Callback):
         self.results.write_marks(marks_frame(fields, missing, status, error), trial.trial_id, status)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._close(trial, "PRUNED", None)
+        status = "PRUNED"
+        if trial.status in ("PENDING", "PAUSED"):
+            # stopped before it ran in this driver (LiveFIFO): its record says how it ended, and
+            # a driver killed between telling the journal and writing the marks left the journal's word
+            status = self.results.ended(self.context.study, {trial.trial_id}).get(trial.trial_id, status)
+        self._close(trial, status, None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         text = _error_text(trial)

@@ -28,14 +28,11 @@ import pandas as pd
 
 from fbp.metrics import NAMES, scores
 from search.journal import damage
-from search.results import FOLD_COLUMNS, ResultsDir, fold_of, marks_frame, params_of, part_name, trial_status
+from search.results import FOLD_COLUMNS, TUNE_TRIAL_ID, ResultsDir, fold_of, marks_frame, params_of, part_name, trial_status
 from search.spec import StudySpec
 
 DAMAGED = "damaged"
 """RESULTS/damaged/<table>/: where resume moves the part files it cannot read."""
-
-TRIAL_ATTR = "trial_id"
-"""The user attribute of an Optuna trial that holds its Tune trial id (search.searcher sets it)."""
 
 
 def mend(results: ResultsDir, spec: StudySpec, fold_numbers: list[int]) -> list[str]:
@@ -102,15 +99,15 @@ def _study(results: ResultsDir, spec: StudySpec, storage=None):
 def match(journal_trials: list, trial_id: str, params: dict):
     """The journal trial of a Tune trial: by its stored id, else by equal params (the first)."""
     for t in journal_trials:
-        if t.user_attrs.get(TRIAL_ATTR) == trial_id:
+        if t.user_attrs.get(TUNE_TRIAL_ID) == trial_id:
             return t
-    return next((t for t in journal_trials if TRIAL_ATTR not in t.user_attrs and t.params == params), None)
+    return next((t for t in journal_trials if TUNE_TRIAL_ID not in t.user_attrs and t.params == params), None)
 
 
 def _cut_short(journal_trials: list, params: dict):
     """A RUNNING trial the damage cut off before its Tune id (and maybe some params) was written,
     whose params so far are these params': the trial itself (the first such)."""
-    return next((t for t in journal_trials if TRIAL_ATTR not in t.user_attrs and t.state.name == "RUNNING"
+    return next((t for t in journal_trials if TUNE_TRIAL_ID not in t.user_attrs and t.state.name == "RUNNING"
                  and all(k in params and params[k] == v for k, v in t.params.items())), None)
 
 
@@ -160,14 +157,14 @@ def finish_from_parquet(results: ResultsDir, spec: StudySpec, num_folds: int) ->
             for name, value in params.items():
                 if name not in t.params and name in distributions:
                     storage.set_trial_param(number, name, distributions[name].to_internal_repr(value), distributions[name])
-            storage.set_trial_user_attr(number, TRIAL_ATTR, str(trial_id))
+            storage.set_trial_user_attr(number, TUNE_TRIAL_ID, str(trial_id))
             for step, value in steps.items():
                 if step not in t.intermediate_values:
                     storage.set_trial_intermediate_value(number, step, value)
             storage.set_trial_state_values(number, state, values)
         else:
             study.add_trial(optuna.trial.create_trial(state=state, params=params, distributions=distributions, values=values,
-                                                      intermediate_values=steps, user_attrs={TRIAL_ATTR: str(trial_id)}))
+                                                      intermediate_values=steps, user_attrs={TUNE_TRIAL_ID: str(trial_id)}))
         added += 1
     return added
 
@@ -237,7 +234,7 @@ def _journal_params(results: ResultsDir, spec: StudySpec) -> dict[str, dict]:
         study = _study(results, spec)
     except Exception:  # a journal that cannot be read gives nothing here; resume rebuilds it first
         return {}
-    return {t.user_attrs[TRIAL_ATTR]: dict(t.params) for t in study.get_trials(deepcopy=False) if TRIAL_ATTR in t.user_attrs}
+    return {t.user_attrs[TUNE_TRIAL_ID]: dict(t.params) for t in study.get_trials(deepcopy=False) if TUNE_TRIAL_ID in t.user_attrs}
 
 
 def _params(folds: pd.DataFrame, trial_id: str, known: dict[str, dict], journal: dict[str, dict]) -> dict:

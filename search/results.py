@@ -170,6 +170,14 @@ def marks_name(trial_id: str, status: str) -> str:
     return f"{trial_id}-{status.lower()}"
 
 
+ENDED = ("FAIL", "PRUNED")
+"""The statuses of a trial the driver ended early (it raised; the scheduler stopped it)."""
+
+TUNE_TRIAL_ID = "tune_trial_id"
+"""The user attribute of an Optuna trial that names its Ray Tune trial (search.searcher sets it
+when the trial is asked for): the journal's record of a trial is then found by Tune's id."""
+
+
 _OF_A_TRIAL = re.compile(r"^(?P<trial>.+)-(?:fold(?P<fold>-?\d+)|pruned|fail)$")
 
 
@@ -550,6 +558,35 @@ class ResultsDir:
 
     def has_part(self, table: str, trial_id: str, fold: int) -> bool:
         return (self.table_dir(table) / f"{part_name(trial_id, fold)}.parquet").is_file()
+
+    def marked(self, trial_id: str) -> str | None:
+        """FAIL or PRUNED when the trial's marks part is written (`write_marks`), else None:
+        two stats, cheap enough for every fold result. Marks merged by `compact` are not seen
+        here; the study's end compacts, after which no trial of it runs again."""
+        folder = self.table_dir("folds")
+        return next((status for status in ENDED if (folder / f"{marks_name(trial_id, status)}.parquet").is_file()), None)
+
+    def ended(self, study: str, trial_ids: set[str]) -> dict[str, str]:
+        """trial_id -> FAIL or PRUNED, for the trials among these that the driver ended: its
+        own record, which no restored Tune state overrides. The record is the trial's marks in
+        the folds table, else its Optuna trial's state in the journal (found by TUNE_TRIAL_ID).
+        The journal is told first (Tune calls the searcher before the callback that writes the
+        marks), so a driver killed in between left the journal's word alone."""
+        import optuna
+
+        ended = {t: status for t in trial_ids if (status := self.marked(t))}
+        left = set(trial_ids) - set(ended)
+        if not left or not (self.path / self.JOURNAL).is_file():
+            return ended
+        try:
+            trials = optuna.load_study(study_name=study, storage=self.journal()).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED))
+        except KeyError:  # no study in the journal yet
+            return ended
+        for t in trials:
+            if t.user_attrs.get(TUNE_TRIAL_ID) in left:
+                ended[t.user_attrs[TUNE_TRIAL_ID]] = t.state.name
+        return ended
 
     # --- the study
 

@@ -11,6 +11,10 @@ the report. Here:
 
 Multi-objective studies have no intermediate values (Optuna has none for them); their states
 follow the same rules.
+
+Each Optuna trial names its Tune trial (user attribute `search.results.TUNE_TRIAL_ID`): a resumed
+driver finds by Tune's id which trials the journal says ended (`ResultsDir.ended`), and a reader
+of the journal (optuna-dashboard, the fault drill) matches its trials to the Parquet rows.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from search.rebuild import TRIAL_ATTR
+from search.results import TUNE_TRIAL_ID
 from search.trainable import fold_key
 
 
@@ -59,12 +63,10 @@ class StudySearcher(OptunaSearch):
         with open(checkpoint_path, "rb") as f:
             self.__setstate__(pickle.load(f))
 
-    def suggest(self, trial_id: str):
-        """Optuna's proposal, its trial told the Tune trial id (a user attribute): the journal
-        and the Parquet rows then match trial by trial, whatever the params (search.rebuild)."""
+    def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
-        if isinstance(config, dict) and trial_id in self._ot_trials:
-            self._ot_trials[trial_id].set_user_attr(TRIAL_ATTR, trial_id)
+        if trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -94,10 +96,9 @@ class StudySearcher(OptunaSearch):
             super().on_trial_complete(trial_id, result)
             return
         state = TrialState.FAIL if error else TrialState.PRUNED
-        try:
-            self._ot_study.tell(self._ot_trials[trial_id], state=state)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
+        # a trial the journal ended already (a restored one stopped before it ran: search.tuner.LiveFIFO)
+        # keeps its state: Optuna refuses a second tell with a ValueError, skip_if_finished is its way to ask
+        self._ot_study.tell(self._ot_trials[trial_id], state=state, skip_if_finished=True)
         self._completed_trials.add(trial_id)
 
 

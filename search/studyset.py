@@ -162,6 +162,13 @@ class MultiScheduler(LiveFIFO, FIFOScheduler):
     def on_trial_remove(self, tune_controller, trial) -> None:
         self.schedulers[_study_of(trial)].on_trial_remove(tune_controller, trial)
 
+    def ended(self, trials: list) -> list:
+        """Each study's scheduler reads its own study's record (LiveFIFO.ended)."""
+        by_study: dict[str, list] = {}
+        for trial in trials:
+            by_study.setdefault(_study_of(trial), []).append(trial)
+        return [t for name, own in by_study.items() for t in self.schedulers[name].ended(own)]
+
 
 class RoutedCallback(tune.Callback):
     """A trial's models, rows, marks and traceback go to its own study's results directory:

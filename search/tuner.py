@@ -52,7 +52,26 @@ class LiveFIFO:
     """Tune's first-in first-out choice of the next trial to start, made among the live trials
     (waiting, running, paused) instead of every trial of the study. Tune asks at every step of
     its loop, several times per fold result; its own scan of all trials, twice when none waits,
-    grew with the study (bench/scale.py). Mixed into a scheduler before its Tune base class."""
+    grew with the study (bench/scale.py). Mixed into a scheduler before its Tune base class.
+
+    It also keeps a resumed study from running again a trial the driver had ended. Tune restores
+    its trials from its last state snapshot, taken every ten seconds or so; a trial ASHA stopped
+    (or one that raised) after it comes back waiting to run, and would train its next fold, though
+    the driver had told Optuna PRUNED and marked its folds (issue 20: a fold both PRUNED and
+    COMPLETE, the trial counted pruned and done). So before the first trial starts in a driver,
+    each waiting trial whose record says it ended (`ResultsDir.ended`: its marks, or the journal)
+    is stopped through Tune's own `stop_trial`, the call a scheduler's STOP goes through: the
+    searcher, the other callbacks and Tune's bookkeeping see an ordinary end, and nothing trains.
+    Other seams were weighed: the trainable returning at once still needs a worker, and sees the
+    results only where it shares their file system; the restored state file is Tune's private
+    format. `results` and `study` name the study's record (None: nothing to check)."""
+
+    def __init__(self, *args, results: str | None = None, study: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.results, self.study = results, study
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _settled=False)  # unpickled by a resumed driver: look at its restored trials
 
     def on_trial_add(self, tune_controller, trial):
         self._added = getattr(self, "_added", {})
@@ -60,6 +79,11 @@ class LiveFIFO:
         super().on_trial_add(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller):
+        if not getattr(self, "_settled", False):
+            self._settled = True
+            waiting = [t for t in tune_controller.get_live_trials() if t.status in (Trial.PENDING, Trial.PAUSED)]
+            for trial in self.ended(waiting):
+                tune_controller.stop_trial(trial)
         live = tune_controller.get_live_trials()
         added = getattr(self, "_added", {})
         for status in (Trial.PENDING, Trial.PAUSED):
@@ -67,6 +91,13 @@ class LiveFIFO:
             if waiting:
                 return min(waiting, key=lambda t: added.get(t.trial_id, -1))
         return None
+
+    def ended(self, trials: list) -> list:
+        """The trials among these that the study's record says ended."""
+        if self.results is None or not trials:
+            return []
+        record = ResultsDir(self.results).ended(self.study, {t.trial_id for t in trials})
+        return [t for t in trials if t.trial_id in record]
 
 
 class LiveASHA(LiveFIFO, ASHAScheduler):
@@ -87,12 +118,12 @@ class FoldASHA(LiveASHA):
     has no intermediate values: its ASHA starts empty on resume."""
 
     def __init__(self, *, results: str, study: str, **options):
-        super().__init__(**options)
-        self.results, self.study = results, study
+        super().__init__(results=results, study=study, **options)
         self._recalled = False
 
     def __setstate__(self, state):
-        self.__dict__.update(state, _recalled=False)  # unpickled by a resumed driver: recall again
+        super().__setstate__(state)
+        self._recalled = False  # unpickled by a resumed driver: recall again
 
     def on_trial_add(self, tune_controller, trial):
         if not self._recalled:
@@ -131,17 +162,19 @@ class LiveFIFOScheduler(LiveFIFO, FIFOScheduler):
 def scheduler(spec: StudySpec, num_folds: int, own_metric: bool = False, results: ResultsDir | None = None) -> TrialScheduler:
     """ASHA with folds as its rungs (or none). `own_metric`: it ranks by the study's first
     objective itself (in a set, where Tune is told no metric); alone, Tune tells it. `results`:
-    the study's directory, whose journal rebuilds ASHA's rungs on resume (FoldASHA)."""
+    the study's directory, whose journal rebuilds ASHA's rungs on resume (FoldASHA) and whose
+    record keeps the trials it ended from running again (LiveFIFO)."""
+    record = {"results": str(results.path), "study": spec.name} if results is not None else {}
     if spec.scheduler.name != "asha" or num_folds < 2:
-        return LiveFIFOScheduler()
+        return LiveFIFOScheduler(**record)
     first = spec.objectives[0]
     # folds are the rungs; with several objectives ASHA ranks by the first
     multi = {"metric": first.key, "mode": first.direction} if len(spec.objectives) > 1 or own_metric else {}
     options = dict(time_attr="folds_done", max_t=num_folds, grace_period=min(spec.scheduler.grace_folds, num_folds),
                    reduction_factor=spec.scheduler.reduction_factor, **multi)
     if results is None or len(spec.objectives) > 1:
-        return LiveASHA(**options)
-    return FoldASHA(results=str(results.path), study=spec.name, **options)
+        return LiveASHA(**record, **options)
+    return FoldASHA(**record, **options)
 
 
 def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fold_numbers: list[int], tune_location: tuple[str, str],

@@ -22,8 +22,8 @@ from fbp.errors import InputError
 from fbp.metrics import scores
 from search import results as results_module
 from search.journal import JournalFile, damage
-from search.rebuild import TRIAL_ATTR, rebuild_folds, rebuild_journal, set_aside_damaged
-from search.results import DiskFull, ResultsDir, disk_full_in, marks_frame, part_name, read_table, trial_status
+from search.rebuild import rebuild_folds, rebuild_journal, set_aside_damaged
+from search.results import TUNE_TRIAL_ID, DiskFull, ResultsDir, disk_full_in, marks_frame, part_name, read_table, trial_status
 from search.spec import validate_spec
 
 DRILL = yaml.safe_load((Path(__file__).parents[2] / "scripts" / "drill.yaml").read_text())
@@ -152,7 +152,7 @@ def test_disk_full_mid_run_is_one_line_and_resume_agrees(local_ray, tmp_path):
         assert len(after) == 9 and (after["status"] == "COMPLETE").all() and not after.duplicated(["trial_id", "fold"]).any()
         assert set(zip(before["trial_id"], before["fold"])) <= set(zip(after["trial_id"], after["fold"]))
         journal = optuna.load_study(study_name="drill", storage=ResultsDir(results).journal()).trials
-        assert sorted(t.user_attrs[TRIAL_ATTR] for t in journal) == sorted(set(after["trial_id"]))
+        assert sorted(t.user_attrs[TUNE_TRIAL_ID] for t in journal) == sorted(set(after["trial_id"]))
         assert all(t.state.name == "COMPLETE" for t in journal)
         assert not [p for p in results.rglob("*") if p.is_file() and p.stat().st_size == 0 and "tune" in p.parts and p.suffix != ""]
 
@@ -178,7 +178,7 @@ def _finished_study(results: ResultsDir) -> dict:
     for trial_id, (alpha, values, state) in plan.items():
         study.enqueue_trial({"loss.alpha": alpha})
         t = study.ask(dist)
-        t.set_user_attr(TRIAL_ATTR, trial_id)
+        t.set_user_attr(TUNE_TRIAL_ID, trial_id)
         for fold, v in values.items():
             t.report(v, fold)
         results.write("folds", f"{trial_id}-rows", _rows(trial_id, alpha, values))
@@ -205,7 +205,7 @@ def test_a_truncated_journal_is_rebuilt_from_parquet(tmp_path):
     assert aside.read_bytes() == data[: int(len(data) * 0.6)]  # kept as it was, for a look
     assert damage(str(journal)) is None
     trials = optuna.load_study(study_name="drill", storage=results.journal()).get_trials()
-    by_id = {t.user_attrs.get(TRIAL_ATTR): t for t in trials}
+    by_id = {t.user_attrs.get(TUNE_TRIAL_ID): t for t in trials}
     statuses = trial_status(read_table(tmp_path, "folds"), len(FOLDS))
     assert len(trials) == 3 and {k: by_id[k].state.name for k in statuses.index} == statuses.to_dict()
     for trial_id, (alpha, values, state) in plan.items():

@@ -84,3 +84,32 @@ def test_a_trial_is_complete_when_each_fold_is_whatever_its_seeds():
         {"trial_id": "failed", "fold": 1, "seed": None, "status": "FAIL"},
     ])
     assert trial_status(rows, num_folds=3).to_dict() == {"seeds": "INCOMPLETE", "all": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
+
+
+def _marks(results: ResultsDir, trial: str, status: str, folds=(2, 3)) -> None:
+    from search.results import marks_frame
+
+    results.write_marks(marks_frame({"trial_id": trial}, list(folds), status, "RuntimeError: x" if status == "FAIL" else None), trial, status)
+
+
+def test_a_trial_the_driver_ended_is_known_by_its_marks_or_else_by_the_journal(tmp_path):
+    import optuna
+
+    from search.results import TUNE_TRIAL_ID
+
+    results = ResultsDir(tmp_path)
+    _marks(results, "pruned", "PRUNED")
+    _marks(results, "failed", "FAIL")
+    assert results.ended("s", {"pruned", "failed", "running"}) == {"pruned": "PRUNED", "failed": "FAIL"}  # no journal yet
+
+    # the journal: told PRUNED / FAIL before the marks are written; a driver killed in between left only it
+    study = optuna.create_study(study_name="s", storage=results.journal())
+    for tune_id, state in (("told-pruned", "PRUNED"), ("told-failed", "FAIL"), ("running", None), ("complete", "COMPLETE")):
+        trial = study.ask()
+        trial.set_user_attr(TUNE_TRIAL_ID, tune_id)
+        if state:
+            study.tell(trial, 0.5 if state == "COMPLETE" else None, state=optuna.trial.TrialState[state])
+    asked = {"pruned", "failed", "told-pruned", "told-failed", "running", "complete", "unknown"}
+    assert results.ended("s", asked) == {"pruned": "PRUNED", "failed": "FAIL", "told-pruned": "PRUNED", "told-failed": "FAIL"}
+    assert results.ended("s", {"running"}) == {} and results.ended("another", {"told-pruned"}) == {}
+    assert results.marked("pruned") == "PRUNED" and results.marked("told-pruned") is None

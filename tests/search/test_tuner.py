@@ -65,3 +65,27 @@ def test_running_trials_are_not_recalled(tmp_path):
     running.report(0.9, 1)  # still RUNNING: it reports its own rungs when it resumes
     asha = _asha(results)
     assert _decision(asha, "new", 0.1) == TrialScheduler.CONTINUE
+
+
+@dataclass(frozen=True)
+class MemberTrial:
+    trial_id: str
+    config: dict
+
+
+def test_every_scheduler_finds_the_trials_its_study_ended(tmp_path):
+    from search.results import marks_frame
+    from search.studyset import STUDY_KEY, MultiScheduler
+
+    def marked(folder, trial, status):
+        results = ResultsDir(folder)
+        results.write_marks(marks_frame({"trial_id": trial}, [2], status, None), trial, status)
+        return results
+
+    asha = scheduler(validate_spec(STUDY, "rungs.yaml"), 5, results=marked(tmp_path / "a", "a-pruned", "PRUNED"))
+    fifo = scheduler(validate_spec({**STUDY, "scheduler": {"name": "none"}}, "b.yaml"), 5, results=marked(tmp_path / "b", "b-failed", "FAIL"))
+    trials = [MemberTrial(t, {STUDY_KEY: study}) for t, study in (("a-pruned", "a"), ("a-live", "a"), ("b-failed", "b"), ("b-live", "b"))]
+    assert [t.trial_id for t in asha.ended(trials[:2])] == ["a-pruned"]
+    assert [t.trial_id for t in pickle.loads(pickle.dumps(fifo)).ended(trials[2:])] == ["b-failed"]
+    assert sorted(t.trial_id for t in MultiScheduler({"a": asha, "b": fifo}).ended(trials)) == ["a-pruned", "b-failed"]
+    assert scheduler(validate_spec(STUDY, "rungs.yaml"), 5).ended(trials) == []  # no results directory: nothing to read
