@@ -115,7 +115,7 @@ def paired_by_fold(a: pd.Series, b: pd.Series) -> dict[str, float]:
     the (fold, seed) runs paired. Why folds and not runs: the seeds of a fold share its
     training and test images, and a configuration's errors on them, so its runs are not
     independent replicates of the comparison; pairing the runs as if they were rejected a true
-    null about 30% of the time at a nominal 5% (bench/stats_null.py). A run with a NaN makes
+    null 28-32% of the time at a nominal 5% (bench/stats_null.py). A run with a NaN makes
     its fold's mean NaN (paired_tests then drops that fold). One fold (a single split): k = 1,
     no p-value."""
     shared = a.index.intersection(b.index)
