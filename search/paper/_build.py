@@ -8,9 +8,11 @@ ablations, as numbers (rendering is `_render`, drawing `_plots`).
          published row with a config, the trial whose values at those dotted paths match, and
          its difference to that row's published figure (for the ComboLoss row: the paper's
          ComboLoss figure)
-      -> Tables 4 and 5: our ComboLoss row against each other row, paired t and Wilcoxon over
-         the (fold, seed) runs both have (search.report._stats.paired_tests), and whether the
-         sign supports the paper's ordering (ComboLoss better than every row)
+      -> Tables 4 and 5: our ComboLoss row against each other row, paired t (with its CI of ΔPC)
+         and Wilcoxon over the folds both have, each fold's seeds averaged
+         (search.report._stats.paired_by_fold; one split: no test), the image bootstrap CI of
+         the pooled PC difference, and whether the sign supports the paper's ordering
+         (ComboLoss better than every row)
       -> Figure 2: Table 3's ComboLoss run, out-of-fold predictions averaged over seeds per
          image; the FIGURE_N smallest and largest |y_pred - y_true|, each image found through
          fbp.data.load_dataset at the study's data.root
@@ -34,8 +36,8 @@ from fbp import paper
 from fbp.errors import InputError
 from fbp.metrics import METRICS, NAMES
 from search.report import _io
-from search.report._build import ORACLE, Report, _runs, _same, _with_seed, build_report, plural, row_status
-from search.report._stats import paired_tests
+from search.report._build import ORACLE, Report, _bootstraps, _runs, _same, _with_seed, build_report, plural, row_status
+from search.report._stats import paired_by_fold
 
 STUDIES_DIR = "studies/paper"
 """Where the paper's study files live: `fbp-search run studies/paper/<name>.yaml` runs one."""
@@ -78,6 +80,8 @@ PAPER_BACKBONE = "seresnext50_32x4d"
 FIGURE_N = 6
 """Faces per row of Figure 2 (the paper: 6 precise, 6 inaccurate)."""
 ALPHA = 0.05
+DRAWS, SEED = 2000, 0
+"""The image bootstrap of every paired comparison: draws and seed (as the report's defaults)."""
 
 
 def run_command(name: str, rehearsal: bool = False) -> str:
@@ -152,7 +156,7 @@ def load_study_result(root: Path, name: str, cache: bool = True, rehearsal: dict
     if not path.exists():
         return StudyResult(name, path, "missing", f"not run yet: {run_command(name, rehearsal is not None)}", **marks)
     try:
-        report = build_report(path, draws=0, cache=cache)  # no bootstrap: the document shows paired tests
+        report = build_report(path, draws=0, cache=cache)  # the document bootstraps its own comparisons (image_bootstrap), not the report's
         folds = _with_seed(_io.read_table(path, "folds", cache=path / "report" / ".cache" if cache else None))
     except InputError as e:
         return StudyResult(name, path, "unreadable", str(e), **marks)
@@ -177,8 +181,10 @@ def combo_row(table) -> int | None:
 TABLE_COLUMNS = ["source", "row", "method", "reference", "trial_id", "status", "candidates", "folds", "seeds", "runs",
                  *(f"{m}_{s}" for m in NAMES for s in ("mean", "std")), *(f"paper_{m}" for m in NAMES), *(f"d_{m}" for m in NAMES),
                  "select", "selected_on_test"]
-ORDERING_COLUMNS = ["row", "method", "trial_id", "combo_trial", "k", *(f"d_{m}" for m in NAMES), *(f"{t}_p_{m}" for m in NAMES for t in ("t", "wilcoxon")),
-                    *(f"supports_{m}" for m in NAMES), *(f"significant_{m}" for m in NAMES)]
+BOOT_COLUMNS = ["oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high"]
+TEST_COLUMNS = ["k", "runs", *(f"d_{m}" for m in NAMES), "ci_low_pc", "ci_high_pc", *(f"{t}_p_{m}" for m in NAMES for t in ("t", "wilcoxon")), *BOOT_COLUMNS]
+"""What `compare` and `image_bootstrap` give a comparison: k folds, runs paired, mean differences, the t test's CI of ΔPC, p-values, the image bootstrap."""
+ORDERING_COLUMNS = ["row", "method", "trial_id", "combo_trial", *TEST_COLUMNS, *(f"supports_{m}" for m in NAMES), *(f"significant_{m}" for m in NAMES)]
 
 
 @dataclass
@@ -217,22 +223,45 @@ def _our_row(i: int, row, study: StudyResult, trials: list[str]) -> dict:
 
 
 def compare(study: StudyResult, a: str, b: str) -> dict[str, Any]:
-    """Paired tests of trial a against trial b on every test metric, over the (fold, seed) runs
-    both completed: k, d_<m> (mean of a - b), t_p_<m>, wilcoxon_p_<m>."""
-    out: dict[str, Any] = {"k": 0}
+    """Paired tests of trial a against trial b on every test metric, over the folds both
+    completed, each fold's seeds averaged (`paired_by_fold`): k, runs, d_<m> (mean of a - b),
+    t_p_<m>, wilcoxon_p_<m>, and the t test's CI of the PC difference."""
+    out: dict[str, Any] = {"k": 0, "runs": 0, "ci_low_pc": np.nan, "ci_high_pc": np.nan}
     for m in NAMES:
         out.update({f"d_{m}": np.nan, f"t_p_{m}": np.nan, f"wilcoxon_p_{m}": np.nan})
     if not (study.has_runs(a) and study.has_runs(b)):
         return out
     runs_a, runs_b = study.runs.loc[a], study.runs.loc[b]
-    shared = runs_a.index.intersection(runs_b.index)
     for m in NAMES:
-        t = paired_tests(runs_a.loc[shared, m].to_numpy(), runs_b.loc[shared, m].to_numpy())
-        out.update({"k": t["k"], f"d_{m}": t["diff"], f"t_p_{m}": t["t_p"], f"wilcoxon_p_{m}": t["wilcoxon_p"]})
+        t = paired_by_fold(runs_a[m], runs_b[m])
+        out.update({"k": t["k"], "runs": t["runs"], f"d_{m}": t["diff"], f"t_p_{m}": t["t_p"], f"wilcoxon_p_{m}": t["wilcoxon_p"]})
+        if m == "pc":
+            out.update(ci_low_pc=t["ci_low"], ci_high_pc=t["ci_high"])
     return out
 
 
-def ordering_table(result: TableResult, alpha: float) -> pd.DataFrame:
+def image_bootstrap(study: StudyResult, trials: list[str | None], reference: str | None, sign: int, draws: int, seed: int) -> list[dict[str, float]]:
+    """The report's image bootstrap of each trial against `reference` (search.report._build's
+    `_bootstraps`, draws shared), on the predictions both made; sign -1 turns trial - reference
+    into reference - trial (the ordering's Δ is ComboLoss - row)."""
+    wanted = {t for t in [*trials, reference] if t}
+    empty = dict.fromkeys(BOOT_COLUMNS, np.nan)
+    if reference is None or draws < 1 or not wanted:
+        return [dict(empty) for _ in trials]
+    predictions = _with_seed(_io.read_table(study.path, "predictions", trials=wanted))
+    preds = {str(t): g for t, g in predictions.groupby(predictions["trial_id"].astype(str), sort=False)} if len(predictions) else {}
+    out = []
+    for trial, r in zip(trials, _bootstraps([t or "" for t in trials], reference, preds, draws, seed)):
+        if not trial or trial == reference:
+            out.append(dict(empty))
+        elif sign > 0:
+            out.append(r)
+        else:
+            out.append({**r, "oof_d_pc": -r["oof_d_pc"], "oof_ci_low": -r["oof_ci_high"], "oof_ci_high": -r["oof_ci_low"]})
+    return out
+
+
+def ordering_table(result: TableResult, alpha: float, draws: int = DRAWS, seed: int = SEED) -> pd.DataFrame:
     """Our ComboLoss trial against each other row's trial: the paper's ordering holds for a row
     when ComboLoss is better on average over the shared runs (PC higher, MAE and RMSE lower)."""
     combo, study = result.combo, result.study
@@ -249,6 +278,8 @@ def ordering_table(result: TableResult, alpha: float) -> pd.DataFrame:
             out[f"supports_{m}"] = bool(better) if np.isfinite(d) and d != 0 else None
             out[f"significant_{m}"] = bool(p < alpha) if np.isfinite(p) else None
         rows.append(out)
+    for out, boot in zip(rows, image_bootstrap(study, [r["trial_id"] or None for r in rows], a, -1, draws, seed)):
+        out.update(boot)
     return pd.DataFrame(rows, columns=ORDERING_COLUMNS)
 
 
@@ -293,7 +324,7 @@ def _table_notes(result: TableResult) -> list[str]:
     return notes
 
 
-def build_table(number: int, table, study: StudyResult, alpha: float) -> TableResult:
+def build_table(number: int, table, study: StudyResult, alpha: float, draws: int = DRAWS, seed: int = SEED) -> TableResult:
     published = [_published_row(i, row) for i, row in enumerate(table.rows)]
     result = TableResult(number, table, study, pd.DataFrame(published, columns=TABLE_COLUMNS), pd.DataFrame(columns=ORDERING_COLUMNS), combo_row(table), {})
     if study.state != "ok":
@@ -308,7 +339,7 @@ def build_table(number: int, table, study: StudyResult, alpha: float) -> TableRe
         ours.append(_our_row(i, row, study, trials))
     result.frame = pd.DataFrame(published + ours, columns=TABLE_COLUMNS)
     if number in ORDERED_TABLES and result.combo is not None:
-        result.ordering = ordering_table(result, alpha)
+        result.ordering = ordering_table(result, alpha, draws, seed)
     result.notes = _table_notes(result)
     return result
 
@@ -395,8 +426,8 @@ def build_figure2(table: TableResult) -> Figure2:
 
 # --- ablations and the other studies ----------------------------------------------------------
 
-ABLATION_COLUMNS_TAIL = ["status", "role", "folds", "seeds", "runs", *(f"{m}_{s}" for m in NAMES for s in ("mean", "std")), "reference", "k",
-                         *(f"d_{m}" for m in NAMES), *(f"{t}_p_{m}" for m in NAMES for t in ("t", "wilcoxon")), "seed_spread", "within_seed_noise", "select"]
+ABLATION_COLUMNS_TAIL = ["status", "role", "folds", "seeds", "runs", *(f"{m}_{s}" for m in NAMES for s in ("mean", "std")), "reference",
+                         *(c if c != "runs" else "paired_runs" for c in TEST_COLUMNS), "seed_spread", "within_seed_noise", "select"]
 
 
 @dataclass
@@ -435,7 +466,7 @@ def sort_key(value: Any, choices: list | None = None) -> tuple:
     return (1, str(value))
 
 
-def build_ablation(study: StudyResult, what: str) -> AblationResult:
+def build_ablation(study: StudyResult, what: str, draws: int = DRAWS, seed: int = SEED) -> AblationResult:
     result = AblationResult(study, what)
     if study.state != "ok":
         return result
@@ -450,11 +481,15 @@ def build_ablation(study: StudyResult, what: str) -> AblationResult:
                "folds": r["folds"], "seeds": r["seeds"], "runs": r["runs"], **{f"{m}_{s}": r[f"{m}_{s}"] for m in NAMES for s in ("mean", "std")},
                "reference": reference or "", "select": r["select"]}
         if reference is not None and trial != reference:
-            row.update(compare(study, trial, reference))
+            tests = compare(study, trial, reference)
+            tests["paired_runs"] = tests.pop("runs")
+            row.update(tests)
         d = row.get(f"d_{report.study.metric}", np.nan)
         row["seed_spread"] = spread
         row["within_seed_noise"] = bool(abs(d) < spread) if np.isfinite(spread) and np.isfinite(d) else None
         rows.append(row)
+    for row, boot in zip(rows, image_bootstrap(study, [r["trial_id"] for r in rows], reference, 1, draws, seed)):
+        row.update(boot)
     frame = pd.DataFrame(rows, columns=["trial_id", *result.knobs, *ABLATION_COLUMNS_TAIL])
     if result.knobs:
         choices = {k: report.study.knobs[k].choices for k in result.knobs}
@@ -476,6 +511,8 @@ class Paper:
     ablations: list[AblationResult]
     alpha: float = ALPHA
     rehearsal: dict | None = None  # the record of a rehearsal (search.rehearsal.read_record); None for real results
+    draws: int = DRAWS  # the image bootstrap's draws and seed
+    seed: int = SEED
 
     @property
     def missing(self) -> list[StudyResult]:
@@ -492,15 +529,15 @@ def check_root(root: Path) -> None:
                          f"({', '.join(STUDIES[:3])}, ...): `fbp-search report {root}` reports this one")
 
 
-def build_paper(root: Path, alpha: float = ALPHA, cache: bool = True) -> Paper:
+def build_paper(root: Path, alpha: float = ALPHA, cache: bool = True, draws: int = DRAWS, seed: int = SEED) -> Paper:
     from search.rehearsal import read_record
 
     root = Path(root)
     check_root(root)
     rehearsal = read_record(root)
     studies = {name: load_study_result(root, name, cache, rehearsal) for name in STUDIES}
-    built = [build_table(n, paper.TABLES[n], studies[name], alpha) for n, name in TABLE_STUDIES.items()]
+    built = [build_table(n, paper.TABLES[n], studies[name], alpha, draws, seed) for n, name in TABLE_STUDIES.items()]
     by_number = {t.number: t for t in built}
     figure = build_figure2(by_number[FIGURE_TABLE])
-    ablations = [build_ablation(studies[name], what) for name, what in ABLATIONS.items()]
-    return Paper(root, studies, built, figure, ablations, alpha, rehearsal)
+    ablations = [build_ablation(studies[name], what, draws, seed) for name, what in ABLATIONS.items()]
+    return Paper(root, studies, built, figure, ablations, alpha, rehearsal, draws, seed)

@@ -28,7 +28,7 @@ from search.paper._build import (
     run_all,
 )
 from search.report._build import plural
-from search.report._render import DAGGER, DASH, DDAGGER, SECTION, Section, _mean_std, _num, _p, _signed, markdown_table, tex_escape, tex_table
+from search.report._render import DAGGER, DASH, DDAGGER, SECTION, Section, _mean_std, _num, _p, _signed, ci_cell, markdown_table, test_notes, tex_escape, tex_table
 
 SIGNIFICANT = "*"  # a verdict whose paired t test gives p below alpha
 
@@ -157,7 +157,7 @@ def _verdict(supports, significant) -> str:
     return ("supports" if supports else "contradicts") + (SIGNIFICANT if significant is True else "")
 
 
-def ordering_block(result: TableResult, alpha: float) -> Block | None:
+def ordering_block(result: TableResult, alpha: float, draws: int, seed: int) -> Block | None:
     if result.study.state != "ok" or result.combo is None:
         return None
     t = result.ordering
@@ -165,7 +165,7 @@ def ordering_block(result: TableResult, alpha: float) -> Block | None:
     trial = result.matched.get(result.combo)
     rows = [{
         "ComboLoss vs": r["method"], "trial": r["trial_id"] or DASH, "k": _count(r["k"]),
-        "ΔPC": _signed(r["d_pc"]), "p t (PC)": _p(r["t_p_pc"]), "p Wilcoxon (PC)": _p(r["wilcoxon_p_pc"]),
+        "ΔPC [95% CI]": ci_cell(r["d_pc"], r["ci_low_pc"], r["ci_high_pc"]), "p t (PC)": _p(r["t_p_pc"]), "p Wilcoxon (PC)": _p(r["wilcoxon_p_pc"]),
         **{f"order {METRICS[m].label}": _verdict(r[f"supports_{m}"], r[f"significant_{m}"]) for m in ("pc", "mae", "rmse")},
     } for _, r in t.iterrows()]
     block = Block(f"Table {result.number}: does ours support the paper's ordering?", level=3)
@@ -175,16 +175,17 @@ def ordering_block(result: TableResult, alpha: float) -> Block | None:
         decided = t["supports_pc"].map(lambda v: v is True or v is False)
         yes = int(t["supports_pc"].map(lambda v: v is True).sum())
         strong = int((t["supports_pc"].map(lambda v: v is True) & t["significant_pc"].map(lambda v: v is True)).sum())
+        tested = t["t_p_pc"].notna().any()
         block.text = [
-            f"The paper ranks {combo} above every other row. Our {combo} ({trial}) against each other row, paired over the (fold, seed) runs both completed: "
-            f"Δ = ComboLoss − row. On PC our results support the ordering for {yes} of {plural(int(decided.sum()), 'row')} compared"
-            f" ({strong} with a paired t test p below {alpha:g})."
+            f"The paper ranks {combo} above every other row. Our {combo} ({trial}) against each other row, paired over the folds both completed, each fold's "
+            f"seeds averaged: Δ = ComboLoss − row. On PC our results support the ordering for {yes} of {plural(int(decided.sum()), 'row')} compared"
+            + (f" ({strong} with a paired t test p below {alpha:g})." if tested else "; one split, so no test says whether the configurations differ (see the notes).")
         ]
     k = int(t["k"].max()) if len(t) and t["k"].notna().any() else 0
+    seeds = int(result.study.board["seeds"].max()) if len(result.study.board) else 1
     notes = [
-        f"supports: ComboLoss better on average over the k shared runs (PC higher; MAE, RMSE lower); contradicts: worse; {SIGNIFICANT}: paired t test p below {alpha:g}.",
-        f"p: paired t and Wilcoxon signed-rank tests (search.report's) on the per-run PC. The smallest two-sided Wilcoxon p with k pairs is 2/2^k"
-        f"{f' ({2 / 2 ** k:.3g} for k = {k})' if k else ''}, and runs share training data: read the p-values as indicative.",
+        f"supports: ComboLoss better on average over the k shared folds (PC higher; MAE, RMSE lower); contradicts: worse; {SIGNIFICANT}: paired t test p below {alpha:g}.",
+        *test_notes(k, seeds, draws, seed),
     ]
     block.section = Section(f"table{result.number}_ordering", block.title, pd.DataFrame(rows), t, footnotes=notes)
     return block
@@ -229,14 +230,15 @@ def ablation_block(result: AblationResult, paper: Paper) -> Block:
         rows.append({
             "trial": r["trial_id"] + (DAGGER if r["select"] == ORACLE else ""), **{k: level_label(r[k]) for k in result.knobs}, "status": r["status"], "role": r["role"],
             **{METRICS[m].label: _mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in NAMES},
-            "ΔPC": _signed(r["d_pc"]), "k": _count(r["k"]), "p t (PC)": _p(r["t_p_pc"]), "p Wilcoxon (PC)": _p(r["wilcoxon_p_pc"]),
+            "ΔPC [95% CI]": ci_cell(r["d_pc"], r["ci_low_pc"], r["ci_high_pc"]), "k": _count(r["k"]), "p t (PC)": _p(r["t_p_pc"]), "p Wilcoxon (PC)": _p(r["wilcoxon_p_pc"]),
             "seed noise": "within" if r["within_seed_noise"] is True else "",
         })
     against = "the baseline" if result.reference is not None and result.reference == report.baseline else "the best trial"
     block.text = [_study_line(study),
                   f"Every trial, in the grid's order: test figures as mean ± sample std over its (fold, seed) runs; Δ = trial − {against} "
-                  f"({result.reference or DASH}), paired over the runs both completed."]
-    notes = []
+                  f"({result.reference or DASH}), paired over the folds both completed, each fold's seeds averaged."]
+    k = int(result.frame["k"].max()) if result.frame["k"].notna().any() else 0
+    notes = test_notes(k, seeds, paper.draws, paper.seed)
     if np.isfinite(spread):
         notes.append(f"seed noise: the reference's seed-to-seed spread is {spread:.4f} {label} (sample std over its {seeds} seeds of each seed's mean over folds); "
                      f"'within': the absolute Δ{label} is below it.")
@@ -324,7 +326,7 @@ def blocks(paper: Paper) -> list[Block]:
     studies.intro = ""
     for result in paper.tables:
         out.append(table_block(result))
-        ordering = ordering_block(result, paper.alpha) if result.number in (4, 5) else None
+        ordering = ordering_block(result, paper.alpha, paper.draws, paper.seed) if result.number in (4, 5) else None
         if ordering is not None:
             out.append(ordering)
     out.append(figure_block(paper))

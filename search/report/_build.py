@@ -3,9 +3,9 @@
     load study.yaml + folds -> leaderboard (one row per trial, ranked by the objective: the
       validation parts' metric or the test folds') -> best and baseline
       -> paper-format table (best per level of --by, published rows beside)
-      -> ablation (best per level of each categorical knob vs the baseline; paired tests on
-         (fold, seed) runs, the baseline's seed-to-seed spread, bootstrap CI on out-of-fold
-         predictions)
+      -> ablation (best per level of each categorical knob vs the baseline; paired tests over
+         folds, each fold's seeds averaged (_stats.paired_by_fold), the baseline's seed-to-seed
+         spread, the image bootstrap CI on out-of-fold predictions)
       -> pooled and per-subset metrics -> importance (journal) and edge-of-space check
       -> trials and fold rows by status, the distinct errors of failed trials
 
@@ -34,7 +34,7 @@ from search.report._stats import (
     VAL_NAMES,
     bootstrap_pc_differences,
     fold_summary,
-    paired_tests,
+    paired_by_fold,
     pooled,
     seed_spread,
 )
@@ -451,13 +451,14 @@ def _runs(complete: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataFrame, draws: int, seed: int) -> pd.DataFrame:
     """One row per comparison (`_comparisons`) with the reference: paired differences and tests
-    over the (fold, seed) runs both trials finished, the reference's seed-to-seed spread of the
-    objective's test metric, and the pooled bootstrap CI."""
+    over the folds both trials finished (`paired_by_fold`: k folds, each the mean of its runs
+    both finished), the t test's CI of the PC difference, the reference's seed-to-seed spread of
+    the objective's test metric, and the image bootstrap CI of the pooled PC difference."""
     reference = report.reference
     m = report.study.metric
     compared = [*NAMES, *([report.study.key] if report.on_val else [])]  # test metrics; the objective's validation metric beside
-    columns = ["knob", "level", "trial_id", "reference", "k", *(f"d_{c}" for c in compared), *(f"{t}_p_{c}" for c in NAMES for t in ("t", "wilcoxon")),
-               "seed_spread", "seeds", "within_seed_noise", "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
+    columns = ["knob", "level", "trial_id", "reference", "k", "runs", *(f"d_{c}" for c in compared), "ci_low_pc", "ci_high_pc",
+               *(f"{t}_p_{c}" for c in NAMES for t in ("t", "wilcoxon")), "seed_spread", "seeds", "within_seed_noise", "oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high", "select"]
     if reference is None:
         _note(report.notes, "ablation: no completed trial to compare against")
         return pd.DataFrame(columns=columns)
@@ -472,12 +473,13 @@ def ablation_table(report: Report, complete: pd.DataFrame, predictions: pd.DataF
     for knob, level, trial in comparisons:
         row: dict[str, Any] = {"knob": knob, "level": level, "trial_id": trial, "reference": reference, "select": report.leaderboard.at[trial, "select"]}
         a, b = per_run.loc[trial], per_run.loc[reference]
-        shared = a.index.intersection(b.index)  # the (fold, seed) runs both finished
         for c in compared:
-            t = paired_tests(a.loc[shared, c].to_numpy(), b.loc[shared, c].to_numpy())
+            t = paired_by_fold(a[c], b[c])
             row[f"d_{c}"] = t["diff"]
             if c in NAMES:
-                row.update({"k": t["k"], f"t_p_{c}": t["t_p"], f"wilcoxon_p_{c}": t["wilcoxon_p"]})
+                row.update({"k": t["k"], "runs": t["runs"], f"t_p_{c}": t["t_p"], f"wilcoxon_p_{c}": t["wilcoxon_p"]})
+            if c == "pc":
+                row.update(ci_low_pc=t["ci_low"], ci_high_pc=t["ci_high"])
         d = row[f"d_{m}"]
         inside = bool(abs(d) < spread) if np.isfinite(spread) and np.isfinite(d) and trial != reference else None
         row.update({"seed_spread": spread, "seeds": seeds, "within_seed_noise": inside})

@@ -184,6 +184,32 @@ def paper_section(report: Report) -> Section:
     return Section("paper", "Paper format", pd.DataFrame(rows), t, intro, notes + _oracle_footnote(report, t.loc[t["source"] == "ours", "trial_id"]))
 
 
+def ci_cell(d, low, high) -> str:
+    """`+0.0123 [+0.0050, +0.0196]`; the difference alone where there is no interval."""
+    return f"{_signed(d)} [{_signed(low)}, {_signed(high)}]" if pd.notna(low) and pd.notna(high) else _signed(d)
+
+
+def test_notes(k: int, seeds: int, draws: int, seed: int) -> list[str]:
+    """What the paired tests and intervals of a comparison are, and what they cannot be: one
+    text for the report's ablation and the paper's ordering and ablation blocks. The numbers
+    behind it: bench/stats_null.py (type-I error of each test under a simulated null)."""
+    if k >= 2:
+        least = 2 / 2**k
+        tests = (f"Paired over folds: each fold's seeds averaged first, then a paired t test (p t, and the 95% CI of ΔPC) and a Wilcoxon signed-rank test "
+                 f"over the k = {k} folds both finished. A fold's runs share its images and what the configuration learnt from them: they are not "
+                 f"independent replicates of the comparison. With k = {k} the smallest two-sided Wilcoxon p is 2/2^{k} = {least:.4g}"
+                 + (": it cannot reach 0.05; the t test can." if least >= 0.05 else "."))
+    else:
+        tests = ("No p-value: one split" + (f" and {seeds} seeds" if seeds > 1 else "") + ". The seeds share the split's training and test images, "
+                 "so they are not independent replicates of the comparison" + (f", and a two-sided Wilcoxon p over {seeds} seeds could not go below "
+                 f"2/2^{seeds} = {2 / 2**seeds:.4g}" if seeds > 1 else "") + ". Only more splits (folds) can test whether the configurations differ.")
+    boot = (f"ΔPC pooled (the CSV's oof_d_pc, oof_ci_low, oof_ci_high): PC difference on the pooled out-of-fold predictions with a {draws}-draw percentile "
+            f"bootstrap 95% CI resampling test images{', each with all its runs' if seeds > 1 else ''} (seed {seed}): the evidence about these trained "
+            "models on other faces. It holds the models fixed, so it does not count what a configuration learnt by chance from its training images; "
+            "under a simulated null with such effects it excluded 0 far more often than 5% (bench/stats_null.py), so it is not printed as a test.")
+    return [tests, boot] if draws > 0 else [tests]
+
+
 def ablation_section(report: Report, draws: int, seed: int) -> Section:
     t = report.ablation
     m = report.study.metric
@@ -192,17 +218,15 @@ def ablation_section(report: Report, draws: int, seed: int) -> Section:
     spread = _spread(report)
     rows = []
     for _, r in t.iterrows():
-        ci = f"{_signed(r['oof_d_pc'])} [{_signed(r['oof_ci_low'])}, {_signed(r['oof_ci_high'])}]" if pd.notna(r["oof_d_pc"]) else DASH
         noise = {f"seed sd ({label})": _num(r["seed_spread"]), "seed noise": WITHIN if r["within_seed_noise"] is True else ""} if spread is not None else {}
         rows.append({
             "comparison": r["knob"] if r["knob"] == "best trial" else f"{r['knob']} = {r['level']}",
             "trial": _trial(report, r["trial_id"]),
             "k": _num(r["k"]),
             **({f"Δ{_objective_label(report)}": _signed(r[f"d_{report.study.key}"])} if report.on_val else {}),
-            "ΔPC": _signed(r["d_pc"]), "ΔMAE": _signed(r["d_mae"]), "ΔRMSE": _signed(r["d_rmse"]),
+            "ΔPC [95% CI]": ci_cell(r["d_pc"], r["ci_low_pc"], r["ci_high_pc"]), "ΔMAE": _signed(r["d_mae"]), "ΔRMSE": _signed(r["d_rmse"]),
             **noise,
             f"p t ({m})": _p(r[f"t_p_{m}"]), f"p Wilcoxon ({m})": _p(r[f"wilcoxon_p_{m}"]),
-            "ΔPC pooled [95% CI]": ci,
         })
     if reference is not None and reference == report.baseline:
         against = "the baseline"
@@ -212,14 +236,11 @@ def ablation_section(report: Report, draws: int, seed: int) -> Section:
     intro = f"Each row: a trial minus {against}, {_trial(report, reference) if reference else DASH}. For every level of each categorical knob the row is that level's best trial."
     if report.on_val:
         intro += f" Rows are chosen by {_objective_label(report)} (validation parts); the other Δ are test figures."
-    seeds = _seeds(report) > 1
-    runs = "(fold, seed) runs" if seeds else "folds"
+    seeds = _seeds(report)
     notes = [
-        f"Δ = trial − reference, as mean over the k {runs} both finished{' (paired on fold and seed)' if seeds else ''}; ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
-        f"p: paired t test and Wilcoxon signed-rank test on the per-{'run' if seeds else 'fold'} {m} over those k {runs}. k is small (with k = {k} the smallest two-sided "
-        f"Wilcoxon p is {2 / 2 ** k:.4g}) and folds share training data{' (and the runs of a fold its test images)' if seeds else ''}: read the p-values as indicative only.",
-        f"ΔPC pooled: PC difference on the pooled out-of-fold predictions (images paired across the two trials), with a {draws}-draw percentile bootstrap 95% CI resampling images"
-        f"{', each with all its runs' if seeds else ''} (seed {seed}).",
+        f"Δ = trial − reference, the mean over the k folds both finished of each fold's mean over its seeds{' (runs paired on fold and seed)' if seeds > 1 else ''}; "
+        "ΔPC > 0 and ΔMAE, ΔRMSE < 0 are improvements.",
+        *test_notes(k, seeds, draws, seed),
         _spread_note(report, t, spread),
     ]
     return Section("ablation", "Ablation", pd.DataFrame(rows), t, intro, notes + _oracle_footnote(report, [*t["trial_id"], *t["reference"]]))

@@ -6,9 +6,13 @@
 - `seed_spread`: the seed-to-seed spread of a trial: the sample std over seeds of each seed's
   mean over folds.
 - `pooled`: MAE, RMSE, PC over all out-of-fold predictions of a trial, and per subset.
-- `paired_tests`: paired t and Wilcoxon signed-rank over the (fold, seed) runs two trials share.
+- `paired_tests`: paired t (with its CI) and Wilcoxon signed-rank over per-fold values.
+- `paired_by_fold`: the one pairing rule: a fold's seeds averaged, then `paired_tests` over the
+  folds two trials share (one split: no test).
 - `bootstrap_pc_difference`: percentile CI of PC(a) - PC(b) on pooled out-of-fold
-  predictions, resampling images (pairs, and an image's runs over seeds, kept together), seeded.
+  predictions, resampling images (pairs, and an image's runs over seeds, kept together), seeded;
+  with clusters, folds (or seeds) first, then images within them. Both treat what the clusters
+  do not resample as fixed: bench/stats_null.py measures what that costs under the null.
 """
 
 from __future__ import annotations
@@ -78,12 +82,15 @@ def pooled(predictions: pd.DataFrame) -> pd.DataFrame:
 
 def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Per-fold values of two trials over the same folds -> k, mean difference, t and Wilcoxon
-    p-values (NaN where a test cannot be computed: k < 2, or all differences equal / zero)."""
+    p-values, and the t test's 95% CI of the mean difference, ci_low and ci_high (NaN where a
+    test cannot be computed: k < 2, or all differences equal / zero). The CI excludes 0 exactly
+    when t_p < 0.05: one test, printed two ways."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
     d = a - b
-    out = {"k": int(len(d)), "diff": float(d.mean()) if len(d) else float("nan"), "t_p": float("nan"), "wilcoxon_p": float("nan")}
+    nan = float("nan")
+    out = {"k": int(len(d)), "diff": float(d.mean()) if len(d) else nan, "t_p": nan, "wilcoxon_p": nan, "ci_low": nan, "ci_high": nan}
     if len(d) < 2:
         return out
     from scipy import stats  # here: importing scipy.stats costs about a second
@@ -92,6 +99,8 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         warnings.simplefilter("ignore")
         if np.std(d) > 0:
             out["t_p"] = float(stats.ttest_rel(a, b).pvalue)
+            half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+            out["ci_low"], out["ci_high"] = out["diff"] - half, out["diff"] + half
         if np.any(d != 0):
             try:
                 out["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
@@ -100,53 +109,100 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return out
 
 
-def bootstrap_pc_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, draws: int = 2000, seed: int = 0, level: float = 0.95, groups: np.ndarray | None = None) -> dict[str, float]:
+def paired_by_fold(a: pd.Series, b: pd.Series) -> dict[str, float]:
+    """One metric of two trials, each indexed (fold, seed) -> `paired_tests` over folds, each
+    fold's value the mean over the seeds both trials ran on it; k is the number of folds, runs
+    the (fold, seed) runs paired. Why folds and not runs: the seeds of a fold share its
+    training and test images, and a configuration's errors on them, so its runs are not
+    independent replicates of the comparison; pairing the runs as if they were rejected a true
+    null 28-32% of the time at a nominal 5% (bench/stats_null.py). A run with a NaN makes
+    its fold's mean NaN (paired_tests then drops that fold). One fold (a single split): k = 1,
+    no p-value."""
+    shared = a.index.intersection(b.index)
+    d = pd.DataFrame({"a": a.loc[shared].to_numpy(np.float64), "b": b.loc[shared].to_numpy(np.float64)}, index=shared)
+    fold = d.index.get_level_values(0)
+    means = d.groupby(fold, sort=True).mean().mask(d.isna().groupby(fold, sort=True).any())
+    return {**paired_tests(means["a"].to_numpy(), means["b"].to_numpy()), "runs": len(shared)}
+
+
+def bootstrap_pc_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, draws: int = 2000, seed: int = 0, level: float = 0.95,
+                            groups: np.ndarray | None = None, clusters: np.ndarray | None = None) -> dict[str, float]:
     """PC(y, pred_a) - PC(y, pred_b) on paired out-of-fold predictions, and its percentile
     bootstrap CI: each draw resamples the n images with replacement (pairs stay together).
     groups: the image of each row, when an image has several rows (its runs over seeds): a draw
-    then resamples images, each with all its rows."""
-    return bootstrap_pc_differences([(y, pred_a, pred_b) if groups is None else (y, pred_a, pred_b, groups)], draws, seed, level)[0]
+    then resamples images, each with all its rows. clusters: the fold (or the seed, on one
+    split) of each row: a draw then first resamples clusters, then images within each drawn
+    cluster (`bootstrap_pc_differences`)."""
+    pair = (y, pred_a, pred_b, groups, clusters)
+    return bootstrap_pc_differences([pair], draws, seed, level)[0]
 
 
-def bootstrap_pc_differences(pairs: list[tuple[np.ndarray, ...]], draws: int = 2000, seed: int = 0, level: float = 0.95, chunk: int = 256) -> list[dict[str, float]]:
-    """`bootstrap_pc_difference` for many (y, pred_a, pred_b[, groups]) at once. A draw is a row
-    of counts W (B, G) over the G images; every pair's weighted sums for all draws come out of
-    one matrix product W @ columns (G, 9 per pair: per image, the sums of its rows' 8 products
-    and its number of rows). Pairs of equal G share the draws (each alone would draw the same
-    ones: same seed), so comparing five trials costs about what one does."""
+def _units(pair: tuple) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Each row's resampling unit, units numbered cluster by cluster, and each cluster's number
+    of units. A unit is an image (with all its rows) within a cluster; no groups: a row is an
+    image; no clusters: one cluster."""
+    y, _, _, *rest = pair
+    groups, clusters = (list(rest) + [None, None])[:2]
+    n = len(y)
+    image = np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+    cluster = np.zeros(n, np.int64) if clusters is None else np.unique(np.asarray(clusters), return_inverse=True)[1].ravel()
+    keys, codes = np.unique(np.stack([cluster, image], axis=1), axis=0, return_inverse=True) if n else (np.empty((0, 2), np.int64), np.empty(0, np.int64))
+    sizes = np.bincount(keys[:, 0]) if len(keys) else np.empty(0, np.int64)
+    return codes.ravel(), tuple(int(x) for x in sizes)
+
+
+def _counts(rng: np.random.Generator, b: int, sizes: tuple[int, ...]) -> np.ndarray:
+    """(b, G) draws of unit counts. One cluster: the G units resampled with replacement. Several:
+    the C clusters resampled with replacement, then each drawn cluster's units resampled with
+    replacement (a cluster drawn twice gets two independent resamples)."""
+    g = sum(sizes)
+    if len(sizes) == 1:
+        idx = rng.integers(0, g, size=(b, g)) + (np.arange(b) * g)[:, None]
+        return np.bincount(idx.ravel(), minlength=b * g).reshape(b, g).astype(np.float64)
+    size = np.asarray(sizes)
+    offset = np.concatenate([[0], np.cumsum(size)[:-1]])
+    drawn = rng.integers(0, len(size), size=(b, len(size)))  # (b, C): the clusters of each draw
+    n = size[drawn][..., None]  # (b, C, 1)
+    place = np.arange(size.max())
+    unit = offset[drawn][..., None] + np.minimum((rng.random((b, len(size), size.max())) * n).astype(np.int64), n - 1)
+    idx = unit + (np.arange(b) * g)[:, None, None]
+    return np.bincount(idx.ravel(), weights=(place < n).ravel().astype(np.float64), minlength=b * g).reshape(b, g)
+
+
+def bootstrap_pc_differences(pairs: list[tuple], draws: int = 2000, seed: int = 0, level: float = 0.95, chunk: int = 256) -> list[dict[str, float]]:
+    """`bootstrap_pc_difference` for many (y, pred_a, pred_b[, groups[, clusters]]) at once. A
+    draw is a row of counts W (B, G) over the G units (images within clusters); every pair's
+    weighted sums for all draws come out of one matrix product W @ columns (G, 9 per pair: per
+    unit, the sums of its rows' 8 products and its number of rows). Pairs of the same layout
+    (clusters of the same sizes) share the draws (each alone would draw the same ones: same
+    seed), so comparing five trials costs about what one does."""
     out: list[dict[str, float] | None] = [None] * len(pairs)
-    by_g: dict[int, list[int]] = {}
-    grouped: list[tuple[np.ndarray | None, int]] = []  # per pair: each row's image code (None: a row per image), and G
-    for i, (y, pred_a, pred_b, *groups) in enumerate(pairs):
-        if groups:
-            codes = np.unique(np.asarray(groups[0]), return_inverse=True)[1].ravel()
-            g = int(codes.max()) + 1 if len(codes) else 0
-        else:
-            codes, g = None, len(y)
-        grouped.append((codes, g))
+    layouts: dict[tuple[int, ...], list[int]] = {}
+    units: list[np.ndarray] = []
+    for i, pair in enumerate(pairs):
+        y, pred_a, pred_b = pair[:3]
+        codes, sizes = _units(pair)
+        units.append(codes)
         point = metrics.pearson(y, pred_a) - metrics.pearson(y, pred_b)
         out[i] = {"n": len(y), "pc_diff": point, "ci_low": float("nan"), "ci_high": float("nan")}
-        if g >= 3 and draws >= 1:
-            by_g.setdefault(g, []).append(i)
+        if sum(sizes) >= 3 and draws >= 1:
+            layouts.setdefault(sizes, []).append(i)
     tail = (1 - level) / 2
-    for g, members in by_g.items():
+    for sizes, members in layouts.items():
+        g = sum(sizes)
         columns = []
         for i in members:
             y, pred_a, pred_b = (np.asarray(v, np.float64) for v in pairs[i][:3])
             y, pred_a, pred_b = y - y.mean(), pred_a - pred_a.mean(), pred_b - pred_b.mean()  # centred: no cancellation
             rows = np.stack([y, y * y, pred_a, pred_a * pred_a, y * pred_a, pred_b, pred_b * pred_b, y * pred_b, np.ones_like(y)], axis=1)  # (n, 9)
-            codes = grouped[i][0]
-            if codes is not None:  # (G, 9): each image's sums over its rows
-                rows = np.stack([np.bincount(codes, weights=rows[:, c], minlength=g) for c in range(9)], axis=1)
-            columns.append(rows)
+            codes = units[i]  # (G, 9): each unit's sums over its rows
+            columns.append(np.stack([np.bincount(codes, weights=rows[:, c], minlength=g) for c in range(9)], axis=1))
         columns = np.concatenate(columns, axis=1)  # (G, 9 P)
         rng = np.random.default_rng(seed)
         diffs = np.empty((draws, len(members)))
         for start in range(0, draws, chunk):
             b = min(chunk, draws - start)
-            idx = rng.integers(0, g, size=(b, g)) + (np.arange(b) * g)[:, None]
-            counts = np.bincount(idx.ravel(), minlength=b * g).reshape(b, g).astype(np.float64)  # (b, G)
-            sums = (counts @ columns).reshape(b, len(members), 9)  # weighted sums per draw and pair
+            sums = (_counts(rng, b, sizes) @ columns).reshape(b, len(members), 9)  # weighted sums per draw and pair
             s = sums[..., :8] / sums[..., 8:]  # weighted means (the last column: rows drawn)
             var_y = s[..., 1] - s[..., 0] ** 2
             with np.errstate(all="ignore"):

@@ -167,7 +167,18 @@ def test_the_difference_is_ours_minus_the_papers_figure(root, tables, number):
     assert f"{combo['pc_mean']:.4f} ± {combo['pc_std']:.4f}" in line
 
 
-def test_table4_ordering_is_recomputed_with_scipy_on_the_pairs(root, tables):
+def pooled_pc_difference(root: Path, study: str, a: str, b: str) -> tuple[float, int]:
+    """PC(a) - PC(b) on the out-of-fold predictions both made, pooled over (fold, seed, image), with numpy."""
+    p = read_table(root / study, "predictions")
+    key = ["fold", *(["seed"] if "seed" in p.columns else []), "image"]  # rows written without train.repeats carry no seed
+    both = p[p["trial_id"] == a].merge(p[p["trial_id"] == b], on=key)
+    return np.corrcoef(both["y_true_x"], both["y_pred_x"])[0, 1] - np.corrcoef(both["y_true_x"], both["y_pred_y"])[0, 1], len(both)
+
+
+def test_table4_ordering_on_one_split_prints_no_p_value_and_the_image_bootstrap(root, tables):
+    """Table 4 ran the paper's 60-40: one split, 4 seeds. Its ordering pairs the one fold: Δ is
+    the mean over the seeds both ran, no test; the CSV carries the image bootstrap of the pooled
+    PC difference (ComboLoss - row), recomputed here with numpy."""
     table = tables[4]
     folds = complete_folds(root, "table4_losses")
     combo = trial_of(folds, table.rows[combo_index(table)].config)
@@ -179,21 +190,48 @@ def test_table4_ordering_is_recomputed_with_scipy_on_the_pairs(root, tables):
         other = trial_of(folds, table.rows[int(r["row"])].config)
         b = folds[folds["trial_id"] == other].set_index(["fold", "seed"])
         shared = a.index.intersection(b.index)
-        assert r["trial_id"] == other and r["combo_trial"] == combo and r["k"] == len(shared) == 4
+        assert r["trial_id"] == other and r["combo_trial"] == combo and r["k"] == 1 and r["runs"] == len(shared) == 4
         for m, better in (("pc", np.greater), ("mae", np.less), ("rmse", np.less)):
             x, y = a.loc[shared, m].to_numpy(), b.loc[shared, m].to_numpy()
             assert r[f"d_{m}"] == pytest.approx((x - y).mean(), abs=1e-12)
-            assert r[f"t_p_{m}"] == pytest.approx(stats.ttest_rel(x, y).pvalue, rel=1e-9)
-            assert r[f"wilcoxon_p_{m}"] == pytest.approx(stats.wilcoxon(x - y).pvalue, rel=1e-9)
+            assert np.isnan(r[f"t_p_{m}"]) and np.isnan(r[f"wilcoxon_p_{m}"]) and pd.isna(r[f"significant_{m}"])
             assert bool(r[f"supports_{m}"]) == bool(better((x - y).mean(), 0))
-            assert bool(r[f"significant_{m}"]) == (stats.ttest_rel(x, y).pvalue < 0.05)
+        assert np.isnan(r["ci_low_pc"]) and np.isnan(r["ci_high_pc"])
+        d, n = pooled_pc_difference(root, "table4_losses", combo, other)
+        assert r["oof_n"] == n == 4 * 32 and r["oof_d_pc"] == pytest.approx(d, rel=1e-9)
+        assert r["oof_ci_low"] < r["oof_d_pc"] < r["oof_ci_high"]
         verdicts[table.rows[int(r["row"])].config["loss.name"]] = bool(r["supports_pc"])
     # as drawn: smooth_l1 predicts better than combo here, every other loss worse
     assert verdicts == {"l1": True, "mse": True, "smooth_l1": False, "smooth_huber": True}
     md = section((root / "paper" / "paper.md").read_text(), "### Table 4: does ours support")
     line = next(x for x in md.splitlines() if x.startswith(f"| {table.rows[2].method} |"))
-    assert "contradicts" in line
-    assert "support the ordering for 3 of 4 rows" in md
+    assert "contradicts" in line and "*" not in line
+    assert "support the ordering for 3 of 4 rows" in md and "one split, so no test says whether the configurations differ" in md
+    assert "No p-value: one split and 4 seeds" in md and "2/2^4 = 0.125" in md and "ΔPC pooled" in md
+
+
+def test_table5_ordering_is_recomputed_with_scipy_over_folds(root, tables):
+    """Table 5 ran 5 folds: paired t (and its CI of ΔPC) and Wilcoxon over the folds."""
+    table = tables[5]
+    folds = complete_folds(root, "table5_backbones")
+    combo = trial_of(folds, table.rows[combo_index(table)].config)
+    ordering = csv(root, "table5_ordering").dropna(subset=["trial_id"])
+    assert len(ordering)
+    a = folds[folds["trial_id"] == combo].groupby("fold")[["pc", "mae", "rmse"]].mean()
+    for _, r in ordering.iterrows():
+        b = folds[folds["trial_id"] == r["trial_id"]].groupby("fold")[["pc", "mae", "rmse"]].mean()
+        assert r["k"] == 5
+        for m in ("pc", "mae", "rmse"):
+            x, y = a[m].to_numpy(), b.loc[a.index, m].to_numpy()
+            assert r[f"t_p_{m}"] == pytest.approx(stats.ttest_rel(x, y).pvalue, rel=1e-9)
+            assert r[f"wilcoxon_p_{m}"] == pytest.approx(stats.wilcoxon(x - y).pvalue, rel=1e-9)
+            assert bool(r[f"significant_{m}"]) == (stats.ttest_rel(x, y).pvalue < 0.05)
+        d = a["pc"].to_numpy() - b.loc[a.index, "pc"].to_numpy()
+        low, high = stats.ttest_rel(a["pc"], b.loc[a.index, "pc"]).confidence_interval(0.95)
+        assert r["ci_low_pc"] == pytest.approx(low, rel=1e-9) and r["ci_high_pc"] == pytest.approx(high, rel=1e-9) and r["d_pc"] == pytest.approx(d.mean())
+        assert r["oof_d_pc"] == pytest.approx(pooled_pc_difference(root, "table5_backbones", combo, r["trial_id"])[0], rel=1e-9)
+    md = section((root / "paper" / "paper.md").read_text(), "### Table 5: does ours support")
+    assert "With k = 5 the smallest two-sided Wilcoxon p is 2/2^5 = 0.0625: it cannot reach 0.05; the t test can." in md
 
 
 # --- selection and protocol ---------------------------------------------------------------------
@@ -277,10 +315,12 @@ def test_each_ablation_has_a_table_and_a_plot_against_its_baseline(root):
         for _, r in frame.iterrows():
             runs = folds[folds["trial_id"] == r["trial_id"]].set_index(["fold", "seed"])
             assert r["pc_mean"] == pytest.approx(runs["pc"].mean()) and r["pc_std"] == pytest.approx(runs["pc"].std(ddof=1))
-            if r["trial_id"] != reference:
+            if r["trial_id"] != reference:  # one split: Δ over the seeds both ran, no test; the image bootstrap in the CSV
                 shared = runs.index.intersection(base.index)
                 x, y = runs.loc[shared, "pc"].to_numpy(), base.loc[shared, "pc"].to_numpy()
-                assert r["d_pc"] == pytest.approx((x - y).mean()) and r["t_p_pc"] == pytest.approx(stats.ttest_rel(x, y).pvalue)
+                assert r["d_pc"] == pytest.approx((x - y).mean()) and r["k"] == 1 and np.isnan(r["t_p_pc"])
+                assert r["oof_d_pc"] == pytest.approx(pooled_pc_difference(root, f"ablation_{name}", r["trial_id"], reference)[0], rel=1e-9)
+                assert r["oof_ci_low"] < r["oof_d_pc"] < r["oof_ci_high"]
         assert (root / "paper" / f"ablation_{name}.png").is_file()
         assert f"](ablation_{name}.png)" in section(md, f"### ablation_{name}")
 

@@ -112,10 +112,14 @@ def test_ablation_paired_tests_and_bootstrap(standard):
             assert row[f"d_{m}"] == pytest.approx((a[m] - base[m]).mean(), rel=1e-9)
             assert row[f"t_p_{m}"] == pytest.approx(stats.ttest_rel(a[m], base[m]).pvalue, rel=1e-9)
             assert row[f"wilcoxon_p_{m}"] == pytest.approx(stats.wilcoxon(a[m] - base[m]).pvalue, rel=1e-9)
+        d = (a["pc"] - base["pc"]).to_numpy()  # the t test's 95% CI of the fold PC difference, by hand
+        half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+        assert row["ci_low_pc"] == pytest.approx(d.mean() - half, rel=1e-9) and row["ci_high_pc"] == pytest.approx(d.mean() + half, rel=1e-9)
         assert row["oof_n"] == 80
         assert row["oof_ci_low"] <= row["oof_d_pc"] <= row["oof_ci_high"]
     text = (standard / "report" / "tables.md").read_text()
-    assert "k is small" in text and "0.0625" in text
+    assert "With k = 5 the smallest two-sided Wilcoxon p is 2/2^5 = 0.0625: it cannot reach 0.05; the t test can." in text
+    assert "ΔPC [95% CI]" in text and "ΔPC pooled" in text
 
 
 def test_bootstrap_is_seeded_and_matches_a_plain_resampling():

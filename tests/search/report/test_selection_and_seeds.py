@@ -170,9 +170,11 @@ def test_mean_and_std_run_over_folds_times_seeds(seeded):
     assert md_row(md, "| 1 |")[4] == "5/5 ×3" and "3 seeds per fold" in md
 
 
-def test_paired_tests_pair_fold_and_seed(tmp_path):
+def test_paired_tests_pair_folds_with_their_shared_seeds_averaged(tmp_path):
     """The baseline lost one run (fold 2, seed 1) and near_00001 has an extra one (fold 1, seed 7):
-    the tests pair only the (fold, seed) runs both have, 14 of them."""
+    each fold's value is the mean over the seeds both ran on it (fold 2: seeds 0 and 2; the extra
+    seed 7 counts nowhere), and the tests pair the 5 folds, not the 14 (fold, seed) runs: a
+    fold's seeds share its images, they are not independent replicates."""
     root = make_results(tmp_path / "pairs", SEEDED[:3], baseline=BASELINE, on="val", repeats=3, journal=False)
     results = ResultsDir(root)
     base = pd.read_parquet(root / "folds.parquet" / "base_00000-fold2.parquet")
@@ -180,14 +182,20 @@ def test_paired_tests_pair_fold_and_seed(tmp_path):
     extra = pd.read_parquet(root / "folds.parquet" / "near_00001-fold1.parquet").iloc[[0]].assign(seed=7, pc=0.5, mae=0.9, rmse=1.0)
     results.write("folds", "compacted-extra", extra)
     report = build_report(root, draws=10)
-    folds = read_table(root, "folds").set_index(["trial_id", "fold", "seed"])
-    a, b = folds.loc["near_00001"], folds.loc["base_00000"]
-    shared = a.index.intersection(b.index)
-    assert len(shared) == 14 and (1, 7) not in shared and (2, 1) not in shared
+    folds = read_table(root, "folds")
     row = report.ablation.set_index("trial_id").loc["near_00001"]
-    assert row["k"] == 14
+    assert row["k"] == 5 and row["runs"] == 14
     for m in ("pc", "mae", "rmse"):
-        x, y = a.loc[shared, m].to_numpy(float), b.loc[shared, m].to_numpy(float)
+        x, y = [], []  # by hand: per fold, the mean over the seeds both trials ran
+        for fold in sorted(folds["fold"].unique()):
+            a = {int(r["seed"]): float(r[m]) for _, r in folds[(folds["trial_id"] == "near_00001") & (folds["fold"] == fold)].iterrows()}
+            b = {int(r["seed"]): float(r[m]) for _, r in folds[(folds["trial_id"] == "base_00000") & (folds["fold"] == fold)].iterrows()}
+            seeds = sorted(set(a) & set(b))
+            assert seeds == ([0, 2] if fold == 2 else [0, 1, 2])
+            x.append(sum(a[s] for s in seeds) / len(seeds))
+            y.append(sum(b[s] for s in seeds) / len(seeds))
+        x, y = np.array(x), np.array(y)
+        assert len(x) == 5
         assert row[f"d_{m}"] == pytest.approx(np.mean(x - y), rel=1e-9)
         assert row[f"t_p_{m}"] == pytest.approx(stats.ttest_rel(x, y).pvalue, rel=1e-9)
         assert row[f"wilcoxon_p_{m}"] == pytest.approx(stats.wilcoxon(x - y).pvalue, rel=1e-9)
@@ -247,3 +255,23 @@ def test_the_bootstrap_resamples_an_image_with_all_its_runs():
         plain.append(pearson(y[rows], a[rows]) - pearson(y[rows], b[rows]))
     low, high = np.quantile(plain, [0.025, 0.975])
     assert got["n"] == 90 and got["ci_low"] == pytest.approx(low, abs=1e-10) and got["ci_high"] == pytest.approx(high, abs=1e-10)
+
+
+def test_one_split_prints_no_p_value_and_says_why(tmp_path):
+    """60/40 x 3 seeds: one fold, so no fold-paired test; the footnote says the seeds are not
+    independent replicates and a Wilcoxon p over 3 seeds could not go below 0.25. The image
+    bootstrap's PC difference is the pooled PC difference, recomputed here with numpy."""
+    root = make_results(tmp_path / "split", SEEDED[:3], baseline=BASELINE, on="val", repeats=3, k=1, test_share=0.4, protocol="60-40", journal=False)
+    assert run_cli(str(root), "--bootstrap", "50") == 0
+    ablation = pd.read_csv(root / "report" / "ablation.csv")
+    assert (ablation["k"] == 1).all() and ablation[[f"{t}_p_{m}" for t in ("t", "wilcoxon") for m in ("pc", "mae", "rmse")]].isna().all().all()
+    md = (root / "report" / "tables.md").read_text()
+    assert "No p-value: one split and 3 seeds" in md and "not independent replicates of the comparison" in md
+    assert "a two-sided Wilcoxon p over 3 seeds could not go below 2/2^3 = 0.25" in md
+    preds = read_table(root, "predictions")
+    key = ["fold", "seed", "image"]
+    for _, row in ablation[ablation["trial_id"] != ablation["reference"]].iterrows():
+        both = preds[preds["trial_id"] == row["trial_id"]].merge(preds[preds["trial_id"] == row["reference"]], on=key)
+        pc = [np.corrcoef(both["y_true_x"], both[f"y_pred_{s}"])[0, 1] for s in ("x", "y")]
+        assert row["oof_n"] == len(both) and row["oof_d_pc"] == pytest.approx(pc[0] - pc[1], rel=1e-9)
+        assert row["oof_ci_low"] <= row["oof_d_pc"] <= row["oof_ci_high"]
