@@ -124,7 +124,8 @@ def repair(grid, results: ResultsDir, spec: StudySpec, context: StudyContext, fo
 
     results.compact("folds")  # Tune is done: one part to read, not one per fold (a study of 10,000 trials has ~30,000)
     # rows that can be rebuilt from the epochs and predictions tables are, rather than trained again
-    rebuild_folds(results, spec, fold_numbers, {r.metrics["trial_id"]: dict(r.config) for r in grid if (r.metrics or {}).get("trial_id")})
+    # a restored trial the scheduler stopped before it ran (search.tuner.LiveFIFO) has no config: its params are in Parquet and the journal
+    rebuild_folds(results, spec, fold_numbers, {r.metrics["trial_id"]: dict(r.config) for r in grid if (r.metrics or {}).get("trial_id") and r.config})
     folds = results.read("folds")
     todo, orphans = missing_folds(grid, results, fold_numbers, folds)
     orphans = _close_ended_orphans(results, spec, todo, orphans, fold_numbers, folds)
