@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from search.results import TUNE_TRIAL_ID
+from search.results import TUNE_TRIAL_ID, ResultsDir
 from search.trainable import fold_key
 
 
@@ -43,9 +43,10 @@ class StudySearcher(OptunaSearch):
     the searcher's state is pickled with each lock standing for a new, unlocked one, so the
     sampler's random state and everything else survives a resume as it was."""
 
-    def __init__(self, *args, num_folds: int, **kwargs):
+    def __init__(self, *args, num_folds: int, results: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.num_folds = num_folds
+        self.results = results  # the study's results directory: which trials wrote rows (`_never_ran`)
         self._reported_folds: set[tuple[str, int]] = set()  # saved with the searcher's state
 
     def __getstate__(self) -> dict:
@@ -64,10 +65,31 @@ class StudySearcher(OptunaSearch):
             self.__setstate__(pickle.load(f))
 
     def suggest(self, trial_id: str) -> dict | None:
+        if trial_id not in self._ot_trials and (asked := self._never_ran()) is not None:
+            self._ot_trials[trial_id] = asked  # OptunaSearch.suggest takes its params from it
         config = super().suggest(trial_id)
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
         return config
+
+    def _never_ran(self) -> optuna.trial.Trial | None:
+        """An Optuna trial a killed driver asked for that never ran, for a resumed driver's next
+        Tune trial: RUNNING in the journal, unknown to this searcher (it was asked after Tune's
+        last state snapshot, which restored this searcher), no fold value, no fold rows under
+        the Tune id it was given. Asking Optuna for another instead left it RUNNING, to be failed
+        at the study's end: a FAIL in the journal that Parquet has no trial for, and one trial
+        more than num_trials. Its params were proposed already: the trial runs them."""
+        known = {t.number for t in self._ot_trials.values()}
+        for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number in known or t.intermediate_values or self._wrote_rows(t.user_attrs.get(TUNE_TRIAL_ID)):
+                continue
+            return optuna.trial.Trial(self._ot_study, t._trial_id)  # Optuna's id of the trial in its storage (no public accessor)
+        return None
+
+    def _wrote_rows(self, tune_id: str | None) -> bool:
+        if tune_id is None or self.results is None:
+            return False
+        return not ResultsDir(self.results).read("folds", trials={tune_id}).empty
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if isinstance(self.metric, list) or trial_id in self._completed_trials:

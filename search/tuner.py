@@ -45,6 +45,7 @@ def searcher(spec: StudySpec, results: ResultsDir, num_folds: int) -> StudySearc
         study_name=spec.name,
         storage=results.journal(),
         num_folds=num_folds,
+        results=str(results.path),
     )
 
 

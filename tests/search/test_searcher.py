@@ -1,9 +1,10 @@
 import pickle
 
+import optuna
 import pytest
 from ray import cloudpickle
 
-from search.results import ResultsDir
+from search.results import TUNE_TRIAL_ID, ResultsDir
 from search.samplers import SAMPLERS
 from search.spec import validate_spec
 from search.tuner import searcher
@@ -40,3 +41,34 @@ def test_nsga2_with_two_objectives_survives_save_and_restore_with_its_random_sta
     # the same random state: the first generation is drawn at random, so the next draws agree
     twin = pickle.loads(pickle.dumps(original))
     assert twin._sampler._random_sampler._rng.rng.random() == restored._sampler._random_sampler._rng.rng.random()
+
+
+def _asked_by_a_killed_driver(tmp_path, tune_id: str) -> optuna.trial.FrozenTrial:
+    """What a driver killed right after Optuna's ask leaves: a RUNNING trial with its params and
+    its Tune id, no fold value; and the searcher of the resumed driver, which knows none of it."""
+    first = _searcher(tmp_path, "random")
+    first.suggest(tune_id)
+    (trial,) = first._ot_study.get_trials(deepcopy=False)
+    return trial
+
+
+def test_a_resumed_searcher_runs_the_trial_a_killed_driver_asked_for_and_never_ran(tmp_path):
+    asked = _asked_by_a_killed_driver(tmp_path, "old")
+    resumed = _searcher(tmp_path, "random")
+    config = resumed.suggest("new")
+    trials = resumed._ot_study.get_trials(deepcopy=False)
+    assert len(trials) == 1 and config == asked.params  # its params, no new ask
+    assert trials[0].user_attrs[TUNE_TRIAL_ID] == "new"
+    resumed.suggest("next")  # the asked trial is taken: the next one is Optuna's new ask
+    assert len(resumed._ot_study.get_trials(deepcopy=False)) == 2
+
+
+def test_a_trial_that_wrote_rows_is_not_run_again(tmp_path):
+    import pandas as pd
+
+    asked = _asked_by_a_killed_driver(tmp_path, "old")
+    ResultsDir(tmp_path).write("folds", "old-fold1", pd.DataFrame([{"trial_id": "old", "fold": 1, "seed": 0, "status": "COMPLETE", "pc": 0.5}]))
+    resumed = _searcher(tmp_path, "random")
+    resumed.suggest("new")
+    trials = resumed._ot_study.get_trials(deepcopy=False)
+    assert len(trials) == 2 and trials[0].number == asked.number and trials[0].user_attrs[TUNE_TRIAL_ID] == "old"  # repair finishes it
