@@ -64,3 +64,19 @@ def print_table(console: Console, table: Table) -> None:
         console.print(table)
     else:
         print_lines(console, table_lines(table, console))
+
+
+def yaml_lines(data, width: int) -> list[str]:
+    """`data` as YAML in lines no wider than `width`, except a line that holds one word (a path)
+    beside its key: YAML folds long strings itself, validly, but overshoots its `width` by up to
+    a word, so the fold width is lowered until every breakable line fits."""
+    import yaml
+
+    def fits(line: str) -> bool:
+        return len(line) <= width or " " not in line.strip().split(": ", 1)[-1]
+
+    for fold in range(width, max(20, width // 2) - 1, -4):
+        lines = yaml.safe_dump(data, sort_keys=False, width=fold).rstrip().splitlines()
+        if all(fits(line) for line in lines):
+            break
+    return lines

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from search.console import command_console, print_lines, print_table
+from search.console import command_console, print_lines, print_table, yaml_lines
 
 if TYPE_CHECKING:  # the schema, Optuna and Ray are imported when a command runs, not for --help
     from search.spec import StudySpec
@@ -114,7 +114,6 @@ def validate_command(args: argparse.Namespace) -> int:
 
 
 def _validate(path: Path, args: argparse.Namespace) -> None:
-    import yaml
     from rich.table import Table
     from rich.text import Text
 
@@ -125,9 +124,9 @@ def _validate(path: Path, args: argparse.Namespace) -> None:
     spec = load(path, args)
     preflight(spec, str(path), offline=args.offline)
     console = command_console()
-    # YAML breaks its long scalars near the width; print_lines makes sure (a continuation line
-    # indented deeper is still the same scalar)
-    print_lines(console, [yaml.safe_dump(resolved(spec), sort_keys=False, width=console.width).rstrip()])
+    # YAML, folded validly within the width; a path longer than a line stays beside its key
+    for line in yaml_lines(resolved(spec), console.width):
+        console.print(Text(line))
     if not spec.search.space:
         # a command on a line of its own, whole: it is copied, not read
         console.print("one configuration, no search. Train it here with:")
