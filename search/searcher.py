@@ -69,7 +69,12 @@ class StudySearcher(OptunaSearch):
             self._ot_trials[trial_id] = asked  # OptunaSearch.suggest takes its params from it
         config = super().suggest(trial_id)
         if trial_id in self._ot_trials:
-            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
+            trial = self._ot_trials[trial_id]
+            trial.set_user_attr(TUNE_TRIAL_ID, trial_id)
+            if self.results is not None:  # where optuna-dashboard's reader finds the trial's log and kept models
+                results = ResultsDir(self.results)
+                trial.set_user_attr("log", str(results.log(trial_id)))
+                trial.set_user_attr("models", str(results.model_dir(trial_id)))
         return config
 
     def _never_ran(self) -> optuna.trial.Trial | None:

@@ -59,6 +59,7 @@ def test_a_resumed_searcher_runs_the_trial_a_killed_driver_asked_for_and_never_r
     trials = resumed._ot_study.get_trials(deepcopy=False)
     assert len(trials) == 1 and config == asked.params  # its params, no new ask
     assert trials[0].user_attrs[TUNE_TRIAL_ID] == "new"
+    assert trials[0].user_attrs["log"] == str(tmp_path / "logs" / "new.log") and trials[0].user_attrs["models"] == str(tmp_path / "models" / "new")
     resumed.suggest("next")  # the asked trial is taken: the next one is Optuna's new ask
     assert len(resumed._ot_study.get_trials(deepcopy=False)) == 2
 
