@@ -54,6 +54,7 @@ class StudySearcher(OptunaSearch):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(pickle.loads(state["pickled"]))
+        self._unran = None  # a restored searcher looks for the trials its killed driver never ran, once
 
     def save(self, checkpoint_path: str) -> None:
         # OptunaSearch.save pickles __dict__ itself, bypassing __getstate__
@@ -84,12 +85,13 @@ class StudySearcher(OptunaSearch):
         the Tune id it was given. Asking Optuna for another instead left it RUNNING, to be failed
         at the study's end: a FAIL in the journal that Parquet has no trial for, and one trial
         more than num_trials. Its params were proposed already: the trial runs them."""
-        known = {t.number for t in self._ot_trials.values()}
-        for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.number in known or t.intermediate_values or self._wrote_rows(t.user_attrs.get(TUNE_TRIAL_ID)):
-                continue
-            return optuna.trial.Trial(self._ot_study, t._trial_id)  # Optuna's id of the trial in its storage (no public accessor)
-        return None
+        if getattr(self, "_unran", None) is None:  # one scan of the journal per driver, not one per trial asked
+            known = {t.number for t in self._ot_trials.values()}
+            self._unran = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                           if t.number not in known and not t.intermediate_values and not self._wrote_rows(t.user_attrs.get(TUNE_TRIAL_ID))]
+        if not self._unran:
+            return None
+        return optuna.trial.Trial(self._ot_study, self._unran.pop(0)._trial_id)  # Optuna's id of the trial in its storage (no public accessor)
 
     def _wrote_rows(self, tune_id: str | None) -> bool:
         if tune_id is None or self.results is None:
