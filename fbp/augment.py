@@ -81,7 +81,7 @@ def train_view(images: Tensor, size: int, config: AugmentConfig, generator: torc
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)  # (B, 2, 3)
     x = _to_float(images)
     grid = F.affine_grid(theta, [b, 3, size, size], align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)  # (B, 3, size, size)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode=PADDING[config.fill], align_corners=False)  # (B, 3, size, size)
 
     # 2) colour jitter, torchvision's definitions, in a fixed order
     view = (b, 1, 1, 1)
@@ -93,4 +93,30 @@ def train_view(images: Tensor, size: int, config: AugmentConfig, generator: torc
     if config.saturation:
         gray = _grayscale(x)
         x = (x - gray) * uniform(1 - config.saturation, 1 + config.saturation).view(view) + gray
+    if config.hue:
+        x = shift_hue(x.clamp_(0, 1), uniform(-config.hue, config.hue))
     return normalize(x.clamp_(0, 1), mean, std)
+
+
+PADDING = {"reflection": "reflection", "black": "zeros"}
+"""train.augment.fill -> grid_sample's padding_mode; zeros in [0, 1] pixels is black."""
+
+
+def shift_hue(x: Tensor, shift: Tensor) -> Tensor:
+    """Each image's hue turned by `shift` (B,) of a full turn, in HSV as torchvision's
+    adjust_hue defines it; (B, 3, H, W) in [0, 1]. Grey pixels (no saturation) stay."""
+    value, _ = x.max(dim=1)
+    low, _ = x.min(dim=1)
+    chroma = value - low
+    saturation = torch.where(value > 0, chroma / value.clamp(min=1e-12), torch.zeros_like(value))
+    r, g, b = x.unbind(1)
+    safe = chroma.clamp(min=1e-12)
+    # hue in sixths of a turn: from the channel that holds the maximum
+    hue = torch.where(value == r, (g - b) / safe, torch.where(value == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+    hue = torch.where(chroma > 0, hue, torch.zeros_like(hue))
+    hue = torch.remainder(hue / 6 + shift.view(-1, 1, 1), 1.0)
+    # back to RGB: each channel n at k = (n + 6 h) mod 6, value - chroma * clamp(min(k, 4 - k), 0, 1)
+    chroma = value * saturation
+    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = torch.remainder(n + 6 * hue.unsqueeze(1), 6)
+    return value.unsqueeze(1) - chroma.unsqueeze(1) * torch.clamp(torch.minimum(k, 4 - k), 0, 1)

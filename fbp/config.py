@@ -292,8 +292,15 @@ class AugmentConfig(Section):
     """Colour jitter: distance from the image's mean grey times a factor uniform in [1 - c, 1 + c]; 0 off."""
     saturation: float = Field(0.2, ge=0, le=1)
     """Colour jitter: distance from each pixel's grey times a factor uniform in [1 - s, 1 + s]; 0 off."""
+    hue: float = Field(0.0, ge=0, le=0.5)
+    """Colour jitter: the hue turned by a shift uniform in [-h, h] of a full turn (torchvision's
+    definition, in HSV); 0 off. The published code jitters hue by 0.1 on SCUT-FBP only."""
     scale: tuple[float, float] = (1.0, 1.0)
     """Random zoom range of the crop (1.0 = the plain random crop)."""
+    fill: Literal["reflection", "black"] = "reflection"
+    """What fills the corners a rotation brings in from outside the image: the image mirrored
+    at its border, or black (torchvision's RandomRotation, what the published code does). The
+    paper is silent; reflection leaves no dark wedges for the model to learn."""
 
 
 class TrainConfig(Section):
@@ -303,12 +310,13 @@ class TrainConfig(Section):
     """Training images per optimizer step. Paper: 64."""
     lr: float = Field(0.01, gt=0)
     """Learning rate the schedule scales at each step. Paper: 0.01."""
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    """sgd (with momentum) or adamw. Paper: SGD."""
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    """sgd (with momentum), adam (weight decay as an L2 term, torch's Adam: what the published
+    code trained its regression-only baselines with) or adamw (decoupled). Paper: SGD."""
     momentum: float = Field(0.9, ge=0, lt=1)
     """sgd: momentum factor (adamw does not use it). Paper: 0.9."""
     weight_decay: float = Field(1e-3, ge=0)
-    """Weight decay factor: an L2 term with sgd, decoupled with adamw. Paper: 1e-3."""
+    """Weight decay factor: an L2 term with sgd and adam, decoupled with adamw. Paper: 1e-3."""
     schedule: ScheduleConfig = ScheduleConfig()
     """The learning-rate schedule over the optimizer steps."""
     augment: AugmentConfig = AugmentConfig()
@@ -398,6 +406,27 @@ list (line 525) is one list for all five splits, which could not be checked here
 labels in the repository): for those three eq. 6 on the fold's training split stands."""
 
 
+PUBLISHED_AUGMENT: dict[str, dict[str, Any]] = {
+    "scut-fbp": {"brightness": 0.1, "contrast": 0.1, "saturation": 0.1, "hue": 0.1, "fill": "black"},
+}
+"""The published code's training augmentation by dataset (data/data_loaders.py @a3fed65, the
+version its results were committed with): RandomRotation(30), whose fill is black, everywhere;
+ColorJitter(0.1, 0.1, 0.1, 0.1) on SCUT-FBP (line 28) and none elsewhere: HotOrNot and
+SCUT-FBP5500's five folds call ColorJitter() with no arguments, which changes nothing (lines 56
+and 117), and the 60/40 split has it commented out (line 85). Any other dataset:
+`PUBLISHED_AUGMENT_ELSE`."""
+PUBLISHED_AUGMENT_ELSE = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0, "fill": "black"}
+
+PUBLISHED_REGRESSORS = ("l1", "mse", "smooth_l1", "smooth_huber")
+PUBLISHED_REGRESSOR_TRAIN: dict[str, Any] = {"optimizer": "adam", "lr": 0.001, "weight_decay": 0.0001}
+"""How the published code trained a regression-only baseline (`PUBLISHED_REGRESSORS`, its
+model_type 'regressor'): optim.Adam(lr=0.001, weight_decay=1e-4) with the same StepLR(50, 0.1),
+main/run_fbp.py:554 @4fc4832, in every commit from 3277ebc (2019-12-29) to 4fc4832 (2020-02-06),
+the span of its "update experimental results" commits; ComboLoss ('combinator') kept SGD lr 0.01,
+momentum 0.9, weight decay 1e-3 throughout. The repository went back to SGD for regressors on
+2020-02-07 (55c1d57), after the results."""
+
+
 def _as_dict(section: Any) -> dict | None:
     """A raw section as a dict of what its writer set; None for what is no section (left to
     the schema to refuse)."""
@@ -412,9 +441,10 @@ def _fill_published_code(raw: dict) -> dict:
     """`raw` with the published code's value of every quirk the config leaves unset (see
     TrialConfig.published_code)."""
     raw = dict(raw)
-    data, loss, evaluation = _as_dict(raw.get("data")), _as_dict(raw.get("loss")), _as_dict(raw.get("eval"))
+    data, loss, evaluation, train = (_as_dict(raw.get(k)) for k in ("data", "loss", "eval", "train"))
     disc = _as_dict(loss.get("discretization")) if loss is not None else None
-    if data is None or loss is None or disc is None or evaluation is None:
+    augment = _as_dict(train.get("augment")) if train is not None else None
+    if data is None or loss is None or disc is None or evaluation is None or augment is None:
         return raw
     dataset = data.get("dataset", DataConfig.model_fields["dataset"].default)
     protocol = data.get("protocol", DataConfig.model_fields["protocol"].default)
@@ -433,8 +463,55 @@ def _fill_published_code(raw: dict) -> dict:
     if weights is not None and disc.get("rule") == counted_with:
         loss.setdefault("class_weights", list(weights))
     evaluation.setdefault("select", "test_oracle")
-    loss["discretization"] = disc
-    raw["loss"], raw["eval"] = loss, evaluation
+    for key, value in PUBLISHED_AUGMENT.get(dataset, PUBLISHED_AUGMENT_ELSE).items():
+        augment.setdefault(key, value)
+    if loss.get("name", LossConfig.model_fields["name"].default) in PUBLISHED_REGRESSORS:
+        for key, value in PUBLISHED_REGRESSOR_TRAIN.items():
+            train.setdefault(key, value)
+    loss["discretization"], train["augment"] = disc, augment
+    raw["loss"], raw["eval"], raw["train"] = loss, evaluation, train
+    return raw
+
+
+_PUBLISHED_ALL = (
+    *(f"loss.{k}" for k in PUBLISHED_LOSS), "loss.discretization.rule", "loss.discretization.edges", "loss.discretization.values",
+    "loss.class_weights", "eval.select", *(f"train.augment.{k}" for k in PUBLISHED_AUGMENT_ELSE), *(f"train.{k}" for k in PUBLISHED_REGRESSOR_TRAIN),
+)
+PUBLISHED_DEPENDS: dict[str, tuple[str, ...]] = {
+    "published_code": _PUBLISHED_ALL,
+    "loss.name": tuple(f"train.{k}" for k in PUBLISHED_REGRESSOR_TRAIN),
+    "data.dataset": tuple(f"train.augment.{k}" for k in PUBLISHED_AUGMENT_ELSE),
+    "data.protocol": ("loss.class_weights",),
+}
+"""A searched path -> the paths whose published value depends on it."""
+
+
+def published_refill(raw: dict, searched: list[str] | tuple[str, ...]) -> dict:
+    """A resolved config (every key set, as study.yaml holds a study's base) with a trial's
+    searched values set, made ready for `published_code: true` to resolve as it would for a
+    config written so: each key whose published value depends on a searched path
+    (PUBLISHED_DEPENDS) is taken out where it holds the paper's value (its default; the
+    dataset's own discretization rule counts as auto), and validation fills it. A value the
+    study sets apart from the paper's stays. A no-op where published_code is off."""
+    if not raw.get("published_code"):
+        return raw
+    raw = _deep_copy(raw)
+    paths = {p for key in searched for p in PUBLISHED_DEPENDS.get(key, ())}
+    disc = (raw.get("loss") or {}).get("discretization") or {}
+    if "loss.discretization.rule" in paths and isinstance(disc, dict):
+        from fbp.data import DISCRETIZATION
+
+        own = DISCRETIZATION.get((raw.get("data") or {}).get("dataset", DataConfig.model_fields["dataset"].default), {})
+        if own and disc.get("rule") == own["rule"] and disc.get("edges") == own.get("edges"):
+            disc.pop("rule"), disc.pop("edges", None)
+    for path in sorted(paths - {"loss.discretization.rule", "loss.discretization.edges"}):
+        section, _, key = path.rpartition(".")
+        node: Any = raw
+        for part in section.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        default = field_at(path).get_default(call_default_factory=True)
+        if isinstance(node, dict) and key in node and node[key] == default and isinstance(node[key], bool) == isinstance(default, bool):
+            del node[key]
     return raw
 
 
@@ -498,8 +575,13 @@ class TrialConfig(Section):
     [-1, 1] on hotornot) with values 1..K, loss.class_weights the published list on
     scut-fbp5500 60-40 (eq. 6 elsewhere), eval.select test_oracle (data/data_loaders.py:104
     and 136 hand the test loader out as 'val'; main/run_fbp.py:444 keeps the epoch of best 'val'
-    PC). Not the rest of its training (augmentation, optimizer, weights): those keys keep theirs.
-    Set at load: a search over this key changes nothing, search the keys it sets."""
+    PC); train.augment: colour jitter 0.1 with hue 0.1 on scut-fbp and none elsewhere, the
+    rotation's corners black (PUBLISHED_AUGMENT); and for a regression-only loss (l1, mse,
+    smooth_l1, smooth_huber) train.optimizer adam, lr 1e-3, weight_decay 1e-4, the optimizer
+    it trained them with (PUBLISHED_REGRESSOR_TRAIN). Not its backbone weights or schedule:
+    those keys keep theirs. A study may search it (published_code: {choice: [false, true]}, the
+    "as written" and "as published" arms): a trial that turns it on gets the published value
+    wherever the study holds the paper's (`published_refill`)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -321,12 +321,17 @@ def autocast_for(precision: str, device: torch.device) -> AbstractContextManager
     return nullcontext()
 
 
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": lambda params, t, fused: torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, fused=fused),
+    "adam": lambda params, t, fused: torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused),
+    "adamw": lambda params, t, fused: torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused),
+}
+"""train.optimizer -> the torch optimizer over (params, TrainConfig, fused)."""
+
+
 def _optimizer(config: TrialConfig, params: list[torch.nn.Parameter], device: torch.device) -> torch.optim.Optimizer:
-    t = config.train
     fused = True if device.type == "cuda" else None  # one kernel for the whole step; measured +18% at batch 64
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, fused=fused)
-    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused)
+    return OPTIMIZERS[config.train.optimizer](params, config.train, fused)
 
 
 def _train_step(
@@ -378,14 +383,14 @@ def _fold_model(config: TrialConfig, num_classes: int, data: TrialData) -> tuple
     parameters' addresses) is reused across folds, and the weights are those a fresh build gives.
     """
     t = config.train
-    fresh = build_model(config.model, num_classes)
+    fresh = build_model(config.model, num_classes, config.data.image_size)
     if t.compile == "off":
         model = fresh.to(data.device)
         model = model.to(memory_format=torch.channels_last) if t.channels_last else model
         return model, model
     if num_classes not in data.compiled:
         with torch.random.fork_rng(devices=[]):  # building it must not move the fold's random streams
-            model = build_model(config.model, num_classes).to(data.device)
+            model = build_model(config.model, num_classes, config.data.image_size).to(data.device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         data.compiled[num_classes] = (model, torch.compile(model, mode=t.compile))

@@ -202,12 +202,26 @@ def timm_weights(backbone: str, timeout: float = PROBE_SECONDS) -> str | None:
     raise WeightsUnavailable(f"timm's weights for {backbone!r} are not in the local cache and {why}", exist=True)
 
 
-def pretrained_backbone(backbone: str, timeout: float = PROBE_SECONDS) -> nn.Module:
+def pretrained_backbone(backbone: str, timeout: float = PROBE_SECONDS, image_size: int | None = None) -> nn.Module:
     """timm's `backbone` with num_classes=0 and its pretrained weights: from the local cache,
     else downloaded. Raises `WeightsUnavailable` when neither can be (see `timm_weights`)."""
     found = timm_weights(backbone, timeout)
     overlay = {"file": found} if found else None  # load exactly the cached file, with no network
-    return timm.create_model(backbone, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
+    return create_backbone(backbone, image_size, pretrained=True, pretrained_cfg_overlay=overlay)
+
+
+def create_backbone(backbone: str, image_size: int | None = None, **kwargs) -> nn.Module:
+    """timm's `backbone` without its classifier (num_classes=0). A model built for one input
+    size (a ViT: its patch grid and position embeddings) is built for `image_size`, timm
+    resampling pretrained position embeddings to it; a convolutional one takes any size and no
+    img_size argument."""
+    if image_size is not None:
+        try:
+            return timm.create_model(backbone, num_classes=0, img_size=image_size, **kwargs)
+        except TypeError as e:
+            if "img_size" not in str(e):
+                raise
+    return timm.create_model(backbone, num_classes=0, **kwargs)
 
 
 def _pretrained_true_error(backbone: str, e: WeightsUnavailable) -> InputError:
@@ -291,26 +305,27 @@ def save_weights(module: nn.Module | dict[str, Tensor], path: Path, metadata: di
 # --- the model ------------------------------------------------------------------------------
 
 
-def _new_model(config: ModelConfig, num_classes: int, pretrained: bool = False) -> FBPNet:
+def _new_model(config: ModelConfig, num_classes: int, pretrained: bool = False, image_size: int | None = None) -> FBPNet:
     if pretrained:
         try:
-            backbone = pretrained_backbone(config.backbone)
+            backbone = pretrained_backbone(config.backbone, image_size=image_size)
         except WeightsUnavailable as e:
             raise _pretrained_true_error(config.backbone, e) from None
     else:
-        backbone = timm.create_model(config.backbone, pretrained=False, num_classes=0)
+        backbone = create_backbone(config.backbone, image_size, pretrained=False)
     return FBPNet(backbone, num_classes, config.drop_rate)
 
 
-def build_model(config: ModelConfig, num_classes: int) -> FBPNet:
+def build_model(config: ModelConfig, num_classes: int, image_size: int | None = None) -> FBPNet:
     """`config.pretrained`: false; true (timm's weights: the local cache, else downloaded; an
-    InputError when neither can be); or a path to a weights file of an FBPNet or a bare backbone."""
+    InputError when neither can be); or a path to a weights file of an FBPNet or a bare backbone.
+    `image_size`: the input's side, for a backbone built for one size (create_backbone)."""
     pretrained = config.pretrained
     if isinstance(pretrained, bool):
-        return _new_model(config, num_classes, pretrained)
+        return _new_model(config, num_classes, pretrained, image_size)
     path = Path(pretrained)
     state = read_weights(path)
-    model = _new_model(config, num_classes)
+    model = _new_model(config, num_classes, image_size=image_size)
     _load_weights(model, state, path, config.backbone)
     return model
 

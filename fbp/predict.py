@@ -236,7 +236,7 @@ def load_model(folder: str | Path, device: str = "auto", members: Sequence[str] 
         info = listed[name]
         path = folder / info["file"]
         # random initialisation, then the kept weights: predicting never needs the hub
-        net = build_model(ModelConfig(backbone=q["backbone"], pretrained=False, drop_rate=q["drop_rate"]), len(info["class_values"]))
+        net = build_model(ModelConfig(backbone=q["backbone"], pretrained=False, drop_rate=q["drop_rate"]), len(info["class_values"]), manifest["preprocessing"]["image_size"])
         try:
             net.load_state_dict(load_file(str(path)))
         except Exception as e:  # safetensors and torch raise several types for a file that does not fit

@@ -71,6 +71,8 @@ STAND_INS: dict[str, dict[str, str]] = {
         "resnet18": "test_byobnet",  # timm's small bring-your-own-blocks ResNet
         "resnet50": "test_efficientnet",
         "convnext_tiny": "test_convnext",
+        "vit_base_patch16_224": "test_vit",  # a ViT, built for the rehearsal's 48 px input
+        "vit_base_patch16_clip_224.openai": "test_vit2",
     },
 }
 """{dotted path: {the study's value: its small stand-in}}, one stand-in per value, so each row

@@ -37,6 +37,7 @@ from fbp.config import (
     field_at,
     format_validation_error,
     is_path_field,
+    published_refill,
     read_yaml,
     resolve_paths,
     set_path,
@@ -280,7 +281,7 @@ class StudySpec(TrialConfig):
         raw = self.base.model_dump(mode="json")
         for path, value in params.items():
             set_path(raw, path, value)
-        return TrialConfig.model_validate(raw, context=context)
+        return TrialConfig.model_validate(published_refill(raw, list(params)), context=context)
 
     @field_validator("objective", mode="before")
     @classmethod
@@ -304,7 +305,7 @@ def _check_value(spec: StudySpec, path: str, value: Any, where: str, context: di
     raw = spec.base.model_dump(mode="json")
     set_path(raw, path, value)
     try:
-        TrialConfig.model_validate(raw, context=context)
+        TrialConfig.model_validate(published_refill(raw, [path]), context=context)
     except ValidationError as e:
         raise InputError(f"{where}: {value!r} is not a valid {path} ({format_validation_error(e)})") from None
 
@@ -356,6 +357,11 @@ def _check_no_test_choice(spec: StudySpec, source: str) -> None:
         why = "eval.select: test_oracle (published_code: true sets it where eval.select is not given)" if spec.published_code else "eval.select: test_oracle"
         raise InputError(f"{source}: {why} picks each fold's epoch on its test PC, but objective.on: val chooses between trials without the test folds; "
                          "set eval.select: last or inner_val (or objective.on: test, and every figure is marked as chosen on test)")
+    arm = spec.search.space.get("published_code")
+    if arm is not None and True in (arm.choice or []) and spec.eval.select == "last" and not spec.published_code:
+        raise InputError(f"{source}: search.space.published_code: its arm true sets eval.select: test_oracle, which picks each fold's epoch on its test PC, but "
+                         "objective.on: val chooses between trials without the test folds; set eval.select: inner_val (the published arm then keeps it), "
+                         "or objective.on: test (a grid of arms chooses nothing)")
     dim = spec.search.space.get("eval.select")
     if dim is not None and "test_oracle" in (dim.choice or []):
         raise InputError(f"{source}: search.space.eval.select: the choice test_oracle picks epochs on the test folds, but objective.on: val chooses between trials without them; "

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from fbp import paper
+from fbp.config import field_at
 from fbp.errors import InputError
 from fbp.metrics import METRICS, NAMES
 from search.report import _io
@@ -73,7 +74,22 @@ OTHER_STUDIES: dict[str, str] = {
     "readme_alpha_beta": "the ComboLoss weights alpha and beta of the published README",
     "joint_search": "a joint search over the knobs above",
 }
-STUDIES: tuple[str, ...] = (*TABLE_STUDIES.values(), *ABLATIONS, *OTHER_STUDIES)
+BEYOND: dict[str, str] = {"beyond_backbones": "studies/beyond/backbones.yaml"}
+"""Studies beyond the paper -> their file, outside studies/paper/: run into the same results
+root (--results ROOT/<name>), each gets a section of the document."""
+BEYOND_LOSSES = ("combo", "l1")
+"""beyond_backbones: ComboLoss against this baseline, in every (backbone, protocol, arm) cell."""
+BEYOND_CELL = ("model.backbone", "data.protocol")
+STUDIES: tuple[str, ...] = (*TABLE_STUDIES.values(), *ABLATIONS, *OTHER_STUDIES, *BEYOND)
+
+ARM_PATH = "published_code"
+ARMS: dict[str, bool] = {"as written": False, "as published": True}
+"""The two arms of every row of Tables 1-5, by the value of the table studies' searched
+`published_code`: as written (the paper's equations, the last epoch, nothing chosen on a test
+fold) and as published (what the published code did for that row, fbp.config.published_refill).
+A study that does not search it runs the arm its own published_code says."""
+FIGURE_ARM = "as written"
+"""Figure 2 shows the ComboLoss run of this arm (the other where it has none)."""
 
 PAPER_BACKBONE = "seresnext50_32x4d"
 """The paper's own backbone: the ComboLoss row of a table is the one on it."""
@@ -84,8 +100,11 @@ DRAWS, SEED = 2000, 0
 """The image bootstrap of every paired comparison: draws and seed (as the report's defaults)."""
 
 
-def run_command(name: str, rehearsal: bool = False) -> str:
-    """The command that runs one study of the paper (as a rehearsal)."""
+def run_command(name: str, rehearsal: bool = False, results: Path | None = None) -> str:
+    """The command that runs one study of the paper (as a rehearsal); a study beyond it, into
+    `results` (its directory under the paper's results root)."""
+    if name in BEYOND:
+        return f"fbp-search run {BEYOND[name]}" + (f" --results {results}" if results is not None else "") + (REHEARSAL if rehearsal else "")
     return f"fbp-search run {STUDIES_DIR}/{name}.yaml" + (REHEARSAL if rehearsal else "")
 
 
@@ -113,7 +132,7 @@ class StudyResult:
 
     @property
     def command(self) -> str:
-        return run_command(self.name, self.rehearsal)
+        return run_command(self.name, self.rehearsal, self.path)
 
     @property
     def board(self) -> pd.DataFrame:
@@ -129,8 +148,9 @@ class StudyResult:
         board = self.board
         try:
             fixed = self.report.study.fixed(path)
-        except KeyError:
-            fixed = None
+        except KeyError:  # a study.yaml without the key (written before it existed): its default
+            field = field_at(path)
+            fixed = None if field is None else field.get_default(call_default_factory=True)
         column = f"param.{path}"
         values = board[column] if column in board.columns else pd.Series([None] * len(board), index=board.index, dtype=object)
         own = self.originals.get(path, {})
@@ -154,7 +174,7 @@ def load_study_result(root: Path, name: str, cache: bool = True, rehearsal: dict
     path = root / name
     marks = {"originals": originals(rehearsal), "rehearsal": rehearsal is not None}
     if not path.exists():
-        return StudyResult(name, path, "missing", f"not run yet: {run_command(name, rehearsal is not None)}", **marks)
+        return StudyResult(name, path, "missing", f"not run yet: {run_command(name, rehearsal is not None, path)}", **marks)
     try:
         report = build_report(path, draws=0, cache=cache)  # the document bootstraps its own comparisons (image_bootstrap), not the report's
         folds = _with_seed(_io.read_table(path, "folds", cache=path / "report" / ".cache" if cache else None))
@@ -178,13 +198,13 @@ def combo_row(table) -> int | None:
     return (own or combos or [None])[-1]
 
 
-TABLE_COLUMNS = ["source", "row", "method", "reference", "trial_id", "status", "candidates", "folds", "seeds", "runs",
+TABLE_COLUMNS = ["source", "row", "method", "arm", "reference", "trial_id", "status", "candidates", "folds", "seeds", "runs",
                  *(f"{m}_{s}" for m in NAMES for s in ("mean", "std")), *(f"paper_{m}" for m in NAMES), *(f"d_{m}" for m in NAMES),
                  "select", "selected_on_test"]
 BOOT_COLUMNS = ["oof_n", "oof_d_pc", "oof_ci_low", "oof_ci_high"]
 TEST_COLUMNS = ["k", "runs", *(f"d_{m}" for m in NAMES), "ci_low_pc", "ci_high_pc", *(f"{t}_p_{m}" for m in NAMES for t in ("t", "wilcoxon")), *BOOT_COLUMNS]
 """What `compare` and `image_bootstrap` give a comparison: k folds, runs paired, mean differences, the t test's CI of ΔPC, p-values, the image bootstrap."""
-ORDERING_COLUMNS = ["row", "method", "trial_id", "combo_trial", *TEST_COLUMNS, *(f"supports_{m}" for m in NAMES), *(f"significant_{m}" for m in NAMES)]
+ORDERING_COLUMNS = ["arm", "row", "method", "trial_id", "combo_trial", *TEST_COLUMNS, *(f"supports_{m}" for m in NAMES), *(f"significant_{m}" for m in NAMES)]
 
 
 @dataclass
@@ -195,7 +215,7 @@ class TableResult:
     frame: pd.DataFrame  # the published rows in the paper's order, then ours (TABLE_COLUMNS)
     ordering: pd.DataFrame  # Tables 4 and 5: ComboLoss against each other row (ORDERING_COLUMNS)
     combo: int | None  # the paper's ComboLoss row (index into table.rows)
-    matched: dict[int, str]  # published row -> our trial
+    matched: dict[tuple[int, str], str]  # (published row, arm) -> our trial
     notes: list[str] = field(default_factory=list)  # the footnotes: selection, protocol, what is not in the study
 
     @property
@@ -204,12 +224,12 @@ class TableResult:
 
 
 def _published_row(i: int, row) -> dict:
-    return {"source": "published", "row": i, "method": row.method, "reference": row.citation, "trial_id": "", "status": "",
+    return {"source": "published", "row": i, "method": row.method, "arm": "", "reference": row.citation, "trial_id": "", "status": "",
             **{f"{m}_mean": _float(getattr(row, m, None)) for m in NAMES}, "select": ORACLE}
 
 
-def _our_row(i: int, row, study: StudyResult, trials: list[str]) -> dict:
-    out = {"source": "ours", "row": i, "method": row.method, "reference": "", "trial_id": "", "status": "not in the study", "candidates": len(trials),
+def _our_row(i: int, row, arm: str, study: StudyResult, trials: list[str]) -> dict:
+    out = {"source": "ours", "row": i, "method": row.method, "arm": arm, "reference": "", "trial_id": "", "status": "not in the study", "candidates": len(trials),
            **{f"paper_{m}": _float(getattr(row, m, None)) for m in NAMES}}
     if not trials:
         return out
@@ -262,24 +282,30 @@ def image_bootstrap(study: StudyResult, trials: list[str | None], reference: str
 
 
 def ordering_table(result: TableResult, alpha: float, draws: int = DRAWS, seed: int = SEED) -> pd.DataFrame:
-    """Our ComboLoss trial against each other row's trial: the paper's ordering holds for a row
-    when ComboLoss is better on average over the shared runs (PC higher, MAE and RMSE lower)."""
+    """In each arm with a ComboLoss trial, that trial against each other row's trial of the same
+    arm: the paper's ordering holds for a row when ComboLoss is better on average over the
+    shared runs (PC higher, MAE and RMSE lower)."""
     combo, study = result.combo, result.study
-    a = result.matched.get(combo) if combo is not None else None
     rows = []
-    for i, row in enumerate(result.table.rows):
-        if i == combo or not row.config:
+    for arm in ARMS:
+        a = result.matched.get((combo, arm)) if combo is not None else None
+        if a is None:
             continue
-        b = result.matched.get(i)
-        out = {"row": i, "method": row.method, "trial_id": b or "", "combo_trial": a or "", **compare(study, a, b)}
-        for m in NAMES:
-            d, p = out[f"d_{m}"], out[f"t_p_{m}"]
-            better = d > 0 if METRICS[m].direction == "max" else d < 0
-            out[f"supports_{m}"] = bool(better) if np.isfinite(d) and d != 0 else None
-            out[f"significant_{m}"] = bool(p < alpha) if np.isfinite(p) else None
-        rows.append(out)
-    for out, boot in zip(rows, image_bootstrap(study, [r["trial_id"] or None for r in rows], a, -1, draws, seed)):
-        out.update(boot)
+        arm_rows = []
+        for i, row in enumerate(result.table.rows):
+            if i == combo or not row.config:
+                continue
+            b = result.matched.get((i, arm))
+            out = {"arm": arm, "row": i, "method": row.method, "trial_id": b or "", "combo_trial": a, **compare(study, a, b)}
+            for m in NAMES:
+                d, p = out[f"d_{m}"], out[f"t_p_{m}"]
+                better = d > 0 if METRICS[m].direction == "max" else d < 0
+                out[f"supports_{m}"] = bool(better) if np.isfinite(d) and d != 0 else None
+                out[f"significant_{m}"] = bool(p < alpha) if np.isfinite(p) else None
+            arm_rows.append(out)
+        for out, boot in zip(arm_rows, image_bootstrap(study, [r["trial_id"] or None for r in arm_rows], a, -1, draws, seed)):
+            out.update(boot)
+        rows += arm_rows
     return pd.DataFrame(rows, columns=ORDERING_COLUMNS)
 
 
@@ -299,28 +325,39 @@ def _table_notes(result: TableResult) -> list[str]:
     if s.protocol != table.protocol:
         notes.append(f"Run under protocol {s.protocol}, not the paper's {table.protocol}: another split of the data than the published figures'.")
     ours = result.ours
+    matched = ours[ours["trial_id"].astype(bool)]
+    arms = [a for a in ARMS if (matched["arm"] == a).any()]
+    if len(arms) > 1:
+        notes.append("as written: the paper's equations (eq. 1-6), the last epoch's weights, nothing chosen on a test fold. as published: "
+                     "published_code: true, what the published code did for the row (its cross-entropy, classes, class weights, augmentation "
+                     "and, for a regression-only row, its Adam; fbp.config.published_refill), each fold's epoch chosen on its test fold.")
     selects = sorted({str(v) for v in ours["select"] if isinstance(v, str) and v} or ({s.select} if s.select else set()))
     if ORACLE in selects:
         notes.append(f"† eval.select = {ORACLE}: each fold's epoch was chosen on its test fold, as the upstream code did: optimistic, as the published figures are.")
     if [x for x in selects if x != ORACLE]:
         words = "; ".join(f"{x}: {SELECT_WORDS.get(x, x)}" for x in selects if x != ORACLE)
-        notes.append(f"Another selection than the paper's: our figures are eval.select = {', '.join(x for x in selects if x != ORACLE)} ({words}); "
-                     "the published ones took each fold's epoch on its test fold, which favours them.")
+        rows = " in the as written rows" if len(arms) > 1 else ""
+        notes.append(f"Another selection than the paper's{rows}: eval.select = {', '.join(x for x in selects if x != ORACLE)} ({words}); "
+                     "the published figures took each fold's epoch on its test fold, which favours them.")
     if s.on == "test" and s.searched:
         if (ours["candidates"].fillna(0) > 1).any():
             notes.append("§ The study searched on the test folds (objective.on: test): a row whose trial it chose among several trials of the row's "
                          "configuration has optimistic test figures.")
         else:
             notes.append("The study's objective read the test folds (objective.on: test), but every row here is the only trial of its configuration: none was chosen on them.")
-    unmatched = [r["method"] for _, r in ours.iterrows() if not r["trial_id"]]
-    if unmatched:
-        notes.append(f"Not in {study.name}: no trial with the config of {', '.join(unmatched)}.")
+    for arm, on in ARMS.items():
+        rows = ours[ours["arm"] == arm]
+        unmatched = [r["method"] for _, r in rows.iterrows() if not r["trial_id"]]
+        if len(rows) and len(unmatched) == len(rows):
+            notes.append(f"No {arm} trial in {study.name} (no trial with {ARM_PATH}: {str(on).lower()}): search {ARM_PATH} as the shipped study does.")
+        elif unmatched:
+            notes.append(f"Not in {study.name}: no {arm} trial with the config of {', '.join(unmatched)}.")
     several = ours[ours["candidates"].fillna(0) > 1]
     for _, r in several.iterrows():
-        notes.append(f"{r['method']}: {int(r['candidates'])} trials match its config; the row is the best of them by the study's objective ({s.key}), {r['trial_id']}.")
+        notes.append(f"{r['method']} ({r['arm']}): {int(r['candidates'])} trials match its config; the row is the best of them by the study's objective ({s.key}), {r['trial_id']}.")
     incomplete = ours[ours["trial_id"].astype(bool) & (ours["status"] != "COMPLETE")]
     for _, r in incomplete.iterrows():
-        notes.append(f"{r['method']}: trial {r['trial_id']} is {r['status']}; its figures cover only the runs it completed.")
+        notes.append(f"{r['method']} ({r['arm']}): trial {r['trial_id']} is {r['status']}; its figures cover only the runs it completed.")
     return notes
 
 
@@ -330,13 +367,14 @@ def build_table(number: int, table, study: StudyResult, alpha: float, draws: int
     if study.state != "ok":
         return result
     ours = []
-    for i, row in enumerate(table.rows):
-        if not row.config:
-            continue
-        trials = study.matching(dict(row.config))
-        if trials:
-            result.matched[i] = trials[0]
-        ours.append(_our_row(i, row, study, trials))
+    for arm, on in ARMS.items():
+        for i, row in enumerate(table.rows):
+            if not row.config:
+                continue
+            trials = study.matching({**row.config, ARM_PATH: on})
+            if trials:
+                result.matched[(i, arm)] = trials[0]
+            ours.append(_our_row(i, row, arm, study, trials))
     result.frame = pd.DataFrame(published + ours, columns=TABLE_COLUMNS)
     if number in ORDERED_TABLES and result.combo is not None:
         result.ordering = ordering_table(result, alpha, draws, seed)
@@ -410,7 +448,10 @@ def build_figure2(table: TableResult) -> Figure2:
     if study.state != "ok":
         return Figure2(None, pd.DataFrame(columns=FIGURE_COLUMNS), why=f"Table {table.number}'s study {study.name}: {study.why}")
     notes = []
-    trial = table.matched.get(table.combo) if table.combo is not None else None
+    arms = sorted(ARMS, key=lambda arm: arm != FIGURE_ARM)
+    trial = next((table.matched[(table.combo, arm)] for arm in arms if (table.combo, arm) in table.matched), None)
+    if trial is not None and table.matched.get((table.combo, FIGURE_ARM)) != trial:
+        notes.append(f"No {FIGURE_ARM} ComboLoss trial in {study.name}: the figure shows the other arm's, {trial}.")
     if trial is None:
         trial = study.report.best
         notes.append(f"No trial of {study.name} has the paper's ComboLoss config: the figure shows its best trial, {trial}.")
@@ -499,6 +540,46 @@ def build_ablation(study: StudyResult, what: str, draws: int = DRAWS, seed: int 
     return result
 
 
+# --- beyond the paper -------------------------------------------------------------------------
+
+BEYOND_COLUMNS = [*BEYOND_CELL, "arm", "combo_trial", "l1_trial", "pc_combo", "pc_combo_std", "pc_l1", "pc_l1_std", *TEST_COLUMNS]
+
+
+@dataclass
+class BeyondResult:
+    study: StudyResult
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)  # BEYOND_COLUMNS: one row per (backbone, protocol, arm)
+
+
+def build_beyond(study: StudyResult, draws: int = DRAWS, seed: int = SEED) -> BeyondResult:
+    """In every (backbone, protocol, arm) cell the study ran, ComboLoss against L1: each one's
+    test PC over its (fold, seed) runs, and the paired tests of ComboLoss - L1 over the folds
+    both completed (`compare`), with the image bootstrap of the pooled PC difference."""
+    result = BeyondResult(study)
+    if study.state != "ok":
+        return result
+    board = study.board
+    values = {path: study.value_at(path) for path in (*BEYOND_CELL, ARM_PATH)}
+    cells = sorted({tuple(values[p].loc[t] for p in (*BEYOND_CELL, ARM_PATH)) for t in board.index}, key=lambda c: tuple(str(v) for v in c))
+    rows = []
+    for *cell, on in cells:
+        on = bool(on)
+        config = {**dict(zip(BEYOND_CELL, cell)), ARM_PATH: on}
+        trials = {loss: (study.matching({**config, "loss.name": loss}) or [None])[0] for loss in BEYOND_LOSSES}
+        a, b = trials["combo"], trials["l1"]
+        arm = next(name for name, value in ARMS.items() if value == on)
+        row = {**dict(zip(BEYOND_CELL, cell)), "arm": arm, "combo_trial": a or "", "l1_trial": b or ""}
+        for loss, trial in trials.items():
+            row[f"pc_{loss}"], row[f"pc_{loss}_std"] = (board.at[trial, "pc_mean"], board.at[trial, "pc_std"]) if trial else (np.nan, np.nan)
+        row.update(compare(study, a, b))
+        row.update(image_bootstrap(study, [a], b, 1, draws, seed)[0] if a and b else dict.fromkeys(BOOT_COLUMNS, np.nan))
+        rows.append(row)
+    order = {arm: i for i, arm in enumerate(ARMS)}
+    frame = pd.DataFrame(rows, columns=BEYOND_COLUMNS)
+    result.frame = frame.sort_values(["arm", *BEYOND_CELL], key=lambda c: c.map(order) if c.name == "arm" else c.astype(str), kind="stable").reset_index(drop=True)
+    return result
+
+
 # --- the whole document -----------------------------------------------------------------------
 
 
@@ -509,6 +590,7 @@ class Paper:
     tables: list[TableResult]
     figure2: Figure2
     ablations: list[AblationResult]
+    beyond: list[BeyondResult] = field(default_factory=list)
     alpha: float = ALPHA
     rehearsal: dict | None = None  # the record of a rehearsal (search.rehearsal.read_record); None for real results
     draws: int = DRAWS  # the image bootstrap's draws and seed
@@ -540,4 +622,5 @@ def build_paper(root: Path, alpha: float = ALPHA, cache: bool = True, draws: int
     by_number = {t.number: t for t in built}
     figure = build_figure2(by_number[FIGURE_TABLE])
     ablations = [build_ablation(studies[name], what, draws, seed) for name, what in ABLATIONS.items()]
-    return Paper(root, studies, built, figure, ablations, alpha, rehearsal, draws, seed)
+    beyond = [build_beyond(studies[name], draws, seed) for name in BEYOND]
+    return Paper(root, studies, built, figure, ablations, beyond, alpha, rehearsal, draws, seed)

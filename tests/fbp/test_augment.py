@@ -108,6 +108,49 @@ def test_brightness_jitter_scales_pixels():
     assert factor.min() >= 0.8 - 1e-5 and factor.max() <= 1.2 + 1e-5 and factor.std() > 0.05
 
 
+def _pixels(x, stats=IMAGENET):
+    """A normalized (B, 3, H, W) view back to [0, 1] pixels."""
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in stats)
+    return x * std + mean
+
+
+@pytest.mark.parametrize("fill", ["black", "reflection"])
+def test_a_rotation_fills_its_corners_black_only_when_asked(fill):
+    """A white image rotated by 45 degrees: the corners come from outside it. black (torchvision's
+    RandomRotation, the published code) darkens them; reflection mirrors the image there: white."""
+    images = torch.full((64, 32, 32, 3), 255, dtype=torch.uint8)
+    rotate = AugmentConfig(rotation=45, brightness=0, contrast=0, saturation=0, fill=fill)
+    corners = _pixels(train_view(images, 32, rotate, torch.Generator().manual_seed(0), *IMAGENET))[:, :, :3, :3]
+    if fill == "black":
+        assert corners.amin(dim=(1, 2, 3)).median() < 0.05  # most draws turn far enough to bring black into a corner
+    else:
+        assert torch.allclose(corners, torch.ones_like(corners), atol=1e-5)
+
+
+def test_hue_jitter_is_torchvisions_adjust_hue_per_image():
+    """Each image's hue turned by its own draw in [-h, h]: torchvision's adjust_hue with that draw
+    gives the same pixels (an independent implementation of the HSV round trip)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from fbp.augment import shift_hue
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(8, 3, 12, 12, generator=g)
+    x[0] = 0.5  # grey: no hue to turn
+    x[1, :, :4] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)  # pure red
+    shift = torch.rand(8, generator=g) * 0.2 - 0.1
+    expected = torch.stack([TF.adjust_hue(x[i], float(shift[i])) for i in range(8)])
+    assert torch.allclose(shift_hue(x, shift), expected, atol=1e-5)
+    assert torch.allclose(shift_hue(x, shift)[0], x[0])
+    # in the training view: the draws stay within [-hue, hue] (a zero hue leaves the pixels)
+    images = (x.permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
+    still = AugmentConfig(rotation=0, brightness=0, contrast=0, saturation=0, hue=0.0)
+    turned = AugmentConfig(rotation=0, brightness=0, contrast=0, saturation=0, hue=0.1)
+    plain = train_view(images, 12, still, torch.Generator().manual_seed(0), *IMAGENET)
+    assert torch.allclose(plain, _plain(images), atol=1e-5)
+    assert not torch.allclose(train_view(images, 12, turned, torch.Generator().manual_seed(0), *IMAGENET)[1:], plain[1:], atol=1e-3)
+
+
 def test_both_views_normalize_with_the_statistics_given():
     images = torch.full((2, 8, 8, 3), 255, dtype=torch.uint8)  # white: 1.0
     still = AugmentConfig(rotation=0, brightness=0, contrast=0, saturation=0)

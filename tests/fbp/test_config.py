@@ -137,6 +137,12 @@ PUBLISHED = {
     "loss.discretization.values": [1.0, 2.0, 3.0, 4.0, 5.0],
     "loss.class_weights": [1.88, 1.0, 1.91, 99.38, 99.38],
     "eval.select": "test_oracle",
+    # data/data_loaders.py @a3fed65 on the 60/40 split: ColorJitter commented out, RandomRotation(30) fills black
+    "train.augment.brightness": 0.0,
+    "train.augment.contrast": 0.0,
+    "train.augment.saturation": 0.0,
+    "train.augment.hue": 0.0,
+    "train.augment.fill": "black",
 }
 
 
@@ -169,6 +175,8 @@ def test_published_code_sets_every_quirk_in_one_line(tmp_path):
         ("loss.discretization.values", "mean"),
         ("loss.class_weights", [5.0, 4.0, 3.0, 2.0, 1.0]),
         ("eval.select", "last"),
+        ("train.augment.fill", "reflection"),
+        ("train.augment.brightness", 0.2),
     ],
 )
 def test_each_quirk_stays_overridable_under_the_switch(path, value):
@@ -193,6 +201,31 @@ def test_published_code_on_hotornot_is_three_intervals_valued_1_2_3():
     # a rule of the user's own gets the class numbers of its K classes
     c = validate_config({"published_code": True, "loss": {"discretization": {"rule": "uniform", "num_classes": 4}}})
     assert (c.loss.discretization.values, c.loss.discretization.edges) == ([1.0, 2.0, 3.0, 4.0], None)
+
+
+def test_published_code_jitters_colour_on_scut_fbp_only():
+    """data/data_loaders.py @a3fed65: ColorJitter(0.1, 0.1, 0.1, 0.1) in load_scutfbp; ColorJitter()
+    (no-op) for HotOrNot and the 5 folds; none on the 60/40 split; RandomRotation(30) everywhere."""
+    jitter = ("brightness", "contrast", "saturation", "hue")
+    for dataset, protocol, amount in (("scut-fbp", "5fold", 0.1), ("hotornot", "5split", 0.0), ("scut-fbp5500", "5fold", 0.0), ("scut-fbp5500", "60-40", 0.0)):
+        a = validate_config({"published_code": True, "data": {"dataset": dataset, "protocol": protocol}}).train.augment
+        assert [getattr(a, k) for k in jitter] == [amount] * 4 and (a.rotation, a.fill) == (30.0, "black"), dataset
+    # the paper's config: its own jitter on every dataset, the rotation's corners mirrored
+    a = validate_config({"data": {"dataset": "scut-fbp", "protocol": "5fold"}}).train.augment
+    assert ([getattr(a, k) for k in jitter], a.fill) == ([0.2, 0.2, 0.2, 0.0], "reflection")
+
+
+@pytest.mark.parametrize("loss", ["l1", "mse", "smooth_l1", "smooth_huber"])
+def test_published_code_trains_a_regression_only_loss_with_its_adam(loss):
+    """main/run_fbp.py:554 @4fc4832: model_type 'regressor' -> optim.Adam(lr=0.001, weight_decay=1e-4);
+    'combinator' (ComboLoss) -> SGD(lr=0.01, momentum=0.9, weight_decay=0.001)."""
+    t = validate_config({"published_code": True, "loss": {"name": loss}}).train
+    assert (t.optimizer, t.lr, t.weight_decay) == ("adam", 0.001, 0.0001)
+    t = validate_config({"published_code": True}).train
+    assert (t.optimizer, t.lr, t.momentum, t.weight_decay) == ("sgd", 0.01, 0.9, 0.001)
+    t = validate_config({"published_code": True, "loss": {"name": loss}, "train": {"lr": 0.05}}).train
+    assert (t.optimizer, t.lr, t.weight_decay) == ("adam", 0.05, 0.0001)  # what the config sets stays
+    assert validate_config({"loss": {"name": loss}}).train.optimizer == "sgd"  # the paper: SGD for every row
 
 
 def test_published_code_false_changes_nothing():
@@ -276,7 +309,7 @@ def test_knobs_list_every_dotted_path_with_type_default_allowed_values_and_doc()
     assert rows["loss.alpha"] == Knob("loss.alpha", "float", 2.0, ">= 0", "combo: weight of L1(regression, score). Paper: 2.")
     assert (rows["loss"].type, rows["loss.discretization"].type) == ("section", "section")
     assert (rows["data.resize"].type, rows["data.resize"].default, rows["data.resize"].allowed) == ("int | None", None, ">= 16, <= 2048")
-    assert (rows["train.optimizer"].type, rows["train.optimizer"].allowed) == ("str", "sgd, adamw")
+    assert (rows["train.optimizer"].type, rows["train.optimizer"].allowed) == ("str", "sgd, adam, adamw")
     assert (rows["model.pretrained"].type, rows["train.augment.scale"].type) == ("bool | str", "tuple[float, float]")
     assert rows["data.options"].default == {} and rows["eval.val_fraction"].allowed == "> 0, < 0.5"
     assert rows["data.dataset"].allowed == ", ".join(DATASETS)

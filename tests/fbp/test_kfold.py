@@ -69,6 +69,28 @@ def test_published_code_reaches_the_fold_its_values_weights_and_selection():
     assert 10 <= min(r.predictions["y_exp"]) and max(r.predictions["y_exp"]) <= 50
 
 
+def test_the_published_regression_optimizer_is_adam_with_weight_decay_in_the_gradient():
+    """torch's Adam adds weight_decay * p to the gradient (the published code's optim.Adam); AdamW
+    decays p apart. By hand, the first step of either moves p by lr against the sign of the
+    gradient it uses: p = 100, grad -0.005, weight decay 1e-4 -> Adam's gradient is
+    -0.005 + 0.01 = +0.005, so p -> 100 - 0.001; AdamW's is -0.005, so p -> 100 * (1 - 1e-7) + 0.001."""
+    import torch
+
+    from fbp.kfold import OPTIMIZERS
+
+    train = validate_config({"published_code": True, "loss": {"name": "l1"}}).train
+    steps = {}
+    for name in ("adam", "adamw"):
+        p = torch.nn.Parameter(torch.tensor([100.0], dtype=torch.float64))
+        optimizer = OPTIMIZERS[name]([p], train.model_copy(update={"optimizer": name}), None)
+        p.grad = torch.tensor([-0.005], dtype=torch.float64)
+        optimizer.step()
+        steps[name] = p.item()
+    assert train.optimizer == "adam" and isinstance(OPTIMIZERS["adam"]([torch.nn.Parameter(torch.zeros(1))], train, None), torch.optim.Adam)
+    assert steps["adam"] == pytest.approx(100 - 0.001, abs=1e-8)  # Adam's eps 1e-8 takes 2e-9 off the step
+    assert steps["adamw"] == pytest.approx(100 * (1 - 1e-7) + 0.001, abs=1e-8)
+
+
 def test_inner_val_holds_out_part_of_the_training_fold_and_picks_by_it():
     (r,) = run_kfold(_config(train={"epochs": 4}, eval={"select": "inner_val", "val_fraction": 0.25}))
     assert r.n_train < 48 and r.n_test == 12

@@ -24,7 +24,8 @@ from search.spec import load_spec, validate_spec
 from tests.search.report.make_results import T, make_results
 
 PAPER_STUDIES = Path(__file__).parents[2] / "studies" / "paper"
-FILES = sorted(PAPER_STUDIES.glob("*.yaml"))
+BEYOND_STUDIES = Path(__file__).parents[2] / "studies" / "beyond"
+FILES = sorted(PAPER_STUDIES.glob("*.yaml")) + sorted(BEYOND_STUDIES.glob("*.yaml"))
 
 # by hand from each study file: (its dataset's faces, trials, seeds per fold) in the rehearsal
 EXPECTED = {
@@ -33,11 +34,12 @@ EXPECTED = {
     "ablation_weighted_ce": ("scut-fbp5500", 2, 2),  # repeats 3 -> 2
     "joint_search": ("scut-fbp5500", 4, 1),  # TPE: the baseline point and 3 proposed, of 60
     "readme_alpha_beta": ("scut-fbp5500", 18, 1),
-    "table1_scut_fbp": ("scut-fbp", 1, 2),
-    "table2_hotornot": ("hotornot", 1, 2),
-    "table3_scut_fbp5500": ("scut-fbp5500", 1, 2),
-    "table4_losses": ("scut-fbp5500", 5, 2),
-    "table5_backbones": ("scut-fbp5500", 4, 2),
+    "table1_scut_fbp": ("scut-fbp", 2, 2),  # the two arms, as written and as published
+    "table2_hotornot": ("hotornot", 2, 2),
+    "table3_scut_fbp5500": ("scut-fbp5500", 2, 2),
+    "table4_losses": ("scut-fbp5500", 10, 2),  # 5 losses x 2 arms
+    "table5_backbones": ("scut-fbp5500", 8, 2),  # 2 backbones x 2 losses x 2 arms
+    "beyond_backbones": ("scut-fbp5500", 32, 2),  # 2 arms x 2 protocols x 4 backbones x 2 losses
 }
 
 
@@ -103,26 +105,33 @@ def test_the_faces_fill_every_class_of_every_training_split():
     for path in FILES:
         spec = rehearsed(path)
         dataset = load_dataset(spec.data.dataset, spec.data.root)
+        space = spec.search.space
+        arms = [{"published_code": arm} for arm in space["published_code"].choice] if "published_code" in space else [{}]
+        protocols = space["data.protocol"].choice if "data.protocol" in space else [spec.data.protocol]
         for rule, k in sorted(_discretizations(spec), key=str):
-            params = {"loss.discretization.rule": rule, **({"loss.discretization.num_classes": k} if k else {})} if "loss.discretization.rule" in spec.search.space else {}
-            config = spec.trial_config(params)
-            for fold in dataset.folds(spec.data.protocol):
-                fold_discretization(config, dataset, fold)  # raises InputError on an empty class
-                checked += 1
-    # Tables 1-3: one discretization on 5 folds each; five studies of one on the 60/40 split; the
-    # discretization ablation's 17 on the 60/40 split; the joint search's 17 (paper, uniform and quantile 3-10) on 5 folds
-    assert checked == 3 * 5 + 5 * 1 + 17 * 1 + 17 * 5
+            params = {"loss.discretization.rule": rule, **({"loss.discretization.num_classes": k} if k else {})} if "loss.discretization.rule" in space else {}
+            for arm in arms:  # as published: the published code's round-half-even classes
+                for protocol in protocols:
+                    config = spec.trial_config({**params, **arm, **({"data.protocol": protocol} if "data.protocol" in space else {})})
+                    for fold in dataset.folds(protocol):
+                        fold_discretization(config, dataset, fold)  # raises InputError on an empty class
+                        checked += 1
+    # Tables 1-3: one discretization in two arms on 5 folds each; Tables 4 and 5 in two arms and three
+    # other studies of one on the 60/40 split; the discretization ablation's 17 on the 60/40 split; the
+    # joint search's 17 (paper, uniform and quantile 3-10) on 5 folds; beyond the paper, two arms on the
+    # 60/40 split and 5 folds
+    assert checked == 3 * 2 * 5 + (2 * 2 + 3) * 1 + 17 * 1 + 17 * 5 + 2 * (1 + 5)
 
 
 def test_a_backbone_without_a_stand_in_exits_2_naming_file_key_and_value(tmp_path, capsys):
     study = tmp_path / "vit.yaml"
     raw = yaml.safe_load((PAPER_STUDIES / "table5_backbones.yaml").read_text())
-    raw["search"]["space"]["model.backbone"]["choice"] = ["resnet18", "vit_base_patch16_224"]
+    raw["search"]["space"]["model.backbone"]["choice"] = ["resnet18", "efficientnet_b3"]
     study.write_text(yaml.safe_dump(raw))
     assert main(["validate", str(study), "--rehearsal", "--offline"]) == 2
     err = capsys.readouterr().err.replace("\n", "")  # one line, wrapped at the terminal's width
     assert err.startswith("error: ") and "Traceback" not in err
-    assert f"{study}: search.space.model.backbone: the rehearsal has no small stand-in for model.backbone 'vit_base_patch16_224'" in err
+    assert f"{study}: search.space.model.backbone: the rehearsal has no small stand-in for model.backbone 'efficientnet_b3'" in err
 
 
 def test_rehearsal_and_smoke_are_one_or_the_other(capsys):
@@ -166,8 +175,10 @@ def test_the_paper_puts_each_stand_in_in_the_rows_of_what_it_stands_for(tmp_path
     paper = build_paper(root)
     table = paper.tables[4]
     rows = {r.method: i for i, r in enumerate(table.table.rows)}
-    assert table.matched == {rows["ResNet18"]: "test_byobnet_mse", rows["ResNet18 + ComboLoss"]: "test_byobnet_combo",
-                             rows["SEResNeXt50"]: "test_resnet_mse", rows["SEResNeXt50 + ComboLoss"]: "test_resnet_combo"}
+    written = "as written"  # a study that does not search published_code runs the arm its own value says
+    assert table.matched == {(rows["ResNet18"], written): "test_byobnet_mse", (rows["ResNet18 + ComboLoss"], written): "test_byobnet_combo",
+                             (rows["SEResNeXt50"], written): "test_resnet_mse", (rows["SEResNeXt50 + ComboLoss"], written): "test_resnet_combo"}
+    assert any("No as published trial in table5_backbones" in note for note in table.notes)
     assert paper.rehearsal["stand_ins"] == rehearsal.STAND_INS
     folds = read_table(root / "table5_backbones", "folds").set_index("trial_id")
     ours = table.ours.set_index("trial_id")
@@ -185,10 +196,11 @@ def test_the_paper_puts_each_stand_in_in_the_rows_of_what_it_stands_for(tmp_path
 def test_the_rehearsal_runs_every_paper_study_and_writes_the_paper(local_ray, tmp_path, capsys):
     root = tmp_path / "paper-rehearsal"
     start = time.perf_counter()
-    assert main(["run", str(PAPER_STUDIES), "--rehearsal", "--results", str(root)]) == 0
+    # the paper's studies and the one beyond it, into one root: the document has them all
+    assert main(["run", str(PAPER_STUDIES), str(BEYOND_STUDIES), "--rehearsal", "--results", str(root)]) == 0
     seconds = time.perf_counter() - start
     out = capsys.readouterr().out
-    assert f"all {len(FILES)} studies finished" in out and f"wrote 20 files to {root / 'paper'}" in out
+    assert f"all {len(FILES)} studies finished" in out and f"wrote 21 files to {root / 'paper'}" in out
     assert main(["paper", str(root)]) == 0  # as a user writes it again
     print(f"rehearsal: {seconds:.0f} s")
 
@@ -204,17 +216,23 @@ def test_the_rehearsal_runs_every_paper_study_and_writes_the_paper(local_ray, tm
         table = _csv(paper / f"table{number}.csv")
         ours = table[table["source"] == "ours"]
         assert len(ours) and ours["trial_id"].notna().all() and ours["pc_mean"].notna().all(), number
-        # each row's PC is the mean over its trial's (fold, seed) runs in folds.parquet
+        # both arms of every row, each its own trial: as written last epoch, as published the test-fold epoch
+        arms = ours.groupby("arm")
+        assert set(arms.groups) == {"as written", "as published"} and arms.size().nunique() == 1, (number, arms.size())
+        assert ours.groupby("arm")["select"].agg(set).to_dict() == {"as written": {"last"}, "as published": {"test_oracle"}}, number
+        assert ours["trial_id"].nunique() == len(ours), number
+        # each row's PC is the mean over its trial's (fold, seed) runs in folds.parquet; its arm is its trial's published_code
         folds = read_table(root / name, "folds")
         for _, row in ours.iterrows():
-            runs = folds.loc[folds["trial_id"] == row["trial_id"], ["fold", "seed", "status", "pc"]]
+            runs = folds.loc[folds["trial_id"] == row["trial_id"], ["fold", "seed", "status", "pc", "param.published_code"]]
             assert row["pc_mean"] == pytest.approx(runs["pc"].mean()), (number, row["method"], row["trial_id"], row["pc_mean"], runs)
+            assert set(runs["param.published_code"]) == {row["arm"] == "as published"}, (number, row["method"], row["arm"])
     # Table 5's rows: ResNet18 is test_byobnet's, SEResNeXt50 test_resnet's, each with its loss
     table5 = _csv(paper / "table5.csv")
     params = read_table(root / "table5_backbones", "folds").groupby("trial_id")[["param.model.backbone", "param.loss.name"]].first()
     for method, cell in {"ResNet18": ("test_byobnet", "mse"), "ResNet18 + ComboLoss": ("test_byobnet", "combo"),
                          "SEResNeXt50": ("test_resnet", "mse"), "SEResNeXt50 + ComboLoss": ("test_resnet", "combo")}.items():
-        trial = table5.loc[(table5["source"] == "ours") & (table5["method"] == method), "trial_id"].item()
+        trial = table5.loc[(table5["source"] == "ours") & (table5["method"] == method) & (table5["arm"] == "as written"), "trial_id"].item()
         assert tuple(params.loc[trial]) == cell, (method, trial, tuple(params.loc[trial]))
     # Figure 2: 6 + 6 faces of Table 3's run, every one drawn from the drawn SCUT-FBP5500 faces
     figure = _csv(paper / "figure2.csv")
@@ -224,6 +242,13 @@ def test_the_rehearsal_runs_every_paper_study_and_writes_the_paper(local_ray, tm
         assert png.format == "PNG" and png.width > png.height > 200, (png.format, png.size)
     errors = (figure["y_pred"] - figure["y_true"]).abs()
     assert np.allclose(errors, figure["error"]) and errors[:6].max() <= errors[6:].min(), figure[["kind", "y_true", "y_pred", "error"]]
+    # beyond the paper: ComboLoss against L1 in every (backbone, protocol, arm) cell, each its own pair of trials
+    beyond = _csv(paper / "beyond_backbones.csv")
+    cells = {(b, p, a) for b in ("seresnext50_32x4d", "convnext_tiny", "vit_base_patch16_224", "vit_base_patch16_clip_224.openai")
+             for p in ("60-40", "5fold") for a in ("as written", "as published")}
+    assert set(zip(beyond["model.backbone"], beyond["data.protocol"], beyond["arm"])) == cells and len(beyond) == 16
+    assert beyond["combo_trial"].notna().all() and beyond["l1_trial"].notna().all() and beyond["d_pc"].notna().all()
+    assert beyond.groupby("data.protocol")["k"].max().to_dict() == {"5fold": 5, "60-40": 1}
     for name in ABLATIONS:
         ablation = _csv(paper / f"{name}.csv")
         assert len(ablation) == EXPECTED[name][1] and (paper / f"{name}.png").is_file(), (name, ablation[["trial_id", "status"]])

@@ -98,6 +98,7 @@ def test_validate_prints_what_published_code_resolves_to(tmp_path, capsys):
         ("eval/select", "test_oracle", "eval.select: test_oracle picks each fold's epoch on its test PC, but objective.on: val chooses between trials without the test folds"),
         ("published_code", True, "eval.select: test_oracle (published_code: true sets it where eval.select is not given) picks each fold's epoch on its test PC"),
         ("search/space/eval.select", {"choice": ["last", "test_oracle"]}, "search.space.eval.select: the choice test_oracle picks epochs on the test folds"),
+        ("search/space/published_code", {"choice": [False, True]}, "search.space.published_code: its arm true sets eval.select: test_oracle"),
     ],
 )
 def test_bad_studies_exit_2_naming_the_key_and_value(tmp_path, capsys, path, value, message):
@@ -261,3 +262,48 @@ def test_validate_checks_every_rule_the_space_can_give(tmp_path, capsys):
     assert "rule 'round_half_even' (edges [1.5, 2.5, 3.5, 4.5]) on dataset hotornot, fold 1" in capsys.readouterr().err.replace("\n", "")
     study = _hotornot_study(tmp_path, space={"loss.discretization.rule": {"choice": ["auto", "intervals"]}})
     assert main(["validate", str(study)]) == 0  # auto and the (resolved) intervals both fit
+
+
+# --- the two arms: published_code searched -------------------------------------------------------
+
+
+def test_a_searched_published_code_trains_each_arm_as_the_config_written_so():
+    """studies/paper/table4_losses.yaml searches published_code x loss.name: its "as published" L1
+    cell is the config a user would write with published_code: true and loss.name: l1 (the
+    published code's classes, weights, cross-entropy, augmentation, Adam and test-fold epoch);
+    its "as written" cells are the paper's."""
+    from fbp.config import read_yaml, validate_config
+    from search.spec import STUDY_ONLY, load_spec
+
+    path = SHIPPED / "paper" / "table4_losses.yaml"
+    study = load_spec(path)
+    written = {k: v for k, v in read_yaml(path).items() if k not in STUDY_ONLY}
+    # the study spells out the paper's optimizer and selection; the arm counts the paper's values as unset
+    written["train"] = {k: v for k, v in written["train"].items() if k not in ("optimizer", "lr", "weight_decay")}
+    assert written.pop("eval") == {"select": "last"}
+    for loss in ("l1", "combo"):
+        for arm in (False, True):
+            cell = study.trial_config({"published_code": arm, "loss.name": loss})
+            assert cell == validate_config({**written, "published_code": arm, "loss": {**written["loss"], "name": loss}}), (loss, arm)
+    published_l1 = study.trial_config({"published_code": True, "loss.name": "l1"})
+    t, loss = published_l1.train, published_l1.loss
+    assert (t.optimizer, t.lr, t.weight_decay, t.augment.brightness, t.augment.fill) == ("adam", 0.001, 0.0001, 0.0, "black")
+    assert (loss.ce_reduction, loss.discretization.rule, loss.class_weights, published_l1.eval.select) == (
+        "weighted_mean", "round_half_even", [1.88, 1.0, 1.91, 99.38, 99.38], "test_oracle")
+    written_l1 = study.trial_config({"published_code": False, "loss.name": "l1"})
+    assert (written_l1.train.optimizer, written_l1.loss.ce_reduction, written_l1.loss.discretization.rule, written_l1.eval.select) == ("sgd", "mean", "paper", "last")
+
+
+def test_a_searched_published_code_keeps_what_the_study_sets_apart_from_the_paper(tmp_path):
+    """A value the study sets that is not the paper's stays in the as published arm (the
+    published code's value fills only where the study holds the paper's)."""
+    from search.spec import load_spec
+
+    raw = _with("search/space", {"published_code": {"choice": [False, True]}})
+    raw["search"]["baseline"] = []
+    raw.update(objective={"metric": "pc", "on": "test"}, eval={"select": "inner_val"}, train={"augment": {"fill": "reflection", "brightness": 0.3}})
+    study = tmp_path / "arms.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    cell = load_spec(study).trial_config({"published_code": True})
+    a = cell.train.augment
+    assert (cell.eval.select, a.fill, a.brightness, a.contrast, cell.loss.ce_input) == ("inner_val", "black", 0.3, 0.0, "probs")

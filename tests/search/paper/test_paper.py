@@ -14,13 +14,16 @@ from scipy import stats
 
 from fbp.paper import TABLES
 from search.cli import main
-from search.paper import RUN_ALL, STUDIES, TABLE_STUDIES, run_command
+from search.paper import BEYOND, RUN_ALL, STUDIES, TABLE_STUDIES, run_command
 from search.results import read_table
 from tests.search.report.make_results import T, make_results
 
 LOSSES = ["l1", "mse", "smooth_l1", "smooth_huber", "combo"]
 LOSS_NOISE = {"l1": 0.36, "mse": 0.40, "smooth_l1": 0.22, "smooth_huber": 0.34, "combo": 0.28}  # smooth_l1 beats combo: the ordering fails there
+PUBLISHED_NOISE = {"l1": 0.30, "mse": 0.33, "smooth_l1": 0.31, "smooth_huber": 0.32, "combo": 0.26}  # as published, combo beats every row
 BACKBONES = ["resnet18", "seresnext50_32x4d"]
+ARMS = {"published_code": {"choice": [False, True]}}
+ARM = {"as written": False, "as published": True}
 RUN = ["table1_scut_fbp", "table3_scut_fbp5500", "table4_losses", "table5_backbones", "ablation_weighted_ce", "ablation_schedule", "readme_alpha_beta"]
 NOT_RUN = sorted(set(STUDIES) - set(RUN))
 
@@ -29,15 +32,17 @@ def write_studies(base: Path) -> Path:
     """Seven of the paper's studies, as the runner writes them; table2_hotornot, an ablation and
     joint_search missing."""
     root = base / "results"
-    # Table 1: one configuration, each fold's epoch chosen on its test fold (as upstream)
-    make_results(root / "table1_scut_fbp", [T("scutfbp_combo", {}, select="test_oracle")], space={}, k=5, n_images=40,
-                 dataset="scut-fbp", name="table1_scut_fbp", repeats=2, journal=False)
+    # Table 1: one configuration in its two arms; as published, each fold's epoch chosen on its test fold (as upstream)
+    make_results(root / "table1_scut_fbp", [T("scutfbp_written", {"published_code": False}), T("scutfbp_published", {"published_code": True}, select="test_oracle", noise=0.26)],
+                 space=ARMS, k=5, n_images=40, dataset="scut-fbp", name="table1_scut_fbp", on="test", repeats=2, journal=False)
     # Table 3: one configuration, three seeds, the faces at data.root
     make_results(root / "table3_scut_fbp5500", [T("fbp5500_combo", {}, noise=0.3)], space={}, k=5, n_images=60, name="table3_scut_fbp5500",
                  repeats=3, journal=False, data_root=base / "SCUT-FBP5500_v2", stand_in_images=True)
-    # Table 4: a grid over the losses on the 60-40 split, four seeds, chosen on validation parts
-    make_results(root / "table4_losses", [T(f"loss_{n}", {"loss.name": n}, noise=LOSS_NOISE[n]) for n in LOSSES], space={"loss.name": {"choice": LOSSES}},
-                 k=1, test_share=0.4, protocol="60-40", n_images=80, name="table4_losses", on="val", repeats=4, journal=False)
+    # Table 4: a grid over the losses in two arms on the 60-40 split, four seeds, chosen on validation parts
+    trials = [T(f"loss_{n}", {"published_code": False, "loss.name": n}, noise=LOSS_NOISE[n]) for n in LOSSES]
+    trials += [T(f"pub_{n}", {"published_code": True, "loss.name": n}, noise=PUBLISHED_NOISE[n], select="test_oracle") for n in LOSSES]
+    make_results(root / "table4_losses", trials, space={**ARMS, "loss.name": {"choice": LOSSES}},
+                 k=1, test_share=0.4, protocol="60-40", n_images=80, name="table4_losses", on="test", repeats=4, journal=False)
     # Table 5: backbone x loss, run under 5 folds (the paper: 60-40) and searched on the test folds
     trials = [T(f"{b[:8]}_{loss}", {"model.backbone": b, "loss.name": loss}, noise=0.25 + 0.05 * (b == "resnet18") + 0.04 * (loss == "mse")) for b in BACKBONES for loss in ("mse", "combo")]
     make_results(root / "table5_backbones", trials, space={"model.backbone": {"choice": BACKBONES}, "loss.name": {"choice": ["mse", "combo"]}},
@@ -111,6 +116,9 @@ def test_the_studies_not_run_are_listed_with_the_commands_that_run_them(root, ta
     assert list(studies.index) == list(STUDIES)
     for name in NOT_RUN:
         assert studies.at[name, "state"] == "missing"
+        if name in BEYOND:  # outside studies/paper/: it runs into this root
+            assert studies.at[name, "command"] == f"fbp-search run {BEYOND[name]} --results {root / name}"
+            continue
         assert studies.at[name, "command"] == run_command(name) == f"fbp-search run studies/paper/{name}.yaml"
         assert run_command(name) in md
     assert (studies.loc[RUN, "state"] == "ok").all()
@@ -135,9 +143,11 @@ def test_our_rows_are_mean_and_std_over_folds_and_seeds_of_the_matching_trial(ro
     assert published.index.max() < frame[frame["source"] == "ours"].index.min()
     folds = complete_folds(root, study)
     ours = frame[frame["source"] == "ours"]
-    assert len(ours) == sum(bool(r.config) for r in table.rows)
-    for _, r in ours.iterrows():
-        trial = trial_of(folds, table.rows[int(r["row"])].config)
+    assert len(ours) == 2 * sum(bool(r.config) for r in table.rows) and ours["arm"].tolist() == sorted(ours["arm"], key=list(ARM).index)
+    both = number in (1, 4)  # the studies written with both arms; 3 and 5 ran as written only
+    assert ours.loc[ours["arm"] == "as published", "trial_id"].notna().all() == both
+    for _, r in ours.dropna(subset=["trial_id"]).iterrows():
+        trial = trial_of(folds, {**table.rows[int(r["row"])].config, "published_code": ARM[r["arm"]]})
         runs = folds[folds["trial_id"] == trial]
         assert r["trial_id"] == trial and r["runs"] == len(runs) == runs["fold"].nunique() * runs["seed"].nunique()
         for m in ("mae", "rmse", "pc"):
@@ -149,7 +159,7 @@ def test_our_rows_are_mean_and_std_over_folds_and_seeds_of_the_matching_trial(ro
 @pytest.mark.parametrize("number", [1, 3, 4, 5])
 def test_the_difference_is_ours_minus_the_papers_figure(root, tables, number):
     table = tables[number]
-    ours = csv(root, f"table{number}").query("source == 'ours'")
+    ours = csv(root, f"table{number}").query("source == 'ours'").dropna(subset=["trial_id"])  # an arm the study did not run has no figures
     for _, r in ours.iterrows():
         row = table.rows[int(r["row"])]
         for m in ("mae", "rmse", "pc"):
@@ -159,7 +169,7 @@ def test_the_difference_is_ours_minus_the_papers_figure(root, tables, number):
             else:
                 assert r[f"d_{m}"] == pytest.approx(r[f"{m}_mean"] - figure, abs=1e-12)
     # beside the paper's ComboLoss figure: Table 3's row in the document
-    combo = ours[ours["row"] == combo_index(table)].iloc[0]
+    combo = ours[(ours["row"] == combo_index(table)) & (ours["arm"] == "as written")].iloc[0]
     paper_pc = table.rows[combo_index(table)].pc
     md = section((root / "paper" / "paper.md").read_text(), f"## Table {number}.")
     line = next(x for x in md.splitlines() if x.startswith("| ours") and combo["trial_id"] in x)
@@ -181,13 +191,16 @@ def test_table4_ordering_on_one_split_prints_no_p_value_and_the_image_bootstrap(
     PC difference (ComboLoss - row), recomputed here with numpy."""
     table = tables[4]
     folds = complete_folds(root, "table4_losses")
-    combo = trial_of(folds, table.rows[combo_index(table)].config)
+    combo = trial_of(folds, {**table.rows[combo_index(table)].config, "published_code": False})
     ordering = csv(root, "table4_ordering")
-    assert len(ordering) == len(table.rows) - 1
+    assert ordering["arm"].tolist() == ["as written"] * (len(table.rows) - 1) + ["as published"] * (len(table.rows) - 1)
+    published = ordering[ordering["arm"] == "as published"]  # each arm's rows against its own ComboLoss
+    assert (published["combo_trial"] == "pub_combo").all() and published["trial_id"].str.startswith("pub_").all() and published["supports_pc"].all()
+    ordering = ordering[ordering["arm"] == "as written"]
     a = folds[folds["trial_id"] == combo].set_index(["fold", "seed"])
     verdicts = {}
     for _, r in ordering.iterrows():
-        other = trial_of(folds, table.rows[int(r["row"])].config)
+        other = trial_of(folds, {**table.rows[int(r["row"])].config, "published_code": False})
         b = folds[folds["trial_id"] == other].set_index(["fold", "seed"])
         shared = a.index.intersection(b.index)
         assert r["trial_id"] == other and r["combo_trial"] == combo and r["k"] == 1 and r["runs"] == len(shared) == 4
@@ -204,9 +217,9 @@ def test_table4_ordering_on_one_split_prints_no_p_value_and_the_image_bootstrap(
     # as drawn: smooth_l1 predicts better than combo here, every other loss worse
     assert verdicts == {"l1": True, "mse": True, "smooth_l1": False, "smooth_huber": True}
     md = section((root / "paper" / "paper.md").read_text(), "### Table 4: does ours support")
-    line = next(x for x in md.splitlines() if x.startswith(f"| {table.rows[2].method} |"))
+    line = next(x for x in md.splitlines() if x.startswith(f"| as written | {table.rows[2].method} |"))
     assert "contradicts" in line and "*" not in line
-    assert "support the ordering for 3 of 4 rows" in md and "one split, so no test says whether the configurations differ" in md
+    assert "support the ordering in as written (loss_combo), 3 of 4 rows; in as published (pub_combo), 4 of 4 rows" in md and "one split, so no test says whether the configurations differ" in md
     assert "No p-value: one split and 4 seeds" in md and "2/2^4 = 0.125" in md and "ΔPC pooled" in md
 
 
@@ -240,10 +253,12 @@ def test_table5_ordering_is_recomputed_with_scipy_over_folds(root, tables):
 def test_test_oracle_selection_and_another_protocol_are_said(root):
     md = (root / "paper" / "paper.md").read_text()
     table1 = section(md, "## Table 1.")
-    assert "| ours† |" in table1 and "eval.select = test_oracle: each fold's epoch was chosen on its test fold" in table1
-    assert csv(root, "table1").query("source == 'ours'")["select"].tolist() == ["test_oracle"]
+    assert "| ours† | ComboLoss (Ours) | as published |" in table1 and "eval.select = test_oracle: each fold's epoch was chosen on its test fold" in table1
+    assert "| ours | ComboLoss (Ours) | as written |" in table1 and "Another selection than the paper's in the as written rows: eval.select = last" in table1
+    assert csv(root, "table1").query("source == 'ours'")["select"].tolist() == ["last", "test_oracle"]
     table3 = section(md, "## Table 3.")
-    assert "Another selection than the paper's: our figures are eval.select = last" in table3
+    assert "Another selection than the paper's: eval.select = last" in table3
+    assert "No as published trial in table3_scut_fbp5500 (no trial with published_code: true)" in table3
     assert "upstream code, which chose each fold's epoch on its test fold" in table3
     table5 = section(md, "## Table 5.")
     assert "Run under protocol 5fold, not the paper's 60-40" in table5
@@ -370,3 +385,36 @@ def test_paper_imports_neither_torch_nor_ray(tmp_path):
     assert "torch" not in loaded and "ray" not in loaded and "timm" not in loaded, loaded
     assert (root / "paper" / "figure2.png").is_file()
     assert imported_by("from search.cli import main\ntry:\n    main(['paper', '--help'])\nexcept SystemExit:\n    pass") == []
+
+
+# --- beyond the paper ---------------------------------------------------------------------------
+
+MODERN = ["seresnext50_32x4d", "convnext_tiny"]
+
+
+def test_beyond_the_paper_pairs_combo_with_l1_in_every_backbone_and_arm(tmp_path):
+    """studies/beyond/backbones.yaml's grid (here 2 backbones x 2 losses x 2 arms on 5 folds, 2
+    seeds): one row per (backbone, protocol, arm), ComboLoss - L1 recomputed with scipy over the
+    folds, each fold's seeds averaged."""
+    root = tmp_path / "results"
+    trials = [T(f"{b[:4]}_{loss}_{int(arm)}", {"published_code": arm, "model.backbone": b, "loss.name": loss}, noise=0.25 + 0.06 * (loss == "l1") - 0.02 * arm)
+              for arm in (False, True) for b in MODERN for loss in ("l1", "combo")]
+    make_results(root / "beyond_backbones", trials, space={**ARMS, "model.backbone": {"choice": MODERN}, "loss.name": {"choice": ["l1", "combo"]}},
+                 k=5, n_images=40, name="beyond_backbones", on="test", repeats=2, journal=False)
+    assert main(["paper", str(root), "--format", "md,csv"]) == 0
+    frame = csv(root, "beyond_backbones")
+    assert frame[["model.backbone", "arm"]].values.tolist() == [[b, arm] for arm in ARM for b in sorted(MODERN)]
+    assert (frame["data.protocol"] == "5fold").all() and (frame["k"] == 5).all()
+    folds = complete_folds(root, "beyond_backbones")
+    for _, r in frame.iterrows():
+        cell = {"published_code": ARM[r["arm"]], "model.backbone": r["model.backbone"]}
+        combo, l1 = trial_of(folds, {**cell, "loss.name": "combo"}), trial_of(folds, {**cell, "loss.name": "l1"})
+        assert (r["combo_trial"], r["l1_trial"]) == (combo, l1)
+        a = folds[folds["trial_id"] == combo].groupby("fold")["pc"].mean()
+        b = folds[folds["trial_id"] == l1].groupby("fold")["pc"].mean()
+        assert r["d_pc"] == pytest.approx((a - b).mean(), abs=1e-12)
+        assert r["t_p_pc"] == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+        assert r["pc_combo"] == pytest.approx(folds.loc[folds["trial_id"] == combo, "pc"].mean(), abs=1e-12)
+    md = section((root / "paper" / "paper.md").read_text(), "## Beyond the paper")
+    holds = int((frame["d_pc"] > 0).sum())
+    assert f"ComboLoss's PC is the higher in {holds} of 4 cells" in md and "| convnext_tiny | 5fold | as published |" in md
