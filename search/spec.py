@@ -312,6 +312,10 @@ def _check_value(spec: StudySpec, path: str, value: Any, where: str, context: di
 
 def check_spec(spec: StudySpec, source: str, context: dict | None = None) -> None:
     s = spec.search
+    split = [p for p in SPLIT_PATHS if p in s.space]
+    if split:
+        raise InputError(f"{source}: search.space.{split[0]}: a study runs one dataset split (every trial the same folds, which its progress, ASHA, "
+                         "the models it keeps and resume count on); write one study per dataset or protocol")
     for path, dim in s.space.items():
         where = f"{source}: search.space.{path}"
         if not _field_exists(path):
@@ -345,6 +349,10 @@ def check_spec(spec: StudySpec, source: str, context: dict | None = None) -> Non
             why = s.space[path].outside(value)
             if why:
                 raise InputError(f"{where}: {value!r} is {why}")
+
+
+SPLIT_PATHS = ("data.dataset", "data.protocol", "data.folds")
+"""Paths that would give trials of one study different folds: not searchable."""
 
 
 def _check_no_test_choice(spec: StudySpec, source: str) -> None:

@@ -74,9 +74,10 @@ OTHER_STUDIES: dict[str, str] = {
     "readme_alpha_beta": "the ComboLoss weights alpha and beta of the published README",
     "joint_search": "a joint search over the knobs above",
 }
-BEYOND: dict[str, str] = {"beyond_backbones": "studies/beyond/backbones.yaml"}
+BEYOND: dict[str, str] = {"beyond_backbones": "studies/beyond/backbones.yaml", "beyond_backbones_60_40": "studies/beyond/backbones_60_40.yaml"}
 """Studies beyond the paper -> their file, outside studies/paper/: run into the same results
-root (--results ROOT/<name>), each gets a section of the document."""
+root (--results ROOT/<name>), one section of the document (one study per protocol: a study
+runs one split)."""
 BEYOND_LOSSES = ("combo", "l1")
 """beyond_backbones: ComboLoss against this baseline, in every (backbone, protocol, arm) cell."""
 BEYOND_CELL = ("model.backbone", "data.protocol")
@@ -542,22 +543,25 @@ def build_ablation(study: StudyResult, what: str, draws: int = DRAWS, seed: int 
 
 # --- beyond the paper -------------------------------------------------------------------------
 
-BEYOND_COLUMNS = [*BEYOND_CELL, "arm", "combo_trial", "l1_trial", "pc_combo", "pc_combo_std", "pc_l1", "pc_l1_std", *TEST_COLUMNS]
+BEYOND_COLUMNS = ["study", *BEYOND_CELL, "arm", "combo_trial", "l1_trial", "pc_combo", "pc_combo_std", "pc_l1", "pc_l1_std", *TEST_COLUMNS]
 
 
 @dataclass
 class BeyondResult:
-    study: StudyResult
-    frame: pd.DataFrame = field(default_factory=pd.DataFrame)  # BEYOND_COLUMNS: one row per (backbone, protocol, arm)
+    studies: list[StudyResult]
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)  # BEYOND_COLUMNS: one row per (study, backbone, protocol, arm)
 
 
-def build_beyond(study: StudyResult, draws: int = DRAWS, seed: int = SEED) -> BeyondResult:
-    """In every (backbone, protocol, arm) cell the study ran, ComboLoss against L1: each one's
+def build_beyond(studies: list[StudyResult], draws: int = DRAWS, seed: int = SEED) -> BeyondResult:
+    """In every (backbone, protocol, arm) cell the studies ran, ComboLoss against L1: each one's
     test PC over its (fold, seed) runs, and the paired tests of ComboLoss - L1 over the folds
     both completed (`compare`), with the image bootstrap of the pooled PC difference."""
-    result = BeyondResult(study)
-    if study.state != "ok":
-        return result
+    frames = [_beyond_cells(study, draws, seed) for study in studies if study.state == "ok"]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BEYOND_COLUMNS)
+    return BeyondResult(studies, frame)
+
+
+def _beyond_cells(study: StudyResult, draws: int, seed: int) -> pd.DataFrame:
     board = study.board
     values = {path: study.value_at(path) for path in (*BEYOND_CELL, ARM_PATH)}
     cells = sorted({tuple(values[p].loc[t] for p in (*BEYOND_CELL, ARM_PATH)) for t in board.index}, key=lambda c: tuple(str(v) for v in c))
@@ -568,7 +572,7 @@ def build_beyond(study: StudyResult, draws: int = DRAWS, seed: int = SEED) -> Be
         trials = {loss: (study.matching({**config, "loss.name": loss}) or [None])[0] for loss in BEYOND_LOSSES}
         a, b = trials["combo"], trials["l1"]
         arm = next(name for name, value in ARMS.items() if value == on)
-        row = {**dict(zip(BEYOND_CELL, cell)), "arm": arm, "combo_trial": a or "", "l1_trial": b or ""}
+        row = {"study": study.name, **dict(zip(BEYOND_CELL, cell)), "arm": arm, "combo_trial": a or "", "l1_trial": b or ""}
         for loss, trial in trials.items():
             row[f"pc_{loss}"], row[f"pc_{loss}_std"] = (board.at[trial, "pc_mean"], board.at[trial, "pc_std"]) if trial else (np.nan, np.nan)
         row.update(compare(study, a, b))
@@ -576,8 +580,7 @@ def build_beyond(study: StudyResult, draws: int = DRAWS, seed: int = SEED) -> Be
         rows.append(row)
     order = {arm: i for i, arm in enumerate(ARMS)}
     frame = pd.DataFrame(rows, columns=BEYOND_COLUMNS)
-    result.frame = frame.sort_values(["arm", *BEYOND_CELL], key=lambda c: c.map(order) if c.name == "arm" else c.astype(str), kind="stable").reset_index(drop=True)
-    return result
+    return frame.sort_values(["arm", *BEYOND_CELL], key=lambda c: c.map(order) if c.name == "arm" else c.astype(str), kind="stable").reset_index(drop=True)
 
 
 # --- the whole document -----------------------------------------------------------------------
@@ -622,5 +625,5 @@ def build_paper(root: Path, alpha: float = ALPHA, cache: bool = True, draws: int
     by_number = {t.number: t for t in built}
     figure = build_figure2(by_number[FIGURE_TABLE])
     ablations = [build_ablation(studies[name], what, draws, seed) for name, what in ABLATIONS.items()]
-    beyond = [build_beyond(studies[name], draws, seed) for name in BEYOND]
+    beyond = [build_beyond([studies[name] for name in BEYOND], draws, seed)]
     return Paper(root, studies, built, figure, ablations, beyond, alpha, rehearsal, draws, seed)

@@ -286,10 +286,11 @@ def others_block(paper: Paper) -> Block:
 
 def beyond_block(result: BeyondResult, paper: Paper) -> Block:
     """Does ComboLoss's gain over L1 hold on modern backbones: one row per (backbone, protocol, arm)."""
-    study = result.study
-    block = Block(f"Beyond the paper: ComboLoss against L1 on modern backbones ({study.name})")
-    if study.state != "ok":
-        block.text = [f"**{study.name}**: {_status(study)}."]
+    block = Block("Beyond the paper: ComboLoss against L1 on modern backbones")
+    ran = [study for study in result.studies if study.state == "ok"]
+    others = [f"**{study.name}**: {_status(study)}." for study in result.studies if study.state != "ok"]
+    if not ran:
+        block.text = others
         return block
     t = result.frame
     rows = [{
@@ -302,14 +303,14 @@ def beyond_block(result: BeyondResult, paper: Paper) -> Block:
     } for _, r in t.iterrows()]
     decided = t["d_pc"].map(lambda d: np.isfinite(d) and d != 0)
     holds = int((t["d_pc"] > 0).sum())
-    block.text = [_study_line(study),
+    block.text = [*(_study_line(study) for study in ran), *others,
                   f"ComboLoss 2/1/1 against L1 on each backbone, protocol and arm, paired over the folds both completed, each fold's seeds averaged: "
                   f"Δ = ComboLoss − L1. ComboLoss's PC is the higher in {holds} of {plural(int(decided.sum()), 'cell')}."]
     k = int(t["k"].max()) if len(t) and t["k"].notna().any() else 0
-    seeds = int(study.board["seeds"].max()) if len(study.board) else 1
+    seeds = max(int(study.board["seeds"].max()) if len(study.board) else 1 for study in ran)
     notes = [f"gain holds: supports when ComboLoss's mean PC is the higher, contradicts when it is the lower; {SIGNIFICANT}: paired t test p below {paper.alpha:g} "
              "(5 folds; the 60/40 split has one, so no test).", *test_notes(k, seeds, paper.draws, paper.seed)]
-    block.section = Section(study.name, block.title, pd.DataFrame(rows), t, footnotes=notes)
+    block.section = Section("beyond_backbones", block.title, pd.DataFrame(rows), t, footnotes=notes)
     return block
 
 

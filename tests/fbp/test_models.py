@@ -32,6 +32,15 @@ def test_two_heads_on_a_timm_backbone():
     assert reg.shape == (3,) and logits.shape == (3, 5)
 
 
+@pytest.mark.parametrize("backbone", ["test_vit", "test_vit2", "test_resnet", "test_convnext"])
+def test_a_vit_is_built_for_the_input_size_and_a_cnn_for_any(backbone):
+    """timm's test ViTs are made for 160 px; the rehearsal feeds 48 and a study may feed any
+    data.image_size: the ViT gets a patch grid for that size, a CNN takes no size argument."""
+    model = build_model(ModelConfig(backbone=backbone, pretrained=False), 5, 48).eval()
+    reg, logits = model(torch.zeros(2, 3, 48, 48))
+    assert reg.shape == (2,) and logits.shape == (2, 5)
+
+
 def test_pretrained_is_on_by_default_as_in_the_paper():
     # paper 3.2: "The network is initialized with ImageNet pretrained weights"
     assert ModelConfig().pretrained is True

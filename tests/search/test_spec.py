@@ -99,6 +99,8 @@ def test_validate_prints_what_published_code_resolves_to(tmp_path, capsys):
         ("published_code", True, "eval.select: test_oracle (published_code: true sets it where eval.select is not given) picks each fold's epoch on its test PC"),
         ("search/space/eval.select", {"choice": ["last", "test_oracle"]}, "search.space.eval.select: the choice test_oracle picks epochs on the test folds"),
         ("search/space/published_code", {"choice": [False, True]}, "search.space.published_code: its arm true sets eval.select: test_oracle"),
+        # one split per study: its progress, ASHA, the models it keeps and resume count its folds
+        ("search/space/data.protocol", {"choice": ["5fold", "60-40"]}, "search.space.data.protocol: a study runs one dataset split"),
     ],
 )
 def test_bad_studies_exit_2_naming_the_key_and_value(tmp_path, capsys, path, value, message):
