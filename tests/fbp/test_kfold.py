@@ -360,6 +360,41 @@ def test_training_and_evaluation_normalize_as_the_backbone_says_and_evaluate_the
     assert seen["eval"] == {("center_crop", *half)}
 
 
+def test_evaluation_prepares_each_view_once_per_fold_and_gives_the_numbers_of_a_fresh_view(monkeypatch):
+    """The test fold's views are cut and normalized on the first evaluation and reused every
+    epoch after (issue 22: preparing them cost more than the forward on a GPU); beyond the memory
+    budget they are prepared every epoch. Either way the predictions are those of the views
+    computed afresh, through the heads directly."""
+    import torch
+
+    import fbp.kfold
+    from fbp.augment import eval_view as real_eval
+    from fbp.models import build_model
+
+    config = _config(eval={"batch_size": 8})
+    data = prepare(config)
+    rows = np.array([data.index[i] for i in data.folds[0].test])
+    values = torch.arange(1, 6, dtype=torch.float32)
+    model = build_model(config.model, 5, config.data.image_size)
+    calls = []
+    monkeypatch.setattr(fbp.kfold, "eval_view", lambda *a: calls.append(1) or real_eval(*a))
+    batches = math.ceil(len(rows) / 8)
+    evaluate = fbp.kfold._Evaluator(data, rows, config, values, fbp.kfold.nullcontext())
+    first, second = evaluate(model), evaluate(model)
+    assert len(calls) == batches and model.training  # prepared once; the model back in training mode
+    model.eval()
+    with torch.no_grad():
+        x = real_eval(data.images[torch.as_tensor(rows)], config.data.image_size, "resize", model.mean, model.std)
+        reg, exp = fbp.kfold.head_outputs(model, x, values, fbp.kfold.nullcontext())
+    for got in (first, second):
+        assert np.allclose(got[0], reg.numpy(), atol=1e-5) and np.allclose(got[1], exp.numpy(), atol=1e-5)
+    monkeypatch.setattr(fbp.kfold, "VIEW_BUDGET_BYTES", 0)
+    calls.clear()
+    tight = fbp.kfold._Evaluator(data, rows, config, values, fbp.kfold.nullcontext())
+    again = [tight(model), tight(model)]
+    assert len(calls) == 2 * batches and all(np.array_equal(a[0], first[0]) for a in again)
+
+
 # --- a discretization that does not fit the scores is refused before training ------------------
 
 
