@@ -1,38 +1,75 @@
 #!/usr/bin/env bash
-# Every GPU figure of docs/performance.md in one run (about 6 minutes on one H200):
+# Every GPU figure of docs/performance.md in one run that fits one lease of a GPU machine:
 #
-#   OUT=bench-out bash bench/gpu_check.sh
+#   OUT=bench-out bash bench/gpu_check.sh            # one H200: at most 8 minutes (DEADLINE=480)
+#   MODE=cpu OUT=bench-out bash bench/gpu_check.sh   # the same steps, small, on the CPU: under 3 minutes
 #
-# The machine needs torch, timm, numpy and PIL; fbp's other needs (pydantic) are taken from
-# .devdeps/ when missing (`pip install --target .devdeps pydantic` on a machine with an index).
-# Each step has its own time limit and writes its own file under $OUT, so a slow step costs
-# only its own figures.
+# Steps, each under its own limit and all under one DEADLINE (a slow step costs only its own
+# figures, and the rest still run): generated faces; training throughput against the
+# upstream-style pipeline; evaluation against a bare forward; the train command on the faces;
+# export and predict of its models; trials sharing the GPU; bf16 against fp32. At most 8 files
+# land in $OUT: steps.txt (the machine, each step's exit and time, its last lines) and one
+# <step>.txt each.
+#
+# The machine needs torch, timm, numpy, pandas, pyarrow, safetensors, PIL and pyyaml. fbp's other
+# need, pydantic, comes from wheels carried in the working tree when the machine lacks it:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+#       -d .whl pydantic pydantic-core annotated-types typing-inspection typing-extensions
+# (.whl/ is git-ignored; the versions of this checkout's environment, so that the two pydantics match).
 set -uo pipefail
+T0=$SECONDS
+MODE=${MODE:-gpu}
 OUT=${OUT:-bench-out}
 mkdir -p "$OUT"
-export FBP_CACHE_DIR=${FBP_CACHE_DIR:-/tmp/fbp-cache}
+cd "$(dirname "$0")/.."
+if ! python3 -c "import pydantic" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --target /tmp/fbp-site .whl/*.whl > /tmp/fbp-pip.txt 2>&1 || cat /tmp/fbp-pip.txt
+    export PYTHONPATH=/tmp/fbp-site
+fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-python -c "import pydantic" 2>/dev/null || export PYTHONPATH=$PYTHONPATH:$PWD/.devdeps
-DATA=/tmp/fbp-bench-faces  # 4000 synthetic faces at 350 px, as JPEG: both pipelines read them
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 FBP_CACHE_DIR=${FBP_CACHE_DIR:-/tmp/fbp-cache-$MODE}
+CLI='import sys; from search.cli import main; sys.exit(main())'
+WORK=/tmp/fbp-check-$MODE
+DATA=$WORK/faces
+if [ "$MODE" = gpu ]; then
+    DEADLINE=${DEADLINE:-480}; N=4000; SIDE=350; DEVICE=cuda
+    TRAIN=(--set train.epochs=2)
+    PACKING=(--trials 1,2 --compile reduce-overhead)
+else
+    DEADLINE=${DEADLINE:-170}; N=512; SIDE=96; DEVICE=cpu
+    TRAIN=(--set train.epochs=1 --set train.compile=off --set model.backbone=test_resnet --set data.image_size=32 --set data.folds=[1,2])
+    PACKING=(--trials 1,2)
+fi
 
-step() {  # step NAME SECONDS COMMAND...: run, keep its output, say how it ended
+step() {  # step NAME LIMIT COMMAND...: under min(LIMIT, the time left), its output in $OUT/NAME.txt
     local name=$1 limit=$2; shift 2
+    local left=$((DEADLINE - (SECONDS - T0)))
+    [ "$left" -lt "$limit" ] && limit=$left
+    if [ "$limit" -lt 10 ]; then echo "== $name: skipped, $left s left of $DEADLINE" | tee -a "$OUT/steps.txt"; return; fi
     local start=$SECONDS
     timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
     local code=$?
-    echo "$name: exit $code after $((SECONDS - start)) s" | tee -a "$OUT/steps.txt"
-    grep -v "Warning\|warn(" "$OUT/$name.txt" | tail -n 12
+    { echo "== $name: exit $code after $((SECONDS - start)) s (limit $limit)"; grep -v "Warning\|warn(" "$OUT/$name.txt" | tail -n 14; } | tee -a "$OUT/steps.txt"
 }
 
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
-python -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_device_name())" > "$OUT/versions.txt" 2>&1
-step data 90 python -c "
+rm -rf "$WORK" && mkdir -p "$WORK"
+{
+    echo "mode $MODE, deadline $DEADLINE s, $(nproc) cores"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+    python3 -c "import torch, timm, pydantic; print('torch', torch.__version__, 'timm', timm.__version__, 'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())"
+} 2>&1 | tee "$OUT/steps.txt"
+
+step data 60 python3 -c "
 from pathlib import Path
 from fbp.data.faces import SynthParams, generate
-if not (Path('$DATA') / 'manifest.json').exists():
-    generate(Path('$DATA'), SynthParams(n=4000, size=350, seed=0))
-print('faces ready')"
-step throughput 300 python bench/throughput.py --mode gpu --data "$DATA"
-step packing 150 python bench/packing.py --mode gpu --data "$DATA"
-step precision 90 python bench/precision.py --mode gpu
-step packing-graphs 150 python bench/packing.py --mode gpu --data "$DATA" --trials 1,2 --compile reduce-overhead
+generate(Path('$DATA'), SynthParams(n=$N, size=$SIDE, seed=$([ "$MODE" = gpu ] && echo 0 || echo 36)))
+print('$N faces of $SIDE px ready')"
+step throughput 150 python3 bench/throughput.py --mode "$MODE" --data "$DATA"
+step evaluation 60 python3 bench/evaluation.py --mode "$MODE" --repeats 5
+step train 90 python3 -c "$CLI" train studies/paper.yaml --set data.root="$DATA" --set model.pretrained=false "${TRAIN[@]}" --out "$WORK/train"
+step predict 60 bash -c "python3 -c '$CLI' export '$WORK/train' --out '$WORK/model' > /dev/null && \
+    python3 bench/predict_speed.py --model '$WORK/model' --images '$DATA/Images' --device $DEVICE && \
+    time python3 -c '$CLI' predict '$WORK/model' '$DATA/Images' --device $DEVICE --batch-size 256 --out '$WORK/scores.csv' && wc -l '$WORK/scores.csv'"
+step packing 80 python3 bench/packing.py --mode "$MODE" --data "$DATA" "${PACKING[@]}"
+step precision 60 python3 bench/precision.py --mode "$MODE"
+echo "total $((SECONDS - T0)) s of $DEADLINE" | tee -a "$OUT/steps.txt"
