@@ -10,6 +10,13 @@ An input that cannot be scored (a missing file, a file that is no image, an empt
 one line on stderr and exit code 2, after the good images are scored and written. A tiny image
 (fbp.predict.tiny_image) is scored, with one warning line on stderr and its reason in the CSV's
 `warning` column.
+
+--detect-faces: each argument is a photo rather than a face crop. Each frontal face found in it
+(fbp.detect) is cut out as the training set frames its faces and scored: one row per face,
+`photo.jpg#1`, `#2`, ... left to right, with its box (fbp.detect.BOX_COLUMNS) after `image`. A
+photo with no face is one row with an empty score and `no face found` in `warning` (one
+warning line on stderr). OpenCV is an optional extra: without it, one line saying how to
+install it and exit code 2.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--out", type=Path, help="the CSV to write (default: stdout)")
     predict.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:1 (default %(default)s)")
     predict.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default %(default)s)")
+    predict.add_argument("--detect-faces", action="store_true", help="the images are photos: find each face, crop it as the training faces are framed, score it (a row per face, with its box)")
     predict.set_defaults(run=run_predict)
 
 
@@ -101,16 +109,23 @@ def run_predict(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size: must be >= 1, got {args.batch_size}")
     if args.out is not None and args.out.is_dir():
         raise InputError(f"--out {args.out}: is a directory; give the CSV file to write")
+    if args.detect_faces:
+        from fbp.detect import cascade, predict_faces
+
+        cascade()  # no OpenCV: one line saying how to install it, before a model is loaded
     model = load_model(args.model, device=args.device)  # a folder that is no model: nothing to score with
     images, bad = gather(args.images, IMAGE_SUFFIXES)
     # the CSV may be stdout: then everything said goes to stderr
     console = command_console(stderr=args.out is None)
     errors = command_console(stderr=True)
-    console.print(f"{model}: scoring {len(images)} images")
+    console.print(f"{model}: scoring {len(images)} images{' (faces found in them)' if args.detect_faces else ''}")
     display = PredictDisplay(console)
     started = time.perf_counter()
     try:
-        frame = model.predict_frame(images, batch_size=args.batch_size, errors=bad, on_batch=display)
+        if args.detect_faces:
+            frame = predict_faces(model, images, batch_size=args.batch_size, errors=bad, on_batch=display)
+        else:
+            frame = model.predict_frame(images, batch_size=args.batch_size, errors=bad, on_batch=display)
     finally:
         display.close()
     seconds = time.perf_counter() - started
@@ -121,7 +136,11 @@ def run_predict(args: argparse.Namespace) -> int:
             _write_csv(frame, args.out)
     rate = len(frame) / seconds if seconds > 0 else float("nan")
     where = f"; wrote {args.out}" if args.out is not None and len(frame) else ""
-    console.print(f"scored {len(frame)} of {len(images)} images in {seconds:.1f} s ({rate:.0f} images/s on {model.device}){where}")
+    if args.detect_faces:  # a row is a face or a photo without one: count the faces
+        faces = int(frame["score"].notna().sum()) if len(frame) else 0
+        console.print(f"scored {faces} faces found in {len(images)} images in {seconds:.1f} s on {model.device}{where}")
+    else:
+        console.print(f"scored {len(frame)} of {len(images)} images in {seconds:.1f} s ({rate:.0f} images/s on {model.device}){where}")
     for image, warning in zip(frame["image"], frame["warning"]) if len(frame) else ():
         if warning:
             errors.print(f"[yellow]warning:[/] {_one_line(image, warning)}")

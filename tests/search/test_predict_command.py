@@ -97,3 +97,52 @@ def test_a_folder_that_is_no_model_of_this_version_is_refused(model, faces, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not out.exists()
+
+
+def test_detect_faces_scores_each_face_of_a_photo_beside_its_box(model, tmp_path, capsys):
+    """skimage's astronaut photo (her face, read off the image by eye: eyes at (202, 101) and
+    (247, 101), mouth at (222, 145)), two of her side by side, and a photo with no face."""
+    skimage_data = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2")
+    from PIL import Image
+
+    astronaut = skimage_data.astronaut()
+    one, two, none = tmp_path / "astronaut.png", tmp_path / "two.png", tmp_path / "coffee.png"
+    Image.fromarray(astronaut).save(one)
+    Image.fromarray(np.concatenate([astronaut, astronaut], axis=1)).save(two)
+    Image.fromarray(skimage_data.coffee()).save(none)
+    out = tmp_path / "scores.csv"
+    assert main(["predict", str(model), str(one), str(two), str(none), "--detect-faces", "--out", str(out)]) == 0
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame.columns) == ["image", "box_x", "box_y", "box_w", "box_h", "score", "spread", "score_exp", "warning", "fold1", "fold2"]
+    assert list(frame["image"]) == [f"{one}#1", f"{two}#1", f"{two}#2", str(none)]
+    # each face's box holds her eyes and mouth (the second face 512 px to the right); the photo without one has no box and no score
+    for (x, y, w, h), dx in zip(frame.loc[:2, ["box_x", "box_y", "box_w", "box_h"]].astype(int).to_numpy(), (0, 0, 512)):
+        assert all(x <= px + dx < x + w and y <= py < y + h for px, py in ((202, 101), (247, 101), (222, 145))) and w <= 130
+    assert frame.iloc[3][["box_x", "box_y", "box_w", "box_h", "score", "fold1"]].tolist() == ["", "", "", "", "", ""]
+    assert frame["warning"].tolist() == ["", "", "", "no face found"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {none}: no face found"]
+    # a face's score is its crop's: 1.8 box sides, centred 0.1 box above the box's centre, cut here with PIL
+    x, y, w, h = frame.loc[0, ["box_x", "box_y", "box_w", "box_h"]].astype(int)
+    side = round(1.8 * w)
+    left, top = round(x + w / 2 - side / 2), round(y + h / 2 - 0.1 * h - side / 2)
+    crop = Image.fromarray(astronaut).crop((left, top, left + side, top + side))
+    assert abs(float(frame.loc[0, "score"]) - load_model(model, device="cpu").predict([crop])[0]) < 1e-6
+
+
+def test_detect_faces_without_opencv_says_how_to_install_it(model, faces, tmp_path, capsys, monkeypatch):
+    import sys
+
+    from fbp.detect import cascade
+
+    cascade.cache_clear()
+    monkeypatch.setitem(sys.modules, "cv2", None)  # what `import cv2` meets where OpenCV is not installed: ImportError
+    out = tmp_path / "scores.csv"
+    try:
+        assert main(["predict", str(model), str(faces), "--detect-faces", "--out", str(out)]) == 2
+    finally:
+        cascade.cache_clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'pip install "fbp-search[faces]"' in err[0]
+    assert not out.exists()
