@@ -27,6 +27,7 @@ from pathlib import Path
 from rich.console import Console
 
 from fbp.errors import InputError
+from search import tracking
 from search.board import board_name, close_board, open_board
 from search.cluster import start_ray
 from search.console import command_console
@@ -47,9 +48,10 @@ os.environ.setdefault("TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE", "1")
 
 
 def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
-              console: Console | None = None, storage: str | None = None, run_folds: str | None = None) -> dict:
+              console: Console | None = None, storage: str | None = None, run_folds: str | None = None, track: tuple[str, ...] = ()) -> dict:
     """`run_folds`: what trains a trial's folds (`search.trainable.StudyContext.run_folds`);
-    by default fbp.kfold's training."""
+    by default fbp.kfold's training. `track`: trackers to log to beside the study's own
+    `tracking:` (search.tracking)."""
     import optuna
 
     from search.trainable import RUN_KFOLD, StudyContext
@@ -63,12 +65,14 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     study["spec_hash"] = digest = spec_hash(study)
     results.check(digest, resume)
     fold_numbers = preflight(spec, source, results=results.path)
+    tracking.check_available([*spec.tracking.options(), *track])
     location = results.tune_location(storage, f"{spec.name}-{digest}")
     with _driving([results.path], console):
         results.check(digest, resume)  # again, locked: a driver that held the lock may have claimed it since
         with _undone_unless_a_fold_lands(results.path, [results], fresh=not resume):
             start_ray(address, spec, record=results.path)  # before the claim: a study the cluster cannot run writes nothing
             results.claim(study)
+            tracking.track(results.path, spec, track, extend=resume)
             results.record_tune_location(*location)
             console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
 
@@ -101,9 +105,10 @@ def _undone_unless_a_fold_lands(folder: Path, studies: list[ResultsDir], fresh: 
 
 
 def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None,
-                 run_folds: str | None = None) -> dict:
+                 run_folds: str | None = None, track: tuple[str, ...] = ()) -> dict:
     """Continue a study whose driver stopped: finished folds stay, running trials continue at
-    their next fold, the sampler goes on until `num_trials`. `run_folds` as for `run_study`."""
+    their next fold, the sampler goes on until `num_trials`. `run_folds` as for `run_study`;
+    `track` adds trackers to those the study logs to."""
     from ray import tune
 
     from search.repair import repair
@@ -117,8 +122,9 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     with _driving([results.path], console):
         if not tune.Tuner.can_restore(results.tune_state()):  # it stopped before Tune saved anything
             return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
-                             run_folds=run_folds)
+                             run_folds=run_folds, track=track)
         fold_numbers = preflight(spec, source, results=results.path)
+        tracking.track(results.path, spec, track, extend=True)
         for line in mend(results, spec, fold_numbers):  # Parquet is the record: a damaged journal or folds part is rebuilt from it
             console.print(line)
         start_ray(address, spec, record=results.path)
@@ -290,7 +296,7 @@ def _board(name: str):
 
 
 def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
-            console: Console | None = None, storage: str | None = None) -> dict:
+            console: Console | None = None, storage: str | None = None, track: tuple[str, ...] = ()) -> dict:
     """Run studies together in one Ray Tune run that shares the cluster; each writes its own
     results directory under `root`. Returns {"interrupted": bool, "studies": {name: outcome}}."""
     import optuna
@@ -318,6 +324,7 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
         results = ResultsDir(root_dir.path / spec.name)
         results.check(digest, resume)
         fold_numbers = preflight(spec, source, results=results.path)
+        tracking.check_available([*spec.tracking.options(), *track])
         absolute = ResultsDir(results.path.resolve())
         members[spec.name] = Member(spec, StudyContext(spec.name, digest, str(absolute.path), board_name(digest)), absolute, tuple(fold_numbers))
         sources[spec.name], claims[spec.name] = source, study
@@ -334,6 +341,7 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
                 start_ray(address, m.spec, record=root_dir.path)
             for name, m in members.items():
                 m.results.claim(claims[name])
+                tracking.track(m.results.path, m.spec, track, extend=resume)
             record_set(root_dir.path, members, sources)
             root_dir.record_tune_location(*location)
             console.print(f"{len(members)} studies in one run, results under {root}: " + ", ".join(f"{n} ({m.spec.search.num_trials} trials)" for n, m in members.items()))
@@ -351,7 +359,8 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
                 ),
                 run_config=tune.RunConfig(
                     name=location[1], storage_path=location[0],
-                    callbacks=[RoutedCallback({n: [ModelKeeper(m.results, m.spec, len(m.fold_numbers)), ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space))]
+                    callbacks=[RoutedCallback({n: [ModelKeeper(m.results, m.spec, len(m.fold_numbers)), ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space)),
+                                                   tracking.Tracker(m.results.path, n)]
                                                for n, m in members.items()}),
                                SetProgress(console, members)],
                     verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=None),

@@ -218,6 +218,46 @@ class Resources(Strict):
     """Trials at once; 0 lets the resources decide."""
 
 
+class MLflowTracking(Strict):
+    uri: str | None = None
+    """A tracking URI (http://host:5000, sqlite:///path.db); default an embedded SQLite store,
+    RESULTS/tracking/mlflow.db."""
+    experiment: str | None = None
+    """The MLflow experiment; default the study's name."""
+
+
+class WandbTracking(Strict):
+    project: str | None = None
+    """The W&B project; default the study's name."""
+    mode: Literal["offline", "online"] = "offline"
+    """offline (the default) writes under RESULTS/tracking/wandb for `wandb sync`; online logs as it goes."""
+
+
+class TensorBoardTracking(Strict):
+    """Event files under RESULTS/tracking/tensorboard, one folder per trial."""
+
+
+class Tracking(Strict):
+    """Experiment trackers the study logs every trial to (search.tracking); not part of what the
+    study computes, so not of its hash: `resume --track` can add one."""
+
+    mlflow: MLflowTracking | None = None
+    wandb: WandbTracking | None = None
+    tensorboard: TensorBoardTracking | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, raw):
+        # tracking: [mlflow, tensorboard] is each with its defaults
+        if isinstance(raw, list) and all(isinstance(name, str) for name in raw):
+            return {name: {} for name in raw}
+        return raw
+
+    def options(self) -> dict[str, dict]:
+        """tracker name -> its options, for the trackers turned on."""
+        return {name: getattr(self, name).model_dump(exclude_none=True) for name in type(self).model_fields if getattr(self, name) is not None}
+
+
 class StudySpec(TrialConfig):
     """A trial config (its sections `data`, `model`, `loss`, `train`, `eval` are the base of every
     trial) plus what to search and how to run it."""
@@ -234,6 +274,8 @@ class StudySpec(TrialConfig):
     """When to stop weak trials early (ASHA, with folds as its rungs)."""
     resources: Resources = Resources()
     """What each trial reserves on the cluster."""
+    tracking: Tracking = Tracking()
+    """Experiment trackers (mlflow, wandb, tensorboard) every trial is logged to; --track adds one."""
 
     @property
     def objectives(self) -> list[Objective]:
@@ -435,5 +477,6 @@ def resolved(spec: StudySpec) -> dict:
     """The study with every default filled in, as plain data (what study.yaml stores): its name
     and description first, then the trial config's sections, then the search."""
     plain = spec.model_dump(mode="json", by_alias=True, exclude_none=False)
+    plain.pop("tracking")  # where a study is logged is not what it computes (RESULTS/tracking/tracking.yaml keeps it)
     first = {k: plain.pop(k) for k in ("name", "description")}
     return copy.deepcopy({**first, **plain})

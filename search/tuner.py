@@ -23,6 +23,7 @@ from search.samplers import sampler
 from search.searcher import StudySearcher
 from search.space import SearchSpace
 from search.spec import StudySpec
+from search.tracking import Tracker
 from search.trainable import StudyContext, train_trial
 
 
@@ -200,7 +201,8 @@ def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fol
             name=name,
             storage_path=storage_path,
             # the keeper first: a fold's model is in RESULTS/models before its rows are written
-            callbacks=[ModelKeeper(results, spec, len(fold_numbers)), ParquetWriter(results, context, fold_numbers, list(spec.search.space)), progress],
+            callbacks=[ModelKeeper(results, spec, len(fold_numbers)), ParquetWriter(results, context, fold_numbers, list(spec.search.space)),
+                       Tracker(results.path, spec.name), progress],  # the tracker after the writer: it logs the rows written
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             # every fold's checkpoint is kept (a few hundred bytes each): deleting the previous

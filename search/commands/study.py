@@ -14,6 +14,9 @@ from search.console import command_console, print_lines, print_table, yaml_lines
 if TYPE_CHECKING:  # the schema, Optuna and Ray are imported when a command runs, not for --help
     from search.spec import StudySpec
 
+TRACKERS = ("mlflow", "wandb", "tensorboard")
+"""--track's choices: search.spec.Tracking's fields (a test holds them equal), spelled here so --help imports no schema."""
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run a study: Optuna proposes, Ray Tune trains, Parquet records")
@@ -27,7 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     run.set_defaults(run=run_command)
 
+    run.add_argument("--track", action="append", default=[], choices=TRACKERS, help="log every trial to this tracker too (repeatable; RESULTS/tracking)")
     resume = commands.add_parser("resume", help="continue a stopped study from its results directory")
+    resume.add_argument("--track", action="append", default=[], choices=TRACKERS, help="log every trial to this tracker too, from now on (repeatable)")
     resume.add_argument("results", type=Path, help="the study's results directory, e.g. results/quickstart")
     resume.add_argument("--address", help="join a running Ray cluster (default: start a local Ray)")
     resume.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
@@ -168,7 +173,8 @@ def run_command(args: argparse.Namespace) -> int:
         rehearsal.check_root(root, args.rehearsal)
         if args.rehearsal:
             rehearsal.write_record(root)
-        outcome = run_study(spec, str(files[0]), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage)
+        outcome = run_study(spec, str(files[0]), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage,
+                            track=tuple(args.track))
         code = _closing(outcome, results, console)
         return _rehearsal_paper(root, [spec.name], code, console) if args.rehearsal else code
     from search.runner import run_set
@@ -180,7 +186,8 @@ def run_command(args: argparse.Namespace) -> int:
     rehearsal.check_root(root, args.rehearsal)
     if args.rehearsal:
         rehearsal.write_record(root)
-    code = _closing_set(run_set(studies, root, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage), root, console)
+    code = _closing_set(run_set(studies, root, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage,
+                                track=tuple(args.track)), root, console)
     return _rehearsal_paper(root, [spec.name for spec, _ in studies], code, console) if args.rehearsal else code
 
 
@@ -243,4 +250,4 @@ def resume_command(args: argparse.Namespace) -> int:
         console.print(f"resuming the set of studies in {args.results}")
         return _closing_set(resume_set(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)
     console.print(f"resuming the study in {args.results}")
-    return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)
+    return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console, track=tuple(args.track)), args.results, console)
