@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU figure of docs/performance.md in one run (about 6 minutes on one H200):
+# Every GPU figure of docs/performance.md in one run (about 7 minutes on one H200):
 #
 #   OUT=bench-out bash bench/gpu_check.sh
 #
@@ -36,3 +36,4 @@ step throughput 300 python bench/throughput.py --mode gpu --data "$DATA"
 step packing 150 python bench/packing.py --mode gpu --data "$DATA"
 step precision 90 python bench/precision.py --mode gpu
 step packing-graphs 150 python bench/packing.py --mode gpu --data "$DATA" --trials 1,2 --compile reduce-overhead
+step predict 150 python bench/predict_speed.py --n 4000 --backbone seresnext50_32x4d --device cuda --batch-size 256 --data "$DATA"

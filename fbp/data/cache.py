@@ -27,7 +27,7 @@ from fbp.errors import InputError
 
 DECODES: dict[str, bool] = {
     # name: whether a JPEG is decoded in draft mode (libjpeg's DCT scaling by 1/2, 1/4 or 1/8 to
-    # the smallest size that still holds side x side px; 4-8x faster on a large photo)
+    # the smallest size that still holds side x side px; 7-11x faster on a 2000 px photo: bench/predict_speed.py)
     "pil-bilinear-antialias-v1": False,  # model folders exported before v2 (as v2, it turns an image upright)
     "pil-exif-draft-bilinear-v2": True,
 }
