@@ -27,7 +27,7 @@ from fbp.errors import InputError
 
 DECODES: dict[str, bool] = {
     # name: whether a JPEG is decoded in draft mode (libjpeg's DCT scaling by 1/2, 1/4 or 1/8 to
-    # the smallest size that still holds side x side px; 7-11x faster on a 2000 px photo: bench/predict_speed.py)
+    # the smallest size that still holds side x side px; 6-11x faster on a 2000 px photo: bench/predict_speed.py)
     "pil-bilinear-antialias-v1": False,  # model folders exported before v2 (as v2, it turns an image upright)
     "pil-exif-draft-bilinear-v2": True,
 }
@@ -62,7 +62,7 @@ def decode_image(path: Path, side: int, decode: str = RESIZE) -> np.ndarray:
     is not seen sideways), RGB, resized to `side` x `side` (PIL bilinear, whose downscaling is
     antialiased), (side, side, 3) uint8. A JPEG at least twice the side is decoded in draft
     mode when `decode` says so: libjpeg's DCT scaling, not the bilinear filter, makes the first
-    halvings, which changes pixels by about one grey level (hence a new RESIZE name).
+    halvings, which changes pixels by about one grey level on average (hence a new RESIZE name).
     `fbp.predict` decodes new faces with it, with the `decode` its model was trained with."""
     try:
         with Image.open(path) as im:
