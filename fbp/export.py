@@ -154,7 +154,7 @@ def build_manifest(config: TrialConfig, members: list[dict], origin: dict[str, A
         "members": [{k: m[k] for k in ("file", "fold", "seed", "selected_epoch", "select", "class_values", "n_train", "n_test", "metrics")} for m in members],
         "preprocessing": {
             "channels": "RGB",
-            "decode": RESIZE,  # PIL bilinear with antialiasing, as the training images were cached
+            "decode": RESIZE,  # as the training images were cached: fbp.predict decodes with the same (fbp.data.cache.DECODES)
             "decode_side": config.data.cached_side,
             "image_size": config.data.image_size,
             "view": config.eval.view,
@@ -287,7 +287,8 @@ def model_card(manifest: dict) -> str:
         lines.append("| refit model on its own training images (no estimate) | " + " | ".join(f"{fit[m]:.4f}" if fit.get(m) is not None else "-" for m in ("mae", "rmse", "pc")) + " |")
     lines += [
         "", "## Input and output", "",
-        f"- Input: an RGB image, decoded and resized to {p['decode_side']} x {p['decode_side']} px (PIL bilinear, antialiased), then "
+        f"- Input: an RGB image, turned upright by its EXIF orientation, decoded and resized to {p['decode_side']} x {p['decode_side']} px "
+        f"(PIL bilinear, antialiased; decoding {p['decode']}), then "
         + (f"resized to {p['image_size']} px" if p["view"] == "resize" else f"its central {p['image_size']} x {p['image_size']} px")
         + f", normalized with mean {_shown(p['mean'])} and std {_shown(p['std'])}.",
         f"- Output: the score on the training labels' scale, from the {q['predict']} prediction"

@@ -7,20 +7,25 @@
 `model.predict_frame(images)` gives the details: a row per image with the ensemble's score, the
 spread of its members' scores, the expectation head's score and each member's own score.
 
-A face is seen exactly as evaluation saw the test folds: decoded and resized as the decoded
-image cache holds the training images (`fbp.data.cache.resize_image`), cut to the network's
+A face is seen exactly as evaluation saw the test folds: turned upright by its EXIF orientation,
+decoded and resized as the decoded image cache holds the training images (one function,
+`fbp.data.cache.decode_image`, with the decoding the manifest names), cut to the network's
 view by `fbp.augment.eval_view`, normalized with the manifest's mean and std, and scored by
 `fbp.kfold.head_outputs`. bf16 and channels_last follow the trial's config on CUDA, as its
-evaluation did, and are off on the CPU.
+evaluation did, and are off on the CPU. Decoding runs in a thread pool a batch or two ahead of
+the forward pass, so a run takes about as long as the slower of the two (bench/predict_speed.py).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +34,7 @@ import torch
 from PIL import Image
 
 from fbp.augment import eval_view
-from fbp.data.cache import decode_image, resize_image
+from fbp.data.cache import DECODES, decode_image, resize_image
 from fbp.errors import InputError
 from fbp.export import read_manifest
 from fbp.kfold import autocast_for, head_outputs, predicted_score
@@ -65,7 +70,7 @@ class Model:
     def __init__(self, folder: Path, manifest: dict, members: list[Member], device: torch.device):
         self.folder, self.manifest, self.members, self.device = folder, manifest, members, device
         p, q = manifest["preprocessing"], manifest["prediction"]
-        self.decode_side, self.image_size, self.view = int(p["decode_side"]), int(p["image_size"]), p["view"]
+        self.decode, self.decode_side, self.image_size, self.view = p["decode"], int(p["decode_side"]), int(p["image_size"]), p["view"]
         self.mean, self.std = tuple(p["mean"]), tuple(p["std"])
         self.predict_mode, self.fused_weight, self.has_exp = q["predict"], float(q["fused_weight"]), bool(q["expectation_head"])
         # decided once, as evaluation decided them: bf16 per train.precision and channels_last only on CUDA
@@ -94,7 +99,7 @@ class Model:
             path = Path(image)
             if not path.is_file():
                 raise InputError(f"{path}: {'is not a file' if path.exists() else 'no such file'}")
-            return decode_image(path, self.decode_side)
+            return decode_image(path, self.decode_side, self.decode)
         if isinstance(image, Image.Image):
             return resize_image(image, self.decode_side)
         if isinstance(image, np.ndarray):
@@ -126,12 +131,15 @@ class Model:
         images = list(images)
         rows: list[dict] = []
         workers = max(1, min(8, os.cpu_count() or 1))
-        with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
+        # PIL releases the GIL while decoding: the pool decodes the next two batches while this
+        # thread runs the forward pass of the current one (on a GPU, decoding and the forward
+        # pass then take the time of the slower one, not of both)
+        with ThreadPoolExecutor(workers) as pool, closing(_in_order(pool, self._try_pixels, images, 2 * batch_size)) as decoded:
             for start in range(0, len(images), batch_size):
                 chunk = images[start : start + batch_size]
-                labels = [_label(image, start + i) for i, image in enumerate(chunk)]
                 good_labels, good_pixels, good_warnings = [], [], []
-                for label, (pixels, error, warning) in zip(labels, pool.map(self._try_pixels, chunk)):
+                for i, (pixels, error, warning) in enumerate(islice(decoded, len(chunk))):
+                    label = _label(chunk[i], start + i)
                     if error is None:
                         good_labels.append(label)
                         good_pixels.append(pixels)
@@ -172,6 +180,23 @@ class Model:
              **{name: float(scores[j, i]) for j, name in enumerate(outputs)}}
             for i, label in enumerate(labels)
         ]
+
+
+def _in_order(pool: Executor, fn: Callable, items: Iterable, ahead: int) -> Iterator:
+    """fn(item) for each item, in order, computed by `pool` up to `ahead` items beyond the one
+    handed out: the pool works on the next items while the caller uses this one, and no more
+    than `ahead` results wait in memory (a folder of 100,000 faces is not decoded at once).
+    Closed early, it cancels what has not started."""
+    rest = iter(items)
+    pending = deque(pool.submit(fn, item) for item in islice(rest, max(1, ahead)))
+    try:
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, item) for item in islice(rest, 1))
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def tiny_image(size: tuple[int, int] | None, image_size: int) -> str | None:
@@ -231,6 +256,9 @@ def load_model(folder: str | Path, device: str = "auto", members: Sequence[str] 
     except RuntimeError:
         raise InputError(f"device {device!r}: not a device; use auto, cpu, cuda or cuda:N") from None
     q = manifest["prediction"]
+    if manifest["preprocessing"].get("decode") not in DECODES:
+        raise InputError(f"{folder / 'model.json'}: preprocessing.decode {manifest['preprocessing'].get('decode')!r} is not a decoding this fbp-search knows "
+                         f"({', '.join(DECODES)}); predict with the version that exported it")
     loaded = []
     for name in chosen:
         info = listed[name]

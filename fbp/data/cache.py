@@ -5,8 +5,11 @@ Decoding and resizing 350x350 JPEGs each epoch is what bounds the upstream input
 decoded once, resized to `side` x `side`, and stored as one uint8 array (N, side, side, 3)
 in `.npy` format that processes open with `mmap_mode="r"`. The key hashes the dataset name,
 its root, the bytes of its label files, the name, size and mtime of every image, the side and
-the resize method, so any change gives a new entry. Entries are written to a temporary file
-and renamed into place: a killed process leaves no half-written entry.
+the decoding (`RESIZE`), so any change gives a new entry. Entries are written to a temporary
+file and renamed into place: a killed process leaves no half-written entry.
+
+`decode_image` is the one decoding of an image file: the cache and `fbp.predict` both call it,
+so a model scores a new face from the pixels it was trained and evaluated on.
 """
 
 from __future__ import annotations
@@ -17,12 +20,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fbp.data.base import Dataset
 from fbp.errors import InputError
 
-RESIZE = "pil-bilinear-antialias-v1"  # part of the key: change it when decoding changes
+DECODES: dict[str, bool] = {
+    # name: whether a JPEG is decoded in draft mode (libjpeg's DCT scaling by 1/2, 1/4 or 1/8 to
+    # the smallest size that still holds side x side px; 6-11x faster on a 2000 px photo: bench/predict_speed.py)
+    "pil-bilinear-antialias-v1": False,  # model folders exported before v2 (as v2, it turns an image upright)
+    "pil-exif-draft-bilinear-v2": True,
+}
+"""The decodings an exported model may name (its manifest's preprocessing.decode); an image
+without an EXIF orientation and smaller than twice the side decodes alike in all of them."""
+
+RESIZE = "pil-exif-draft-bilinear-v2"
+"""How the cache decodes now: part of its key and of an exported model's manifest. Give a new
+name (and a DECODES entry) to any change that changes a pixel."""
 
 
 def cache_dir() -> Path:
@@ -31,6 +45,8 @@ def cache_dir() -> Path:
 
 
 def cache_key(dataset: Dataset, side: int) -> str:
+    """What a cache entry's pixels depend on, hashed: a new decoding (RESIZE) or any changed
+    file makes a new entry rather than reusing a stale one."""
     h = hashlib.sha256()
     h.update(f"{dataset.name}\0{dataset.root.resolve()}\0{side}\0{RESIZE}\0".encode())
     for path in dataset.label_files:
@@ -41,19 +57,26 @@ def cache_key(dataset: Dataset, side: int) -> str:
     return h.hexdigest()[:24]
 
 
-def decode_image(path: Path, side: int) -> np.ndarray:
-    """One image as the cache holds it: RGB, resized to `side` x `side` (PIL bilinear, whose
-    downscaling is antialiased), (side, side, 3) uint8. `fbp.predict` decodes new faces with
-    it, so that a model sees them as it saw its training and test images."""
+def decode_image(path: Path, side: int, decode: str = RESIZE) -> np.ndarray:
+    """One image as the cache holds it: upright (its EXIF orientation applied, so a phone photo
+    is not seen sideways), RGB, resized to `side` x `side` (PIL bilinear, whose downscaling is
+    antialiased), (side, side, 3) uint8. A JPEG at least twice the side is decoded in draft
+    mode when `decode` says so: libjpeg's DCT scaling, not the bilinear filter, makes the first
+    halvings, which changes pixels by about one grey level on average (hence a new RESIZE name).
+    `fbp.predict` decodes new faces with it, with the `decode` its model was trained with."""
     try:
         with Image.open(path) as im:
+            if DECODES[decode]:
+                im.draft("RGB", (side, side))  # a no-op on other formats and on a JPEG under 2 x side
             return resize_image(im, side)
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot decode the image ({e})") from None
 
 
 def resize_image(im: Image.Image, side: int) -> np.ndarray:
-    """An opened PIL image as `decode_image` makes it (`RESIZE`)."""
+    """An opened PIL image as `decode_image` makes it, the draft mode aside (a loaded image is
+    resized from its full pixels). The caller's image is left as it was."""
+    im = ImageOps.exif_transpose(im)  # a copy, upright; the orientation is in the EXIF of JPEGs, PNGs, TIFFs and WebPs
     im = im.convert("RGB")
     if im.size != (side, side):
         im = im.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=None)

@@ -37,3 +37,12 @@ def test_precision_prints_both_and_the_paired_difference():
     out = _run("bench/precision.py", "--mode", "cpu")
     assert re.search(rf"^fp32: PC -?{NUMBER} ± {NUMBER}", out, re.M) and re.search(rf"^bf16: PC -?{NUMBER} ± {NUMBER}", out, re.M), out
     assert "bf16 - fp32, paired: PC" in out
+
+
+def test_predict_speed_prints_decode_forward_predict_and_the_ratios():
+    out = _run("bench/predict_speed.py", "--n", "24", "--large", "2", "--image-size", "64", "--batch-size", "8")
+    assert re.search(rf"decode alone, 350 -> 64 px: full +{NUMBER} images/s, draft +{NUMBER} images/s", out), out
+    assert re.search(rf"decode alone, 2000 -> 64 px: full +{NUMBER} images/s, draft +{NUMBER} images/s \(draft {NUMBER}x faster\)", out), out
+    assert re.search(rf"^forward alone: +{NUMBER} images/s", out, re.M), out
+    assert re.search(rf"^sequential \(before\): +{NUMBER} images/s, {NUMBER}x max\(decode, forward\)", out, re.M), out
+    assert re.search(rf"^predict end to end: +{NUMBER} images/s, {NUMBER}x max\(decode, forward\)", out, re.M), out

@@ -125,3 +125,92 @@ def test_tiny_is_a_quarter_of_the_models_image_size_and_at_least_16_px():
     assert tiny_image((55, 400), 224) is not None and tiny_image((56, 56), 224) is None  # 224 / 4 = 56
     assert tiny_image((15, 15), 32) is not None and tiny_image((16, 16), 32) is None  # 16 px at least
     assert tiny_image(None, 224) is None
+
+
+def test_a_photo_stored_sideways_with_an_exif_orientation_is_scored_upright(exported, tmp_path):
+    """A phone stores a photo taken sideways as the sensor saw it and an EXIF orientation that
+    says how to turn it upright (6: 90 degrees clockwise, 8: anticlockwise). Twins in PNG, whose
+    pixels are exact: the upright face and its two sideways copies score the same."""
+    face = _test_paths(exported, exported.results[0])[0]
+    with Image.open(face) as im:
+        upright = im.convert("RGB")
+    upright.save(tmp_path / "upright.png")
+    for orientation, turn in ((6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)):  # ROTATE_90 turns anticlockwise
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        stored = upright.transpose(turn)
+        assert not np.array_equal(np.asarray(stored), np.asarray(upright))  # a square face turned is another image
+        stored.save(tmp_path / f"sideways{orientation}.png", exif=exif)
+    model = load_model(exported.folder, device="cpu")
+    paths = [tmp_path / "upright.png", tmp_path / "sideways6.png", tmp_path / "sideways8.png"]
+    with Image.open(paths[1]) as opened:  # a PIL image given as it was opened: its EXIF counts too
+        scores = model.predict([*paths, opened])
+    assert np.abs(scores - scores[0]).max() < 1e-4, scores
+
+
+def test_a_large_jpeg_is_seen_as_the_cache_holds_it_in_draft_mode(exported, tmp_path):
+    """A JPEG four times the model's 37 px decode side is decoded in draft mode by predict as by
+    the training cache (one function, the decoding the manifest names); a model folder that
+    names the previous decoding gets the full decode it was trained with."""
+    import json
+    import shutil
+
+    from fbp.data import load_dataset
+    from fbp.data.cache import decoded_images
+
+    from ..conftest import write_stand_in_images
+
+    root = tmp_path / "large"
+    (root / "train_test_files").mkdir(parents=True)
+    (root / "train_test_files/All_labels.txt").write_text("AF1.jpg 2.50\nAF2.jpg 3.10\n")
+    write_stand_in_images(root / "Images", ["AF1.jpg", "AF2.jpg"], side=8)
+    for name in ("AF1.jpg", "AF2.jpg"):  # detail that draft and full decoding render differently
+        noise = np.random.default_rng(len(name)).integers(0, 256, (12, 12, 3), dtype=np.uint8)
+        Image.fromarray(noise).resize((160, 160), Image.Resampling.BICUBIC).save(root / "Images" / name, quality=95)
+    cached = decoded_images(load_dataset("scut-fbp5500", root), 37)
+    model = load_model(exported.folder, device="cpu")
+    assert model.decode_side == 37
+    for i, name in enumerate(("AF1.jpg", "AF2.jpg")):
+        assert np.array_equal(model.pixels(root / "Images" / name), cached[i])
+
+    older = tmp_path / "older"
+    shutil.copytree(exported.folder, older)
+    manifest = json.loads((older / "model.json").read_text())
+    manifest["preprocessing"]["decode"] = "pil-bilinear-antialias-v1"
+    (older / "model.json").write_text(json.dumps(manifest))
+    with Image.open(root / "Images" / "AF1.jpg") as im:
+        whole = np.asarray(im.convert("RGB").resize((37, 37), Image.Resampling.BILINEAR))
+    assert np.array_equal(load_model(older, device="cpu").pixels(root / "Images" / "AF1.jpg"), whole)
+    assert not np.array_equal(whole, cached[0])
+    manifest["preprocessing"]["decode"] = "cv2-area-v9"
+    (older / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=r"model.json: preprocessing.decode 'cv2-area-v9' is not a decoding this fbp-search knows \(pil-bilinear-antialias-v1, "):
+        load_model(older, device="cpu")
+
+
+def test_images_are_decoded_ahead_in_order_and_no_further_than_asked():
+    """The pool decodes the next images while the caller scores the current batch (item 3 is
+    decoded before item 0 is handed out), results come in the order given, and at most `ahead`
+    wait beyond the one handed out, so a folder of 100,000 faces is not held in memory."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fbp.predict import _in_order
+
+    started = [threading.Event() for _ in range(20)]
+    calls = []
+
+    def decode(i):
+        calls.append(i)
+        started[i].set()
+        if i == 0:
+            assert started[3].wait(60)  # a guard against a hang, not a timing: item 3 runs while item 0 is not yet handed out
+        return i * i
+
+    with ThreadPoolExecutor(4) as pool:
+        results = _in_order(pool, decode, range(20), ahead=4)
+        assert next(results) == 0
+        pool.shutdown(wait=True)  # whatever was submitted has run; nothing more can be
+        assert sorted(calls) == [0, 1, 2, 3, 4]  # the first four, and one more once item 0 was handed out
+    with ThreadPoolExecutor(4) as pool:
+        assert list(_in_order(pool, lambda i: i * i, range(20), ahead=3)) == [i * i for i in range(20)]

@@ -44,3 +44,82 @@ def test_a_changed_label_file_or_image_or_size_makes_a_new_entry(tmp_path):
     changed = decoded_images(relabelled, 16)
     assert changed.filename != second
     assert np.abs(changed[2, 0, 0].astype(int) - (200, 10, 10)).max() <= 4  # JPEG rounding
+
+
+ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _red_over_blue(side: int) -> Image.Image:
+    """Upright: the top half red, the bottom half blue (any rotation or flip shows)."""
+    pixels = np.zeros((side, side, 3), np.uint8)
+    pixels[: side // 2] = (220, 20, 20)
+    pixels[side // 2 :] = (20, 20, 220)
+    return Image.fromarray(pixels)
+
+
+def _stored_turned(upright: Image.Image, orientation: int) -> tuple[Image.Image, Image.Exif]:
+    """The image as a camera held sideways stores it, and the EXIF that says how to turn it
+    upright: 6, turn it 90 degrees clockwise; 8, 90 degrees anticlockwise."""
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation
+    turn = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]  # ROTATE_90 turns anticlockwise
+    return upright.transpose(turn), exif
+
+
+def test_an_image_with_an_exif_orientation_is_cached_upright(tmp_path):
+    dataset = _dataset(tmp_path / "d", n=3)
+    for name, orientation in (("AF1.jpg", 6), ("AF2.jpg", 8)):
+        stored, exif = _stored_turned(_red_over_blue(32), orientation)
+        stored.save(dataset.image_path(name), quality=95, exif=exif)
+        assert np.asarray(stored)[0, 0, 2] > 200 or np.asarray(stored)[0, -1, 2] > 200  # stored sideways: blue reaches the top row
+    _red_over_blue(32).save(dataset.image_path("AF3.jpg"), quality=95)  # no EXIF: as it is
+    images = decoded_images(dataset, 16).astype(int)
+    for image in images:
+        assert np.abs(image[:7] - (220, 20, 20)).max() <= 12, image[:, :, 0]  # JPEG rounding; rows 7-8 blend the halves
+        assert np.abs(image[9:] - (20, 20, 220)).max() <= 12, image[:, :, 2]
+
+
+def _v1_entry(dataset, side: int):
+    """Where the cache before EXIF orientation and draft decoding kept `dataset` at `side`: its
+    key recomputed as that version hashed it, with its decoding's name."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(f"{dataset.name}\0{dataset.root.resolve()}\0{side}\0pil-bilinear-antialias-v1\0".encode())
+    for path in dataset.label_files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name in dataset.images:
+        st = dataset.image_path(name).stat()
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return cache_dir() / "decoded" / f"{dataset.name}-{side}px-{h.hexdigest()[:24]}.npy"
+
+
+def test_an_entry_of_the_previous_decoding_is_not_reused(tmp_path):
+    """A sideways photo cached by the decoding without EXIF orientation would stay sideways if
+    its entry were found again: the decoding's name is part of the key."""
+    dataset = _dataset(tmp_path / "d", n=4)
+    stale = _v1_entry(dataset, 16)
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    np.save(stale, np.zeros((4, 16, 16, 3), np.uint8))  # stands for the old pixels
+    images = decoded_images(dataset, 16)
+    assert images.filename != str(stale)
+    assert np.abs(images[..., 2].astype(int) - 128).max() <= 4  # write_stand_in_images' blue channel, not the stale zeros
+
+
+def test_a_jpeg_twice_the_side_is_decoded_in_draft_mode_close_to_the_full_decode(tmp_path):
+    """Draft mode lets libjpeg halve a large JPEG while decoding it (here 160 px for a 37 px
+    side: a quarter, 40 px, then bilinear to 37): within a grey level or two of decoding it
+    whole, not equal to it, which is why the decoding has a new name. The previous decoding
+    stays available, exactly as it was, for the model folders that name it."""
+    from fbp.data.cache import RESIZE, decode_image
+
+    path = tmp_path / "face.jpg"
+    rng = np.random.default_rng(0)
+    smooth = Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).resize((160, 160), Image.Resampling.BICUBIC)
+    smooth.save(path, quality=95)
+    with Image.open(path) as im:
+        whole = np.asarray(im.convert("RGB").resize((37, 37), Image.Resampling.BILINEAR)).astype(int)
+    assert np.array_equal(decode_image(path, 37, "pil-bilinear-antialias-v1"), whole)
+    draft = decode_image(path, 37, RESIZE).astype(int)
+    assert draft.shape == (37, 37, 3) and not np.array_equal(draft, whole)
+    assert np.abs(draft - whole).mean() < 2.0, np.abs(draft - whole).mean()
