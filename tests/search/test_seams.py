@@ -141,9 +141,10 @@ def test_study_searcher_takes_a_result_for_a_trial_the_journal_ended(tmp_path):
     key = spec.objectives[0].key
     first = searcher(spec, results, 3)
     first.suggest("t")
-    first.on_trial_complete("t", _fold_report(key, 1, 0.2, 0.2))
-    restored = pickle.loads(pickle.dumps(first))
-    restored._completed_trials.discard("t")  # Tune's snapshot predates the trial's end
+    first.save(str(tmp_path / "searcher.pkl"))  # Tune's last state snapshot
+    first.on_trial_complete("t", _fold_report(key, 1, 0.2, 0.2))  # ASHA stopped it after the snapshot; then the kill
+    restored = searcher(spec, results, 3)
+    restored.restore(str(tmp_path / "searcher.pkl"))
     restored.on_trial_result("t", _fold_report(key, 2, 0.9, 0.55))
     restored.on_trial_complete("t", _fold_report(key, 3, 0.9, 0.67))
     told = _journal_trials(results, "s")["t"]
