@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from safetensors import SafetensorError, safe_open
 
 from fbp.errors import InputError
 
@@ -94,15 +95,13 @@ def save_fold_runs(folder: Path, runs: list[FoldResult], config: TrialConfig) ->
 
 
 def fold_model_info(path: Path) -> dict:
-    """A fold model's metadata, read from the safetensors header alone (no torch)."""
+    """A fold model's metadata, read from the safetensors header alone: safetensors' own reader
+    with numpy as its framework (no torch, no tensor read)."""
     try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 0 < size < 2**27:  # a header is kilobytes; anything else is no safetensors file
-                raise ValueError(f"header size {size}")
-            header = json.loads(f.read(size))
-        info = json.loads(header["__metadata__"][METADATA_KEY])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        with safe_open(str(path), framework="np") as f:
+            metadata = f.metadata()
+        info = json.loads(metadata[METADATA_KEY])  # no metadata (None) or no "fbp" key: not ours
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path}: not a fold model of fbp-search ({type(e).__name__}: {e})") from None
     if info.get("kind") != FOLD_KIND:
         raise InputError(f"{path}: not a fold model of fbp-search (kind {info.get('kind')!r})")
@@ -242,15 +241,54 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+CARD_METRICS = {"mae": "mae", "rmse": "rmse", "pc": "pearsonr"}
+"""A manifest metric -> its metric type in the card's model index (the `evaluate` names)."""
+
+
+def card_metadata(manifest: dict) -> dict:
+    """The model card's YAML front matter, as the Hugging Face Hub and `huggingface_hub.ModelCard`
+    read it: what library loads it, tags to find it by, the dataset, and the k-fold test figures
+    in the model index (the mean over the test folds; a metric with no value is left out).
+
+    library_name is `pytorch`, not `timm`: the weights are a timm backbone inside fbp's own
+    network with two heads, which timm alone does not load (`fbp.predict.load_model` does).
+    The task type `image-regression` is descriptive: the Hub lists no pipeline for it. No
+    license: the study does not say one, and the dataset's own terms bind the weights."""
+    o, q, d, metrics = manifest["origin"], manifest["prediction"], manifest["data"], manifest["metrics"]
+    k = len(d["folds"])
+    values = [{"type": kind, "name": f"{name.upper()} (mean of {k} test folds)", "value": metrics[name]["mean"]}
+              for name, kind in CARD_METRICS.items() if metrics[name]["mean"] is not None]
+    meta: dict[str, Any] = {
+        "library_name": "pytorch",
+        "tags": ["facial-beauty-prediction", "fbp-search", "timm", q["backbone"], "safetensors"],
+        "datasets": [d["dataset"]],
+        "metrics": list(CARD_METRICS.values()),
+    }
+    if values:
+        meta["model-index"] = [{
+            "name": f"{o['study']}-{o['trial_id']}",
+            "results": [{
+                "task": {"type": "image-regression", "name": "Facial beauty prediction"},
+                "dataset": {"type": d["dataset"], "name": d["dataset"], "config": d["protocol"], "split": "test"},
+                "metrics": values,
+            }],
+        }]
+    return meta
+
+
 def model_card(manifest: dict) -> str:
-    """README.md of a model folder: what it was trained on, how it was chosen, what it reached,
-    what it is for and what it is not."""
+    """README.md of a model folder: its front matter (`card_metadata`), then what it was trained
+    on, how it was chosen, what it reached, what it is for and what it is not."""
     o, p, q, d = manifest["origin"], manifest["preprocessing"], manifest["prediction"], manifest["data"]
     members, metrics, refit = manifest["members"], manifest["metrics"], manifest["refit"]
     select = members[0]["select"]
     k = len(d["folds"])
     chosen_on = o.get("objective", {}).get("on")
     lines = [
+        "---",
+        yaml.safe_dump(card_metadata(manifest), sort_keys=False).rstrip("\n"),
+        "---",
+        "",
         f"# {o['study']}: trial {o['trial_id']}",
         "",
         f"A facial beauty predictor exported by fbp-search (format {manifest['format']} v{manifest['format_version']}, "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import Trial
 
 from search.spec import Dimension, StudySpec
 
@@ -26,6 +27,21 @@ DISTRIBUTIONS = {
 
 def to_distribution(dim: Dimension) -> BaseDistribution:
     return DISTRIBUTIONS[dim.kind](dim)
+
+
+SUGGEST = {
+    FloatDistribution: lambda trial, path, d: trial.suggest_float(path, d.low, d.high, step=d.step, log=d.log),
+    IntDistribution: lambda trial, path, d: trial.suggest_int(path, d.low, d.high, step=d.step, log=d.log),
+    CategoricalDistribution: lambda trial, path, d: trial.suggest_categorical(path, d.choices),
+}
+"""A distribution's type -> the public `Trial.suggest_*` call that records that same
+distribution (same bounds, step, log, choices): a journal written by the earlier
+`trial._suggest(path, distribution)` resumes unchanged."""
+
+
+def suggest(trial: Trial, path: str, distribution: BaseDistribution):
+    """Ask `trial` for `path` on `distribution`, through Optuna's public API."""
+    return SUGGEST[type(distribution)](trial, path, distribution)
 
 
 @dataclass(frozen=True)
@@ -57,9 +73,9 @@ class SearchSpace:
         params: dict[str, Any] = {}
         for path, distribution in self.distributions.items():
             if self.holds(path, params):
-                # the distribution itself, as built once (what Hydra's Optuna sweeper does too):
-                # no mapping back to suggest_float/int/categorical by type on every trial
-                params[path] = trial._suggest(path, distribution)
+                # the distributions are built once per study; each is asked through its public
+                # suggest_* call (a private `trial._suggest` is a version bound owed)
+                params[path] = suggest(trial, path, distribution)
         return params
 
 

@@ -102,3 +102,40 @@ def test_the_card_shows_floats_to_six_significant_digits(exported):
     assert "normalized with mean [0.485, 0.456, 0.406] and std [0.229, 0.224, 0.225]." in card
     assert "(0.3 x regression + 0.7 x expectation)" in card
     assert "0.30000000000000004" not in card and "2.736482" not in card and "1430511475" not in card
+
+
+def test_the_card_carries_front_matter_that_huggingface_hub_reads(exported, monkeypatch):
+    """The Hub and `huggingface_hub.ModelCard` read a card's YAML front matter: library, tags,
+    dataset, and the test-fold figures in the model index."""
+    from huggingface_hub import ModelCard
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a local file: nothing is asked of the Hub
+    card = ModelCard.load(exported.folder / CARD)
+    data = card.data
+    assert data.library_name == "pytorch"
+    assert {"facial-beauty-prediction", "fbp-search", "timm", "test_resnet"} <= set(data.tags)
+    assert data.datasets == ["synthetic"]
+    assert data.model_name == "tiny-t0"
+    by_type = {r.metric_type: r for r in data.eval_results}
+    assert sorted(by_type) == ["mae", "pearsonr", "rmse"]
+    for metric, kind in (("mae", "mae"), ("rmse", "rmse"), ("pc", "pearsonr")):
+        assert by_type[kind].metric_value == pytest.approx(np.mean([getattr(r, metric) for r in exported.results]))
+        assert (by_type[kind].dataset_name, by_type[kind].dataset_config, by_type[kind].dataset_split) == ("synthetic", "5fold", "test")
+    assert card.text.lstrip().startswith("# tiny: trial t0")  # the prose follows the front matter
+
+
+def test_fold_model_info_reads_the_metadata_through_safetensors_and_refuses_other_files(tmp_path):
+    from safetensors.numpy import save_file
+
+    from fbp.export import FOLD_KIND, METADATA_KEY
+
+    ours = tmp_path / "fold1.safetensors"
+    save_file({"w": np.zeros(3, dtype=np.float32)}, str(ours), metadata={METADATA_KEY: json.dumps({"kind": FOLD_KIND, "fold": 1})})
+    assert fold_model_info(ours) == {"kind": FOLD_KIND, "fold": 1}
+    bare = tmp_path / "bare.safetensors"  # a safetensors file without fbp's metadata
+    save_file({"w": np.zeros(3, dtype=np.float32)}, str(bare))
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    for path in (bare, junk, tmp_path / "missing.safetensors"):
+        with pytest.raises(InputError, match=f"{path.name}: not a fold model of fbp-search"):
+            fold_model_info(path)

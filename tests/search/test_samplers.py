@@ -4,6 +4,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from search.samplers import RecentTPESampler, sampler
+from search.space import suggest
 from search.spec import SearchSpec
 
 SPACE = {"x": FloatDistribution(-5, 5), "c": CategoricalDistribution(["a", "b"])}
@@ -26,7 +27,7 @@ def _next(sampler_: optuna.samplers.BaseSampler, history: list) -> dict:
     study = optuna.create_study(sampler=sampler_)
     study.add_trials(history)
     trial = study.ask()
-    return {name: trial._suggest(name, d) for name, d in SPACE.items()}
+    return {name: suggest(trial, name, d) for name, d in SPACE.items()}
 
 
 @pytest.mark.parametrize("multivariate", [False, True])
