@@ -46,3 +46,22 @@ def test_predict_speed_prints_decode_forward_predict_and_the_ratios():
     assert re.search(rf"^forward alone: +{NUMBER} images/s", out, re.M), out
     assert re.search(rf"^sequential \(before\): +{NUMBER} images/s, {NUMBER}x max\(decode, forward\)", out, re.M), out
     assert re.search(rf"^predict end to end: +{NUMBER} images/s, {NUMBER}x max\(decode, forward\)", out, re.M), out
+
+
+def test_evaluation_prints_each_timing_and_the_ratio_to_a_bare_forward(tmp_path):
+    out = _run("bench/evaluation.py", "--mode", "cpu", "--repeats", "2", "--data", str(tmp_path / "faces"))
+    for label in ("bare forward", "evaluation", "per-epoch views"):
+        assert re.search(rf"^{label} +{NUMBER} s +{NUMBER} images/s +{NUMBER}x bare forward", out, re.M), out
+    assert re.search(rf"evaluation / bare forward: {NUMBER} \(bar: <= 1.25\); per-epoch views / evaluation: {NUMBER}", out), out
+
+
+def test_gpu_check_in_cpu_mode_runs_every_step_into_at_most_8_files(tmp_path):
+    """The GPU harness's CPU mode: the same steps as on a GPU, each exit 0, at most 8 files."""
+    out_dir = tmp_path / "out"
+    done = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**__import__("os").environ, "MODE": "cpu", "OUT": str(out_dir), "DEADLINE": "600"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = (out_dir / "steps.txt").read_text()
+    for step in ("data", "throughput", "evaluation", "train", "predict", "packing", "precision"):
+        assert re.search(rf"^== {step}: exit 0 after \d+ s", steps, re.M), steps
+    assert len(list(out_dir.iterdir())) <= 8
