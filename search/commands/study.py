@@ -21,6 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--results", type=Path, help="results directory (default results/<study name>)")
     run.add_argument("--address", help="join a running Ray cluster: auto, or ray://HOST:PORT (default: start a local Ray)")
     run.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
+    _ray_dashboard(run)
     run.add_argument(
         "--storage", metavar="PATH_OR_URI",
         help="where Ray Tune keeps trial state and checkpoints; every node must reach it: a shared path or a URI pyarrow opens (s3://, gs://, ...). Default: RESULTS/tune",
@@ -31,12 +32,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     resume.add_argument("results", type=Path, help="the study's results directory, e.g. results/quickstart")
     resume.add_argument("--address", help="join a running Ray cluster (default: start a local Ray)")
     resume.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
+    _ray_dashboard(resume)
     resume.set_defaults(run=resume_command)
 
     validate = commands.add_parser("validate", help="check a study file as run would (data, weights, backbone, device), print the resolved study and its space")
     _common(validate)
     validate.add_argument("--offline", action="store_true", help="skip the checks that need the dataset or the network")
     validate.set_defaults(run=validate_command)
+
+
+def _ray_dashboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray-dashboard", action="store_true", help='turn on the dashboard of the local Ray the command starts, on 127.0.0.1, and print its URL (needs pip install "ray[default]")')
 
 
 SMOKE = {
@@ -168,7 +174,8 @@ def run_command(args: argparse.Namespace) -> int:
         rehearsal.check_root(root, args.rehearsal)
         if args.rehearsal:
             rehearsal.write_record(root)
-        outcome = run_study(spec, str(files[0]), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage)
+        outcome = run_study(spec, str(files[0]), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage,
+                            ray_dashboard=args.ray_dashboard)
         code = _closing(outcome, results, console)
         return _rehearsal_paper(root, [spec.name], code, console) if args.rehearsal else code
     from search.runner import run_set
@@ -180,7 +187,8 @@ def run_command(args: argparse.Namespace) -> int:
     rehearsal.check_root(root, args.rehearsal)
     if args.rehearsal:
         rehearsal.write_record(root)
-    code = _closing_set(run_set(studies, root, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage), root, console)
+    code = _closing_set(run_set(studies, root, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage,
+                                   ray_dashboard=args.ray_dashboard), root, console)
     return _rehearsal_paper(root, [spec.name for spec, _ in studies], code, console) if args.rehearsal else code
 
 
@@ -241,6 +249,6 @@ def resume_command(args: argparse.Namespace) -> int:
     console = command_console()
     if (args.results / SET).is_file():
         console.print(f"resuming the set of studies in {args.results}")
-        return _closing_set(resume_set(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)
+        return _closing_set(resume_set(args.results, address=args.address, max_failures=args.max_failures, console=console, ray_dashboard=args.ray_dashboard), args.results, console)
     console.print(f"resuming the study in {args.results}")
-    return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)
+    return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console, ray_dashboard=args.ray_dashboard), args.results, console)
