@@ -48,10 +48,12 @@ os.environ.setdefault("TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE", "1")
 
 
 def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
-              console: Console | None = None, storage: str | None = None, run_folds: str | None = None, ray_dashboard: bool = False) -> dict:
+              console: Console | None = None, storage: str | None = None, run_folds: str | None = None, ray_dashboard: bool = False,
+              callbacks: list | None = None) -> dict:
     """`run_folds`: what trains a trial's folds (`search.trainable.StudyContext.run_folds`);
     by default fbp.kfold's training. `ray_dashboard`: the local Ray's dashboard on, on
-    127.0.0.1 (search.cluster.init_options), its URL printed."""
+    127.0.0.1 (search.cluster.init_options), its URL printed. `callbacks`: Tune callbacks
+    called after the study's own (search.callbacks.CallerCallbacks)."""
     import optuna
 
     from search.trainable import RUN_KFOLD, StudyContext
@@ -76,7 +78,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
 
             context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
             tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
-            grid, interrupted = _fit(tuner, results, context, spec)
+            grid, interrupted = _fit(tuner, results, context, spec, callbacks)
         return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
 
 
@@ -103,10 +105,10 @@ def _undone_unless_a_fold_lands(folder: Path, studies: list[ResultsDir], fresh: 
 
 
 def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None,
-                 run_folds: str | None = None, ray_dashboard: bool = False) -> dict:
+                 run_folds: str | None = None, ray_dashboard: bool = False, callbacks: list | None = None) -> dict:
     """Continue a study whose driver stopped: finished folds stay, running trials continue at
-    their next fold, the sampler goes on until `num_trials`. `run_folds`, `ray_dashboard` as
-    for `run_study`."""
+    their next fold, the sampler goes on until `num_trials`. `run_folds`, `ray_dashboard` and
+    `callbacks` as for `run_study`."""
     from ray import tune
 
     from search.repair import repair
@@ -120,13 +122,13 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     with _driving([results.path], console):
         if not tune.Tuner.can_restore(results.tune_state()):  # it stopped before Tune saved anything
             return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
-                             run_folds=run_folds, ray_dashboard=ray_dashboard)
+                             run_folds=run_folds, ray_dashboard=ray_dashboard, callbacks=callbacks)
         fold_numbers = preflight(spec, source, results=results.path)
         for line in mend(results, spec, fold_numbers):  # Parquet is the record: a damaged journal or folds part is rebuilt from it
             console.print(line)
         _ray(address, spec, results.path, ray_dashboard, console)
         context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
-        grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
+        grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec, callbacks)
         if interrupted:
             return _finish(grid, results, spec, True, len(fold_numbers))
         retrained = repair(grid, results, spec, context, fold_numbers)
@@ -156,9 +158,12 @@ def _driving(folders: list[Path], console: Console):
         yield
 
 
-def _fit(tuner, results: ResultsDir, context, spec: StudySpec) -> tuple:
-    """Tune's run, with Ctrl-C, its log and the progress board around it: (grid, interrupted)."""
-    with _ctrl_c() as interrupted, _tune_logs(results), _board(context.board), _staged(spec):
+def _fit(tuner, results: ResultsDir, context, spec: StudySpec, callbacks: list | None = None) -> tuple:
+    """Tune's run, with Ctrl-C, its log, the progress board and a caller's callbacks around it:
+    (grid, interrupted)."""
+    from search.callbacks import caller_callbacks
+
+    with _ctrl_c() as interrupted, _tune_logs(results), _board(context.board), _staged(spec), caller_callbacks(results, callbacks):
         grid = tuner.fit()
     return grid, interrupted.is_set()
 
@@ -207,7 +212,8 @@ def _finish(grid, results: ResultsDir, spec: StudySpec, interrupted: bool, num_f
     unfinished trial left goes). `study` is what the rows on disk say: trials by status, errors,
     the best."""
     metric = spec.objectives[0].key
-    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0, "metric": metric}
+    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0, "metric": metric,
+               "num_folds": num_folds}
     if not interrupted:
         outcome["orphans_failed"] = _close(results, spec, num_folds)
     return {**outcome, "study": study_outcome(results, num_folds, metric)}

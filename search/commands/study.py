@@ -51,11 +51,11 @@ SMOKE = {
     "train.epochs": 1, "train.batch_size": 16, "train.device": "cpu", "train.compile": "off", "eval.batch_size": 64,
     "search.num_trials": 2, "resources.cpu": 1, "resources.gpu": 0, "resources.max_concurrent": 2,
 }
-"""--smoke: dotted paths set before the user's --set, as --set would set them; data.options
+"""--smoke (`smoke_sized`): dotted paths set before the user's --set, as --set would set them; data.options
 is `fbp.data.synthetic.SMALL`."""
 
 
-def smoke(raw: dict) -> dict:
+def smoke_sized(raw: dict) -> dict:
     """A small synthetic dataset, a tiny backbone, 1 epoch, 2 folds, 2 trials (one trial for a
     study without a space: one configuration)."""
     from fbp.config import set_path
@@ -98,19 +98,32 @@ def study_files(paths: list[Path]) -> list[Path]:
 
 
 def load(path: Path, args: argparse.Namespace) -> StudySpec:
-    from fbp.config import apply_overrides, read_yaml
+    from fbp.config import read_yaml
+
+    return prepare(read_yaml(path), str(path), args.overrides, smoke=args.smoke, rehearsal=args.rehearsal)
+
+
+def prepare(raw: dict, source: str, overrides: list[str] = (), smoke: bool = False, rehearsal: bool = False) -> StudySpec:
+    """A study as a command runs it: `raw` (a study file's contents; `source` names it in
+    errors) made small by --smoke or --rehearsal, then the --set `overrides`, validated, its
+    relative paths made absolute."""
+    from fbp.config import apply_overrides
     from search.spec import validate_spec, with_absolute_paths
 
-    raw = read_yaml(path)
-    if args.smoke:
-        raw = smoke(raw)
-    if args.rehearsal:
+    if smoke:
+        raw = smoke_sized(raw)
+    if rehearsal:
         from search.rehearsal import rehearse
 
-        raw = rehearse(raw, str(path))
-    spec = validate_spec(apply_overrides(raw, args.overrides), str(path))
+        raw = rehearse(raw, source)
+    spec = validate_spec(apply_overrides(raw, list(overrides)), source)
     # relative paths mean the directory the command runs from; trials run elsewhere
     return with_absolute_paths(spec, Path.cwd())
+
+
+def default_results(name: str, smoke: bool = False) -> Path:
+    """Where a study writes without --results: results/<name>, or results/<name>-smoke."""
+    return Path("results") / (name + ("-smoke" if smoke else ""))
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -169,7 +182,7 @@ def run_command(args: argparse.Namespace) -> int:
         elif args.rehearsal:  # beside the other studies of its folder's rehearsal, where `fbp-search paper` finds them all
             results = Path("results") / (files[0].resolve().parent.name + suffix) / spec.name
         else:
-            results = Path("results") / (spec.name + suffix)
+            results = default_results(spec.name, args.smoke)
         root = results.parent
         rehearsal.check_root(root, args.rehearsal)
         if args.rehearsal:
@@ -207,17 +220,17 @@ def _rehearsal_paper(root: Path, names: list[str], code: int, console: Console) 
 
 def _closing(outcome: dict, results: Path, console: Console) -> int:
     """The closing lines; exit code 130 when interrupted, 1 when no trial completed, else 0."""
-    from search.outcome import closing_lines
+    from search.outcome import closing_lines, exit_code
     from search.results import ResultsDir
 
     if outcome["interrupted"]:
         console.print(f"interrupted: every completed fold is saved. Continue with: fbp-search resume {results}")
-        return 130
+        return exit_code(outcome["study"], True)
     if outcome.get("retrained"):
         console.print(f"{outcome['retrained']} folds whose rows were missing trained again")
     for line in closing_lines(outcome["study"], ResultsDir(results), outcome["metric"]):
         console.print(line)
-    return 0 if outcome["study"].complete else 1
+    return exit_code(outcome["study"], False)
 
 
 def _closing_set(outcome: dict, root: Path, console: Console) -> int:
