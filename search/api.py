@@ -213,9 +213,10 @@ def run_study(study: str | Path | dict | StudySpec, *, results: str | Path | Non
         raw, source = read_yaml(Path(study)), str(study)
     spec = prepare(raw, source, list(overrides), smoke=smoke)
     folder = Path(results) if results is not None else default_results(spec.name, smoke)
-    outcome = drive(spec, source, folder, address=address, max_failures=max_failures, console=console or command_console(), storage=storage,
+    console = console or command_console()
+    outcome = drive(spec, source, folder, address=address, max_failures=max_failures, console=console, storage=storage,
                     ray_dashboard=ray_dashboard, callbacks=list(callbacks))
-    return _run(folder, spec, outcome)
+    return _run(folder, spec, outcome, console)
 
 
 def resume_study(results: str | Path, *, callbacks: Sequence[Callback] = (), address: str | None = None, max_failures: int = 0,
@@ -245,17 +246,28 @@ def resume_study(results: str | Path, *, callbacks: Sequence[Callback] = (), add
     from search.runner import resume_study as drive
 
     folder = Path(results)
-    outcome = drive(folder, address=address, max_failures=max_failures, console=console or command_console(), ray_dashboard=ray_dashboard,
-                    callbacks=list(callbacks))
-    return _run(folder, ResultsDir(folder).load_spec()[0], outcome)
+    console = console or command_console()
+    outcome = drive(folder, address=address, max_failures=max_failures, console=console, ray_dashboard=ray_dashboard, callbacks=list(callbacks))
+    return _run(folder, ResultsDir(folder).load_spec()[0], outcome, console)
 
 
-def _run(folder: Path, spec: StudySpec, outcome: dict) -> StudyRun:
+def _run(folder: Path, spec: StudySpec, outcome: dict, console: Console) -> StudyRun:
     """The runner's outcome as a StudyRun: its rows read again, counted with the folds the
-    driver knows exactly (not inferred from the rows, as `load_results` must)."""
+    driver knows exactly (not inferred from the rows, as `load_results` must). The command
+    line's closing lines go to the console."""
+    from rich.text import Text
+
+    from search.outcome import closing_lines
+
     read = _results(folder, spec.name, spec, ResultsDir(folder).read("folds"), outcome["num_folds"], outcome["metric"])
     values = {f: getattr(read, f) for f in read.__dataclass_fields__}
     code = exit_code(read.outcome, outcome["interrupted"])
+    if outcome["interrupted"]:
+        lines = [f"interrupted: every completed fold is saved. Continue with: resume_study({str(folder)!r})"]
+    else:
+        lines = closing_lines(read.outcome, ResultsDir(folder), outcome["metric"])
+    for line in lines:
+        console.print(Text(line))
     return StudyRun(**values, exit_code=code, interrupted=outcome["interrupted"], retrained=outcome.get("retrained", 0))
 
 
