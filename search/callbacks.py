@@ -1,11 +1,13 @@
-"""Driver-side Tune callbacks: the model keeper, the Parquet writer (and trial logs) and the
-console progress."""
+"""Driver-side Tune callbacks: the model keeper, the Parquet writer (and trial logs), the
+console progress, and the callbacks a Python caller passes (search.api)."""
 
 from __future__ import annotations
 
 import math
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -313,3 +315,80 @@ class Progress(tune.Callback):
             self.live = None
         elif not self.console.is_terminal and counts != self._printed[0]:
             print_lines(self.console, [status])
+
+
+# --- the callbacks a Python caller passes (search.api) --------------------------------------
+
+_CALLERS: dict[str, list] = {}  # a study's results path -> the callbacks its driver was given
+
+
+class CallerCallbacks(tune.Callback):
+    """The Tune callbacks passed to `search.api.run_study` or `resume_study`, called after the
+    study's own (so a fold's rows and model are on disk when a caller hears of it).
+
+    Tune pickles its callbacks into its saved state and a resumed study gets those copies back,
+    not the objects passed to `resume_study` (and a callback that holds a lock or a socket would
+    not pickle at all). So the study's Tuner holds this forwarder, which pickles as the study's
+    key alone, and it calls whatever the running driver registered for that key
+    (`caller_callbacks`): nothing when none was passed. Every study's Tuner holds one, so
+    callbacks passed to `resume_study` are called whichever way the study was started (except a
+    study started by a version without it)."""
+
+    IS_CALLBACK_CONTAINER = True  # Tune's metaclass then checks that every hook is forwarded
+
+    def __init__(self, results: ResultsDir):
+        self.key = _key(results)
+
+    def _each(self, hook: str, *args, **kwargs) -> None:
+        for callback in _CALLERS.get(self.key, ()):
+            getattr(callback, hook)(*args, **kwargs)
+
+    def setup(self, **info):
+        self._each("setup", **info)
+
+    def on_step_begin(self, iteration, trials, **info):
+        self._each("on_step_begin", iteration, trials, **info)
+
+    def on_step_end(self, iteration, trials, **info):
+        self._each("on_step_end", iteration, trials, **info)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._each("on_trial_start", iteration, trials, trial, **info)
+
+    def on_trial_restore(self, iteration, trials, trial, **info):
+        self._each("on_trial_restore", iteration, trials, trial, **info)
+
+    def on_trial_save(self, iteration, trials, trial, **info):
+        self._each("on_trial_save", iteration, trials, trial, **info)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._each("on_trial_result", iteration, trials, trial, result, **info)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._each("on_trial_complete", iteration, trials, trial, **info)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._each("on_trial_recover", iteration, trials, trial, **info)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._each("on_trial_error", iteration, trials, trial, **info)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self._each("on_checkpoint", iteration, trials, trial, checkpoint, **info)
+
+    def on_experiment_end(self, trials, **info):
+        self._each("on_experiment_end", trials, **info)
+
+
+def _key(results: ResultsDir) -> str:
+    return str(results.path.resolve())
+
+
+@contextmanager
+def caller_callbacks(results: ResultsDir, callbacks) -> Iterator[None]:
+    """`callbacks` called by the study's CallerCallbacks for the length of the block."""
+    _CALLERS[_key(results)] = list(callbacks or ())
+    try:
+        yield
+    finally:
+        _CALLERS.pop(_key(results), None)

@@ -14,10 +14,10 @@ import sys
 from rich.markup import escape
 
 from fbp.errors import InputError
-from search.commands import data, export, knobs, paper, predict, report, study, train, weights
+from search.commands import dashboard, data, export, knobs, paper, predict, report, study, train, weights
 from search.console import command_console
 
-COMMANDS = (study, train, export, predict, report, paper, knobs, data, weights)  # the order --help lists them in
+COMMANDS = (study, train, export, predict, report, paper, dashboard, knobs, data, weights)  # the order --help lists them in
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,16 +20,54 @@ from search.spec import StudySpec
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def start_ray(address: str | None, spec: StudySpec, record: Path | None = None) -> None:
-    """Join `address` or start a local Ray (never a stale cluster by accident), then refuse a
-    study whose trials ask for more GPUs than the cluster has. `record`: the folder where a
-    local Ray started here records its processes (`session_processes`)."""
+DASHBOARD_HOST = "127.0.0.1"  # Ray's dashboard has no login: this machine only
+
+
+def init_options(address: str | None, dashboard: bool = False) -> dict:
+    """`ray.init`'s arguments: join `address`, else start a local Ray ("local": never a stale
+    cluster by accident). Ray's dashboard is off unless `dashboard` (`--ray-dashboard`), and
+    then on the loopback address.
+
+    Raises:
+        InputError: `dashboard` with an `address`: a cluster's dashboard is the cluster's own,
+            started by `ray start`.
+    """
+    options = {"address": address or "local", "include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    if not dashboard:
+        return options
+    if address is not None:
+        raise InputError(f"--ray-dashboard: turns on the dashboard of the local Ray a study starts; the cluster at --address {address} has its own (ray start --head --include-dashboard=true)")
+    return {**options, "include_dashboard": True, "dashboard_host": DASHBOARD_HOST}
+
+
+def check_dashboard() -> None:
+    """Refuse `--ray-dashboard` where Ray's dashboard cannot run, before Ray starts: without
+    the packages of `ray[default]`, `ray.init` fails with a bare Exception and a log of causes.
+
+    Raises:
+        InputError: saying which package is missing and the pip line.
+    """
+    try:
+        import ray.dashboard.optional_deps  # noqa: F401  (what Ray itself imports to tell whether its dashboard can run)
+    except ImportError as e:
+        raise InputError(f'--ray-dashboard: Ray\'s dashboard needs the full ray ({e}): pip install "ray[default]" (in a checkout: pip install -e ".[ray-dashboard]")') from None
+
+
+def start_ray(address: str | None, spec: StudySpec, record: Path | None = None, dashboard: bool = False) -> str | None:
+    """Join `address` or start a local Ray (`init_options`), then refuse a study whose trials
+    ask for more GPUs than the cluster has. `record`: the folder where a local Ray started here
+    records its processes (`session_processes`). Returns the URL of the Ray dashboard it
+    started (`dashboard`), else None."""
     import ray
 
+    url = None
     if not ray.is_initialized():
+        options = init_options(address, dashboard)
+        if dashboard:
+            check_dashboard()
         before = _own_children()
         try:
-            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            context = ray.init(**options)
         except ConnectionError as e:
             raise InputError(
                 f"--address {address}: no Ray cluster answered ({e}). Check it with `ray status --address {address}`; "
@@ -37,9 +75,12 @@ def start_ray(address: str | None, spec: StudySpec, record: Path | None = None) 
             ) from None
         if address is None and record is not None:
             write_record(record, session_processes(before))
+        if dashboard and context.dashboard_url:
+            url = f"http://{context.dashboard_url}"
     gpus = ray.cluster_resources().get("GPU", 0)
     if spec.resources.gpu > max(gpus, 0) and spec.resources.gpu > 0:
         raise InputError(f"resources.gpu: {spec.resources.gpu} per trial, but the cluster has {gpus:g} GPUs")
+    return url
 
 
 def _own_children() -> set[int]:

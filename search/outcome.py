@@ -53,7 +53,11 @@ def distinct_errors(folds) -> list[DistinctError]:
 def study_outcome(results: ResultsDir, num_folds: int, metric: str) -> Outcome:
     """Count the study's trials by status, group its errors, find its best complete trial by
     `metric` (a reported key: `pc`, or `val_pc` for an objective on the validation parts)."""
-    folds = results.read("folds")
+    return outcome_of(results.read("folds"), num_folds, metric)
+
+
+def outcome_of(folds: pd.DataFrame, num_folds: int, metric: str) -> Outcome:
+    """`study_outcome` of a folds table already read."""
     statuses = trial_status(folds, num_folds)
     counts = statuses.value_counts()
     outcome = Outcome(
@@ -73,6 +77,14 @@ def study_outcome(results: ResultsDir, num_folds: int, metric: str) -> Outcome:
             if test != metric:
                 outcome.best_test = float(best_rows[test].mean())
     return outcome
+
+
+def exit_code(outcome: Outcome, interrupted: bool) -> int:
+    """A study's run as the command line ends it: 130 interrupted, 0 when a trial completed,
+    else 1 (the work ran and nothing came of it)."""
+    if interrupted:
+        return 130
+    return 0 if outcome.complete else 1
 
 
 def _count(n: int, word: str) -> str:

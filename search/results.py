@@ -276,6 +276,22 @@ def trial_status(folds: pd.DataFrame, num_folds: int) -> pd.Series:
     return pd.Series(chosen, index=per_trial.index, dtype=object)
 
 
+def expected_folds(config: dict, folds: pd.DataFrame) -> int:
+    """The folds a complete trial trains, as far as a reader without the dataset can tell: the
+    study's `data.folds` when it lists them (`config` is the resolved trial config); else the
+    most folds any trial has rows for, whatever their status (a PRUNED or FAIL trial has a row
+    for each fold it did not finish, so a study in which nothing completed still tells; fold -1
+    is a placeholder, not a fold). The driver knows the exact number (search.preflight)."""
+    listed = (config.get("data") or {}).get("folds")
+    if isinstance(listed, list) and listed:
+        return len(listed)
+    if not len(folds) or "fold" not in folds.columns:
+        return 0
+    fold = pd.to_numeric(folds["fold"], errors="coerce")
+    real = fold.ge(0).to_numpy()
+    return int(fold[real].groupby(folds.loc[real, "trial_id"]).nunique().max()) if real.any() else 0
+
+
 # --- reading parts -------------------------------------------------------------------------------
 
 

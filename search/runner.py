@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from fbp.errors import InputError
 from search import tracking
@@ -48,10 +49,13 @@ os.environ.setdefault("TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE", "1")
 
 
 def run_study(spec: StudySpec, source: str, results: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
-              console: Console | None = None, storage: str | None = None, run_folds: str | None = None, track: tuple[str, ...] = ()) -> dict:
+              console: Console | None = None, storage: str | None = None, run_folds: str | None = None, ray_dashboard: bool = False,
+              callbacks: list | None = None, track: tuple[str, ...] = ()) -> dict:
     """`run_folds`: what trains a trial's folds (`search.trainable.StudyContext.run_folds`);
-    by default fbp.kfold's training. `track`: trackers to log to beside the study's own
-    `tracking:` (search.tracking)."""
+    by default fbp.kfold's training. `ray_dashboard`: the local Ray's dashboard on, on
+    127.0.0.1 (search.cluster.init_options), its URL printed. `callbacks`: Tune callbacks
+    called after the study's own (search.callbacks.CallerCallbacks). `track`: trackers to log
+    to beside the study's own `tracking:` (search.tracking)."""
     import optuna
 
     from search.trainable import RUN_KFOLD, StudyContext
@@ -70,7 +74,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     with _driving([results.path], console):
         results.check(digest, resume)  # again, locked: a driver that held the lock may have claimed it since
         with _undone_unless_a_fold_lands(results.path, [results], fresh=not resume):
-            start_ray(address, spec, record=results.path)  # before the claim: a study the cluster cannot run writes nothing
+            _ray(address, spec, results.path, ray_dashboard, console)  # before the claim: a study the cluster cannot run writes nothing
             results.claim(study)
             tracking.track(results.path, spec, track, extend=resume)
             results.record_tune_location(*location)
@@ -78,7 +82,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
 
             context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
             tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
-            grid, interrupted = _fit(tuner, results, context, spec)
+            grid, interrupted = _fit(tuner, results, context, spec, callbacks)
         return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
 
 
@@ -105,10 +109,10 @@ def _undone_unless_a_fold_lands(folder: Path, studies: list[ResultsDir], fresh: 
 
 
 def resume_study(results: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None,
-                 run_folds: str | None = None, track: tuple[str, ...] = ()) -> dict:
+                 run_folds: str | None = None, ray_dashboard: bool = False, callbacks: list | None = None, track: tuple[str, ...] = ()) -> dict:
     """Continue a study whose driver stopped: finished folds stay, running trials continue at
-    their next fold, the sampler goes on until `num_trials`. `run_folds` as for `run_study`;
-    `track` adds trackers to those the study logs to."""
+    their next fold, the sampler goes on until `num_trials`. `run_folds`, `ray_dashboard` and
+    `callbacks` as for `run_study`; `track` adds trackers to those the study logs to."""
     from ray import tune
 
     from search.repair import repair
@@ -122,18 +126,25 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     with _driving([results.path], console):
         if not tune.Tuner.can_restore(results.tune_state()):  # it stopped before Tune saved anything
             return run_study(spec, source, results.path, address, resume=True, max_failures=max_failures, console=console, storage=results.tune_storage(),
-                             run_folds=run_folds, track=track)
+                             run_folds=run_folds, ray_dashboard=ray_dashboard, callbacks=callbacks, track=track)
         fold_numbers = preflight(spec, source, results=results.path)
         tracking.track(results.path, spec, track, extend=True)
         for line in mend(results, spec, fold_numbers):  # Parquet is the record: a damaged journal or folds part is rebuilt from it
             console.print(line)
-        start_ray(address, spec, record=results.path)
+        _ray(address, spec, results.path, ray_dashboard, console)
         context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
-        grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec)
+        grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec, callbacks)
         if interrupted:
             return _finish(grid, results, spec, True, len(fold_numbers))
         retrained = repair(grid, results, spec, context, fold_numbers)
         return {**_finish(grid, results, spec, False, len(fold_numbers)), "retrained": retrained}
+
+
+def _ray(address: str | None, spec: StudySpec, record: Path, dashboard: bool, console: Console) -> None:
+    """Ray for the study (search.cluster.start_ray), and the address of its dashboard when one
+    was asked for."""
+    if (url := start_ray(address, spec, record=record, dashboard=dashboard)) is not None:
+        console.print(Text(f"Ray dashboard: {url}"))
 
 
 @contextmanager
@@ -152,9 +163,12 @@ def _driving(folders: list[Path], console: Console):
         yield
 
 
-def _fit(tuner, results: ResultsDir, context, spec: StudySpec) -> tuple:
-    """Tune's run, with Ctrl-C, its log and the progress board around it: (grid, interrupted)."""
-    with _ctrl_c() as interrupted, _tune_logs(results), _board(context.board), _staged(spec):
+def _fit(tuner, results: ResultsDir, context, spec: StudySpec, callbacks: list | None = None) -> tuple:
+    """Tune's run, with Ctrl-C, its log, the progress board and a caller's callbacks around it:
+    (grid, interrupted)."""
+    from search.callbacks import caller_callbacks
+
+    with _ctrl_c() as interrupted, _tune_logs(results), _board(context.board), _staged(spec), caller_callbacks(results, callbacks):
         grid = tuner.fit()
     return grid, interrupted.is_set()
 
@@ -203,7 +217,8 @@ def _finish(grid, results: ResultsDir, spec: StudySpec, interrupted: bool, num_f
     unfinished trial left goes). `study` is what the rows on disk say: trials by status, errors,
     the best."""
     metric = spec.objectives[0].key
-    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0, "metric": metric}
+    outcome = {"trials": len(grid), "errors": grid.num_errors, "max_running": max_running, "interrupted": interrupted, "orphans_failed": 0, "metric": metric,
+               "num_folds": num_folds}
     if not interrupted:
         outcome["orphans_failed"] = _close(results, spec, num_folds)
     return {**outcome, "study": study_outcome(results, num_folds, metric)}
@@ -296,7 +311,7 @@ def _board(name: str):
 
 
 def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | None = None, resume: bool = False, max_failures: int = 0,
-            console: Console | None = None, storage: str | None = None, track: tuple[str, ...] = ()) -> dict:
+            console: Console | None = None, storage: str | None = None, ray_dashboard: bool = False, track: tuple[str, ...] = ()) -> dict:
     """Run studies together in one Ray Tune run that shares the cluster; each writes its own
     results directory under `root`. Returns {"interrupted": bool, "studies": {name: outcome}}."""
     import optuna
@@ -338,7 +353,7 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
             m.results.check(m.context.spec_hash, resume)  # again, locked: a driver that held the lock may have claimed it since
         with _undone_unless_a_fold_lands(root_dir.path, studies, fresh):
             for m in members.values():
-                start_ray(address, m.spec, record=root_dir.path)
+                _ray(address, m.spec, root_dir.path, ray_dashboard, console)
             for name, m in members.items():
                 m.results.claim(claims[name])
                 tracking.track(m.results.path, m.spec, track, extend=resume)
@@ -370,7 +385,7 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
         return _finish_set(grid, members, interrupted)
 
 
-def resume_set(root: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None) -> dict:
+def resume_set(root: Path, address: str | None = None, max_failures: int = 0, console: Console | None = None, ray_dashboard: bool = False) -> dict:
     """Continue a set whose driver stopped: its one Tune run restored, then each study mended
     as a single study's resume mends it."""
     from types import SimpleNamespace
@@ -396,9 +411,10 @@ def resume_set(root: Path, address: str | None = None, max_failures: int = 0, co
         state = root_dir.tune_state()
         if not tune.Tuner.can_restore(state):  # it stopped before Tune saved anything
             studies = [(m.spec, str(m.results / m.results.STUDY)) for m in members.values()]
-            return run_set(studies, root_dir.path, address, resume=True, max_failures=max_failures, console=console, storage=root_dir.tune_storage())
+            return run_set(studies, root_dir.path, address, resume=True, max_failures=max_failures, console=console, storage=root_dir.tune_storage(),
+                           ray_dashboard=ray_dashboard)
         for m in members.values():
-            start_ray(address, m.spec, record=root_dir.path)
+            _ray(address, m.spec, root_dir.path, ray_dashboard, console)
         tuner = tune.Tuner.restore(state, trainable=trainable(members), resume_unfinished=True, resume_errored=False)
         grid, interrupted = _fit_set(tuner, root_dir, members)
         if interrupted:

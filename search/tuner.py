@@ -3,7 +3,8 @@
     searcher   Optuna (search.searcher.StudySearcher) over the study's space, its journal in
                the results directory, the baseline points first
     scheduler  ASHA with folds as its rungs (or none), its rungs rebuilt from the journal on resume
-    callbacks  the Parquet writer and the console progress (search.callbacks)
+    callbacks  the model keeper, the Parquet writer, the console progress and a Python caller's
+               own (search.callbacks)
     trainable  search.trainable.train_trial with the study's resources
 """
 
@@ -17,7 +18,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from rich.console import Console
 
-from search.callbacks import ModelKeeper, ParquetWriter, Progress
+from search.callbacks import CallerCallbacks, ModelKeeper, ParquetWriter, Progress
 from search.results import ResultsDir
 from search.samplers import sampler
 from search.searcher import StudySearcher
@@ -200,9 +201,10 @@ def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fol
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage_path,
-            # the keeper first: a fold's model is in RESULTS/models before its rows are written
+            # the keeper first: a fold's model is in RESULTS/models before its rows are written;
+            # the tracker after the writer (it logs the rows written); a Python caller's callbacks last
             callbacks=[ModelKeeper(results, spec, len(fold_numbers)), ParquetWriter(results, context, fold_numbers, list(spec.search.space)),
-                       Tracker(results.path, spec.name), progress],  # the tracker after the writer: it logs the rows written
+                       Tracker(results.path, spec.name), progress, CallerCallbacks(results)],
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             # every fold's checkpoint is kept (a few hundred bytes each): deleting the previous

@@ -24,6 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--results", type=Path, help="results directory (default results/<study name>)")
     run.add_argument("--address", help="join a running Ray cluster: auto, or ray://HOST:PORT (default: start a local Ray)")
     run.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
+    _ray_dashboard(run)
     run.add_argument(
         "--storage", metavar="PATH_OR_URI",
         help="where Ray Tune keeps trial state and checkpoints; every node must reach it: a shared path or a URI pyarrow opens (s3://, gs://, ...). Default: RESULTS/tune",
@@ -36,6 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     resume.add_argument("results", type=Path, help="the study's results directory, e.g. results/quickstart")
     resume.add_argument("--address", help="join a running Ray cluster (default: start a local Ray)")
     resume.add_argument("--max-failures", type=int, default=0, help="times Ray retries a failed trial (default %(default)s)")
+    _ray_dashboard(resume)
     resume.set_defaults(run=resume_command)
 
     validate = commands.add_parser("validate", help="check a study file as run would (data, weights, backbone, device), print the resolved study and its space")
@@ -44,17 +46,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     validate.set_defaults(run=validate_command)
 
 
+def _ray_dashboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray-dashboard", action="store_true", help='turn on the dashboard of the local Ray the command starts, on 127.0.0.1, and print its URL (needs pip install "ray[default]")')
+
+
 SMOKE = {
     "data.dataset": "synthetic", "data.root": None, "data.protocol": "5fold", "data.image_size": 32, "data.resize": None, "data.folds": [1, 2],
     "model.backbone": "test_resnet", "model.pretrained": False,
     "train.epochs": 1, "train.batch_size": 16, "train.device": "cpu", "train.compile": "off", "eval.batch_size": 64,
     "search.num_trials": 2, "resources.cpu": 1, "resources.gpu": 0, "resources.max_concurrent": 2,
 }
-"""--smoke: dotted paths set before the user's --set, as --set would set them; data.options
+"""--smoke (`smoke_sized`): dotted paths set before the user's --set, as --set would set them; data.options
 is `fbp.data.synthetic.SMALL`."""
 
 
-def smoke(raw: dict) -> dict:
+def smoke_sized(raw: dict) -> dict:
     """A small synthetic dataset, a tiny backbone, 1 epoch, 2 folds, 2 trials (one trial for a
     study without a space: one configuration)."""
     from fbp.config import set_path
@@ -97,19 +103,32 @@ def study_files(paths: list[Path]) -> list[Path]:
 
 
 def load(path: Path, args: argparse.Namespace) -> StudySpec:
-    from fbp.config import apply_overrides, read_yaml
+    from fbp.config import read_yaml
+
+    return prepare(read_yaml(path), str(path), args.overrides, smoke=args.smoke, rehearsal=args.rehearsal)
+
+
+def prepare(raw: dict, source: str, overrides: list[str] = (), smoke: bool = False, rehearsal: bool = False) -> StudySpec:
+    """A study as a command runs it: `raw` (a study file's contents; `source` names it in
+    errors) made small by --smoke or --rehearsal, then the --set `overrides`, validated, its
+    relative paths made absolute."""
+    from fbp.config import apply_overrides
     from search.spec import validate_spec, with_absolute_paths
 
-    raw = read_yaml(path)
-    if args.smoke:
-        raw = smoke(raw)
-    if args.rehearsal:
+    if smoke:
+        raw = smoke_sized(raw)
+    if rehearsal:
         from search.rehearsal import rehearse
 
-        raw = rehearse(raw, str(path))
-    spec = validate_spec(apply_overrides(raw, args.overrides), str(path))
+        raw = rehearse(raw, source)
+    spec = validate_spec(apply_overrides(raw, list(overrides)), source)
     # relative paths mean the directory the command runs from; trials run elsewhere
     return with_absolute_paths(spec, Path.cwd())
+
+
+def default_results(name: str, smoke: bool = False) -> Path:
+    """Where a study writes without --results: results/<name>, or results/<name>-smoke."""
+    return Path("results") / (name + ("-smoke" if smoke else ""))
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -168,13 +187,13 @@ def run_command(args: argparse.Namespace) -> int:
         elif args.rehearsal:  # beside the other studies of its folder's rehearsal, where `fbp-search paper` finds them all
             results = Path("results") / (files[0].resolve().parent.name + suffix) / spec.name
         else:
-            results = Path("results") / (spec.name + suffix)
+            results = default_results(spec.name, args.smoke)
         root = results.parent
         rehearsal.check_root(root, args.rehearsal)
         if args.rehearsal:
             rehearsal.write_record(root)
         outcome = run_study(spec, str(files[0]), results, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage,
-                            track=tuple(args.track))
+                            ray_dashboard=args.ray_dashboard, track=tuple(args.track))
         code = _closing(outcome, results, console)
         return _rehearsal_paper(root, [spec.name], code, console) if args.rehearsal else code
     from search.runner import run_set
@@ -187,7 +206,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.rehearsal:
         rehearsal.write_record(root)
     code = _closing_set(run_set(studies, root, address=args.address, max_failures=args.max_failures, console=console, storage=args.storage,
-                                track=tuple(args.track)), root, console)
+                                ray_dashboard=args.ray_dashboard, track=tuple(args.track)), root, console)
     return _rehearsal_paper(root, [spec.name for spec, _ in studies], code, console) if args.rehearsal else code
 
 
@@ -206,17 +225,17 @@ def _rehearsal_paper(root: Path, names: list[str], code: int, console: Console) 
 
 def _closing(outcome: dict, results: Path, console: Console) -> int:
     """The closing lines; exit code 130 when interrupted, 1 when no trial completed, else 0."""
-    from search.outcome import closing_lines
+    from search.outcome import closing_lines, exit_code
     from search.results import ResultsDir
 
     if outcome["interrupted"]:
         console.print(f"interrupted: every completed fold is saved. Continue with: fbp-search resume {results}")
-        return 130
+        return exit_code(outcome["study"], True)
     if outcome.get("retrained"):
         console.print(f"{outcome['retrained']} folds whose rows were missing trained again")
     for line in closing_lines(outcome["study"], ResultsDir(results), outcome["metric"]):
         console.print(line)
-    return 0 if outcome["study"].complete else 1
+    return exit_code(outcome["study"], False)
 
 
 def _closing_set(outcome: dict, root: Path, console: Console) -> int:
@@ -248,6 +267,7 @@ def resume_command(args: argparse.Namespace) -> int:
     console = command_console()
     if (args.results / SET).is_file():
         console.print(f"resuming the set of studies in {args.results}")
-        return _closing_set(resume_set(args.results, address=args.address, max_failures=args.max_failures, console=console), args.results, console)
+        return _closing_set(resume_set(args.results, address=args.address, max_failures=args.max_failures, console=console, ray_dashboard=args.ray_dashboard), args.results, console)
     console.print(f"resuming the study in {args.results}")
-    return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console, track=tuple(args.track)), args.results, console)
+    return _closing(resume_study(args.results, address=args.address, max_failures=args.max_failures, console=console, ray_dashboard=args.ray_dashboard,
+                                 track=tuple(args.track)), args.results, console)

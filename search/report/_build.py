@@ -38,7 +38,7 @@ from search.report._stats import (
     pooled,
     seed_spread,
 )
-from search.results import trial_status
+from search.results import expected_folds, trial_status
 
 STATUS_ORDER = {"COMPLETE": 0, "INCOMPLETE": 1, "PRUNED": 2, "FAIL": 3}  # a trial's status
 ROW_STATUSES = ("COMPLETE", "PRUNED", "FAIL")  # a fold row's status, as the writers set it
@@ -147,17 +147,7 @@ def row_status(folds: pd.DataFrame) -> pd.Series:
 
 
 def _expected_folds(study: _io.Study, folds: pd.DataFrame) -> int:
-    """The study's data.folds when it lists them; else the most folds any trial has rows for,
-    whatever their status (a PRUNED or FAIL trial has a row for each fold it did not finish,
-    so a study in which nothing completed still tells; fold -1 is a placeholder, not a fold)."""
-    listed = (study.config.get("data") or {}).get("folds")
-    if isinstance(listed, list) and listed:
-        return len(listed)
-    if not len(folds) or "fold" not in folds.columns:
-        return 0
-    fold = pd.to_numeric(folds["fold"], errors="coerce")
-    real = fold.ge(0).to_numpy()
-    return int(fold[real].groupby(folds.loc[real, "trial_id"]).nunique().max()) if real.any() else 0
+    return expected_folds(study.config, folds)
 
 
 def _started(folds: pd.DataFrame) -> pd.Series:
@@ -703,7 +693,7 @@ def _with_seed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(seed=seed.fillna(NO_SEED).astype(np.int64))
 
 
-def _objective_split(study: _io.Study, folds: pd.DataFrame, notes: list[str]) -> None:
+def objective_split(study: _io.Study, folds: pd.DataFrame, notes: list[str]) -> None:
     """An objective on the validation parts whose rows carry no validation metric: study.yaml
     was written before objective.on existed (the schema now resolves a searched study to val),
     when every search read the test folds. Rank by the test metric, and say so."""
@@ -743,7 +733,7 @@ def build_report(results: Path, by: str | None = None, draws: int = 2000, seed: 
         if m not in folds.columns:
             folds[m] = np.nan
     folds = _with_seed(folds)
-    _objective_split(study, folds, notes)
+    objective_split(study, folds, notes)
     _io.add_column_knobs(study, folds)
     board, k = build_leaderboard(folds, study)
     report = Report(study, k, board, None, None, None, *(pd.DataFrame() for _ in range(9)), notes=notes, timings=timings)

@@ -17,7 +17,7 @@ def imported_by(code: str) -> list[str]:
     return next(line for line in run.stdout.splitlines() if line.startswith("loaded:")).split()[1:]
 
 
-HELP = ("run", "train", "export", "predict", "report", "data", "weights", "knobs")
+HELP = ("run", "train", "export", "predict", "report", "dashboard", "data", "weights", "knobs")
 
 
 @pytest.mark.parametrize("argv", [["--help"], *([command, "--help"] for command in HELP)])
