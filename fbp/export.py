@@ -32,6 +32,7 @@ import yaml
 from safetensors import SafetensorError, safe_open
 
 from fbp.errors import InputError
+from fbp.metrics import NAMES, REPORTED, val_name
 
 if TYPE_CHECKING:  # torch is imported by whoever trains, not by a reader of the formats
     from fbp.config import TrialConfig
@@ -72,7 +73,7 @@ def save_fold_model(folder: Path, result: FoldResult, config: TrialConfig, name:
         "selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run, "select": result.select,
         "backbone": config.model.backbone, "class_values": list(m.class_values), "mean": list(m.mean), "std": list(m.std),
         "n_train": result.n_train, "n_test": result.n_test,
-        "metrics": {k: _finite(getattr(result, k)) for k in ("mae", "rmse", "pc", "val_mae", "val_rmse", "val_pc")},
+        "metrics": {k: _finite(getattr(result, k)) for k in REPORTED},
     }
     file = f"{name}.safetensors"
     save_weights(m.state, Path(folder) / file, metadata={METADATA_KEY: json.dumps(info)})
@@ -144,7 +145,7 @@ def build_manifest(config: TrialConfig, members: list[dict], origin: dict[str, A
 
     first = members[0]
     cv = refit["kfold_members"] if refit else members
-    metrics = {k: _spread([m["metrics"].get(k) for m in cv]) for k in ("mae", "rmse", "pc", "val_mae", "val_rmse", "val_pc")}
+    metrics = {k: _spread([m["metrics"].get(k) for m in cv]) for k in REPORTED}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -317,12 +318,12 @@ def model_card(manifest: dict) -> str:
                      f"{'validation parts held out of the training folds' if chosen_on == 'val' else 'the test folds (optimistic)'}): {params}.")
     lines += ["", "## Metrics", "", f"Mean ± sample std over the {k} test folds (each fold model on its own test fold):", "",
               "| | MAE | RMSE | PC |", "|---|---|---|---|",
-              "| test folds | " + " | ".join(_figure(metrics[m]) for m in ("mae", "rmse", "pc")) + " |"]
-    if metrics["val_pc"]["mean"] is not None:
-        lines.append("| validation parts | " + " | ".join(_figure(metrics[f"val_{m}"]) for m in ("mae", "rmse", "pc")) + " |")
+              "| test folds | " + " | ".join(_figure(metrics[m]) for m in NAMES) + " |"]
+    if metrics[val_name("pc")]["mean"] is not None:
+        lines.append("| validation parts | " + " | ".join(_figure(metrics[val_name(m)]) for m in NAMES) + " |")
     if refit:
         fit = refit["fit"]
-        lines.append("| refit model on its own training images (no estimate) | " + " | ".join(f"{fit[m]:.4f}" if fit.get(m) is not None else "-" for m in ("mae", "rmse", "pc")) + " |")
+        lines.append("| refit model on its own training images (no estimate) | " + " | ".join(f"{fit[m]:.4f}" if fit.get(m) is not None else "-" for m in NAMES) + " |")
     lines += [
         "", "## Input and output", "",
         f"- Input: an RGB image, turned upright by its EXIF orientation, decoded and resized to {p['decode_side']} x {p['decode_side']} px "

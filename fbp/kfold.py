@@ -515,11 +515,11 @@ def _train_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progres
         if epoch % t.eval_every == 0 or epoch == t.epochs:
             reg_np, exp_np = evaluate_test(model)
             test = metrics.scores(scores[test_rows], _prediction(config, reg_np, exp_np))
-            row.update({f"test_{k}": v for k, v in test.items()})
+            row.update({metrics.curve_name(k): v for k, v in test.items()})
             val = None
             if evaluate_val is not None:
                 val = metrics.scores(scores[val_rows], _prediction(config, *evaluate_val(model)))
-                row.update({f"val_{k}": v for k, v in val.items()})
+                row.update({metrics.val_name(k): v for k, v in val.items()})
             judge = val["pc"] if config.eval.select == "inner_val" and val is not None else test["pc"]
             if selection.offer(epoch, judge, reg_np, exp_np, val) and keep_model:
                 state = _cpu_copy(model)  # a copy: the next epochs change the weights in place
@@ -548,7 +548,7 @@ def _train_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progres
         started_at=started_at,
         finished_at=time.time(),
         seed=t.seed,
-        **{f"val_{k}": v for k, v in selection.val.items()},
+        **{metrics.val_name(k): v for k, v in selection.val.items()},
         curves=curves,
         predictions={
             "image": list(fold.test),

@@ -46,6 +46,7 @@ import yaml
 
 from fbp.errors import InputError
 from fbp.metrics import NAMES as METRIC_NAMES
+from fbp.metrics import VAL_NAMES
 from search.lock import DRIVER_FILES
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ FOLD_COLUMNS: dict[str, pa.DataType] = {
     "status": pa.string(),  # COMPLETE, PRUNED (the scheduler stopped the trial first), FAIL (it raised)
     "error": pa.string(),  # the exception's line, FAIL rows only
     **{m: pa.float64() for m in METRIC_NAMES},  # the test fold's, at the selected epoch
-    **{f"val_{m}": pa.float64() for m in METRIC_NAMES},  # the validation part's (eval.holdout), else NaN
+    **{m: pa.float64() for m in VAL_NAMES},  # the validation part's (eval.holdout), else NaN
     "n_train": pa.int64(), "n_test": pa.int64(), "epochs_run": pa.int64(), "selected_epoch": pa.int64(), "select": pa.string(),
     "train_seconds": pa.float64(), "images_per_second": pa.float64(), "device": pa.string(),
     "started_at": pa.float64(), "finished_at": pa.float64(),

@@ -42,7 +42,7 @@ import pandas as pd
 import yaml
 from ray import tune
 
-from fbp.metrics import NAMES
+from fbp.metrics import REPORTED, TEST_CURVE, VAL
 
 FOLDER = "tracking"
 CONFIG = "tracking.yaml"
@@ -339,7 +339,7 @@ def log_trial(tracker, name: str, ledger: _Ledger, results: Path, trial_id: str,
     params = {c.removeprefix("param."): v for c, v in folds.iloc[0].items() if c.startswith("param.") and not _missing(v)}
     links = {TRIAL_TAG: trial_id, "fbp.results": str(results.resolve()), "fbp.log": str((results / "logs" / f"{trial_id}.log").resolve()),
              "fbp.models": str((results / "models" / trial_id).resolve())}
-    value_columns = [c for c in complete.columns if c in NAMES or (c.startswith("val_") and c.removeprefix("val_") in NAMES)]
+    value_columns = [c for c in complete.columns if c in REPORTED]
     for fold, runs in per_fold:
         fold = int(fold)
         if ledger.has(name, trial_id, fold):
@@ -360,7 +360,7 @@ def _curves(epochs: pd.DataFrame, fold: int) -> dict[str, list[tuple[int, float]
     if not len(epochs) or "fold" not in epochs.columns:
         return {}
     rows = epochs[epochs["fold"] == fold]
-    columns = [c for c in rows.columns if c.startswith(("train_", "test_", "val_")) or c == "lr"]
+    columns = [c for c in rows.columns if c.startswith(("train_", TEST_CURVE, VAL)) or c == "lr"]
     means = rows.groupby("epoch", sort=True)[columns].mean()
     return {c: [(int(e), float(v)) for e, v in means[c].items() if pd.notna(v)] for c in columns}
 

@@ -34,7 +34,7 @@ from ray import tune
 
 from fbp.config import TRUSTED
 from fbp.export import save_fold_runs
-from fbp.metrics import NAMES
+from fbp.metrics import REPORTED
 from search.board import poster
 from search.results import ResultsDir, fold_frames, fold_parts, free_bytes, is_disk_full
 from search.spec import StudySpec
@@ -47,9 +47,6 @@ ROWS = "fbp_rows"
 """The key of a fold's report that carries its parts (`search.results.fold_parts`) to the
 driver's Parquet writer."""
 STATE = "folds_done.json"
-REPORTED = (*NAMES, *(f"val_{m}" for m in NAMES))
-"""What a trial reports per fold: the test fold's metrics and the validation part's (NaN
-without eval.holdout). An objective's key is one of them (`Objective.key`)."""
 
 
 DISK_FULL = "fbp_disk_full"
