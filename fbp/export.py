@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import yaml
 from safetensors import SafetensorError, safe_open
 
 from fbp.errors import InputError
+from fbp.files import atomic_path, write_atomic
 from fbp.metrics import NAMES, REPORTED, val_name
 
 if TYPE_CHECKING:  # torch is imported by whoever trains, not by a reader of the formats
@@ -111,16 +111,7 @@ def fold_model_info(path: Path) -> dict:
 
 def write_config(folder: Path, config: TrialConfig) -> None:
     """The trial's resolved config as folder/config.yaml, atomically."""
-    write_text_atomic(Path(folder) / CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(Path(folder) / CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
 # --- the model folder ---------------------------------------------------------------------
@@ -184,18 +175,13 @@ def write_model_folder(out: Path, manifest: dict, config: TrialConfig, member_fi
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise InputError(f"--out {out}: exists and is not an empty directory; choose a new one")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_path(out) as tmp:  # an empty `out` is replaced; anything else was refused above
+        tmp.mkdir()
         for name, source in member_files.items():
             shutil.copyfile(source, tmp / name)
         write_config(tmp, config)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         (tmp / CARD).write_text(model_card(manifest), encoding="utf-8")
-        os.replace(tmp, out)  # an empty `out` is replaced; anything else was refused above
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_manifest(folder: Path) -> dict:

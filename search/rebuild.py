@@ -26,6 +26,7 @@ import time
 
 import pandas as pd
 
+from fbp.files import write_atomic
 from fbp.metrics import NAMES, TEST_CURVES, curve_name, scores, val_name
 from search.journal import damage
 from search.results import FOLD_COLUMNS, TUNE_TRIAL_ID, ResultsDir, fold_of, marks_frame, params_of, part_name, trial_status
@@ -82,9 +83,7 @@ def rebuild_journal(results: ResultsDir, spec: StudySpec, num_folds: int) -> str
     os.replace(path, aside)
     with open(aside, "rb") as f:
         good = f.read(offset)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(good)
-    os.replace(tmp, path)
+    write_atomic(path, good)
     added = finish_from_parquet(results, spec, num_folds)
     return f"{path} was damaged (line {number} {what}): moved to {aside.name}; kept its {number - 1} lines before it, {added} finished trials recreated from Parquet"
 

@@ -36,6 +36,7 @@ from ray.tune.search import Searcher
 from rich.console import Console
 
 from fbp.errors import InputError
+from fbp.files import write_atomic
 from search.callbacks import Progress
 from search.results import ResultsDir
 from search.spec import StudySpec
@@ -261,9 +262,7 @@ class SetProgress(Progress):
 
 def record_set(root: Path, members: dict[str, Member], sources: dict[str, str]) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{SET}.tmp"
-    tmp.write_text(yaml.safe_dump({"studies": [{"name": n, "source": sources[n], "spec_hash": m.context.spec_hash} for n, m in members.items()]}, sort_keys=False))
-    tmp.replace(root / SET)
+    write_atomic(root / SET, yaml.safe_dump({"studies": [{"name": n, "source": sources[n], "spec_hash": m.context.spec_hash} for n, m in members.items()]}, sort_keys=False))
 
 
 def read_set(root: Path) -> list[str]:

@@ -30,7 +30,6 @@ state, holds only the results directory and reads that file when it starts.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import sys
@@ -42,6 +41,7 @@ import pandas as pd
 import yaml
 from ray import tune
 
+from fbp.files import write_atomic
 from fbp.metrics import REPORTED, TEST_CURVE, VAL
 
 FOLDER = "tracking"
@@ -53,13 +53,6 @@ TRIAL_TAG = "fbp.trial_id"
 STUDY_TAG = "fbp.study"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_config(results: Path, tracking: dict[str, dict], extend: bool = False) -> dict[str, dict]:
     """The trackers of a results directory (name -> options), written; `extend` keeps those it
     has and adds the new (resume --track)."""
@@ -67,7 +60,8 @@ def write_config(results: Path, tracking: dict[str, dict], extend: bool = False)
     have = read_config(results) if extend else {}
     merged = {**have, **{name: options for name, options in tracking.items() if name not in have}}
     if merged or path.exists():
-        _write_atomic(path, yaml.safe_dump(merged, sort_keys=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, yaml.safe_dump(merged, sort_keys=True))
     return merged
 
 
@@ -397,4 +391,5 @@ class _Ledger:
         self._save()
 
     def _save(self) -> None:
-        _write_atomic(self.path, json.dumps(self.data, sort_keys=True))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, json.dumps(self.data, sort_keys=True))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fbp.files import atomic_path
 from fbp.metrics import TEST_CURVES, base_name, curve_name, val_name
 from search.report._build import ORACLE, Report, plural
 from search.report._stats import scores
@@ -24,9 +25,8 @@ def _figure(w: float, h: float):
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 
