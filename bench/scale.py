@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fbp.loss_names import COMBO_TERMS, TOTAL, train_name
 from fbp.metrics import NAMES, VAL_NAMES, curve_name, val_name
 from fbp.records import FoldResult, TrainProgress
 from search.processes import descendants, end, stat_fields
@@ -115,8 +116,8 @@ def simulated_kfold(config, on_fold=None, skip=frozenset(), on_progress=None, ke
         started = time.time()
         time.sleep(float(os.environ.get(FOLD_MS, "30")) / 1000 * rng.lognormal(0.0, 0.5))
         curve = np.linspace(1.5, 0.4, epochs) + rng.normal(0, 0.01, epochs)
-        curves = [{"epoch": e + 1, "lr": config.train.lr, "train_loss": float(curve[e]), "train_l1": float(curve[e] / 2),
-                   "train_exp": float(curve[e] / 4), "train_ce": float(curve[e] / 4), **{curve_name(m): metrics[m] for m in NAMES},
+        curves = [{"epoch": e + 1, "lr": config.train.lr, train_name(TOTAL): float(curve[e]),
+                   **{train_name(term): float(curve[e] * share) for term, share in zip(COMBO_TERMS, (1 / 2, 1 / 4, 1 / 4))}, **{curve_name(m): metrics[m] for m in NAMES},
                    **{m: metrics[m] for m in VAL_NAMES}} for e in range(epochs)]
         y_true = rng.uniform(1, 5, images)
         y_pred = y_true + rng.normal(0, metrics["rmse"], images)

@@ -42,6 +42,7 @@ import yaml
 from ray import tune
 
 from fbp.files import write_atomic
+from fbp.loss_names import TRAIN
 from fbp.metrics import REPORTED, TEST_CURVE, VAL
 
 FOLDER = "tracking"
@@ -354,7 +355,7 @@ def _curves(epochs: pd.DataFrame, fold: int) -> dict[str, list[tuple[int, float]
     if not len(epochs) or "fold" not in epochs.columns:
         return {}
     rows = epochs[epochs["fold"] == fold]
-    columns = [c for c in rows.columns if c.startswith(("train_", TEST_CURVE, VAL)) or c == "lr"]
+    columns = [c for c in rows.columns if c.startswith((TRAIN, TEST_CURVE, VAL)) or c == "lr"]
     means = rows.groupby("epoch", sort=True)[columns].mean()
     return {c: [(int(e), float(v)) for e, v in means[c].items() if pd.notna(v)] for c in columns}
 

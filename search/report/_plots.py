@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fbp.files import atomic_path
+from fbp.loss_names import TOTAL, train_name
 from fbp.metrics import TEST_CURVES, base_name, curve_name, val_name
 from search.report._build import ORACLE, Report, plural
 from search.report._stats import scores
@@ -158,7 +159,7 @@ def curves(report: Report, path: Path) -> Path | None:
         e, runs = e[e["seed"] == seeds[0]], runs[runs["seed"] == seeds[0]]
     e = e.sort_values(["fold", "epoch"])
     selected = runs.set_index("fold")["selected_epoch"] if "selected_epoch" in runs.columns else pd.Series(dtype=float)
-    panels = [c for c in ("train_loss", curve_name("pc")) if c in e.columns and e[c].notna().any()]
+    panels = [c for c in (train_name(TOTAL), curve_name("pc")) if c in e.columns and e[c].notna().any()]
     panels += [c for c in (curve_name("mae"),) if c in e.columns and e[c].notna().any() and len(panels) < 2]
     if not panels:
         return None
