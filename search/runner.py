@@ -58,7 +58,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     to beside the study's own `tracking:` (search.tracking)."""
     import optuna
 
-    from search.trainable import RUN_KFOLD, StudyContext
+    from search.trainable import StudyContext
     from search.tuner import build_tuner
 
     console = console or command_console()
@@ -80,7 +80,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
             results.record_tune_location(*location)
             console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
 
-            context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
+            context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds)
             tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
             grid, interrupted = _fit(tuner, results, context, spec, callbacks)
         return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
@@ -116,7 +116,7 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     from ray import tune
 
     from search.repair import repair
-    from search.trainable import RUN_KFOLD, StudyContext
+    from search.trainable import StudyContext
     from search.tuner import restore_tuner
 
     console = console or command_console()
@@ -132,7 +132,7 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
         for line in mend(results, spec, fold_numbers):  # Parquet is the record: a damaged journal or folds part is rebuilt from it
             console.print(line)
         _ray(address, spec, results.path, ray_dashboard, console)
-        context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
+        context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds)
         grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec, callbacks)
         if interrupted:
             return _finish(grid, results, spec, True, len(fold_numbers))
