@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from search import board, keep
-from search.console import command_console, print_lines
+from search.console import command_console, duration, print_lines
 from search.results import DiskFull, ResultsDir, disk_full_in, is_disk_full, marks_frame
 from search.spec import StudySpec
 from search.trainable import DISK_FULL, MODELS_KEY, ROWS, StudyContext
@@ -218,11 +218,11 @@ class Progress(tune.Callback):
         elapsed = time.monotonic() - self.started
         eta = elapsed / finished * (self.num_trials - finished) if finished else float("nan")
         best_text = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
-        left = f"~{eta:.0f} s left" if not math.isnan(eta) else "? left"
+        left = f"~{duration(eta)} left" if not math.isnan(eta) else "? left"
         counts = (finished, len(self.running), self.pruned, self.failed)
         return counts, (
             f"trials {finished}/{self.num_trials} · running {len(self.running)} · done {self.terminated - self.pruned}"
-            f" · pruned {self.pruned} · failed {self.failed} · best {self.metric} {best_text} · {elapsed:.0f} s elapsed, {left}"
+            f" · pruned {self.pruned} · failed {self.failed} · best {self.metric} {best_text} · {duration(elapsed)} elapsed, {left}"
         )
 
     def _running(self, trials) -> list[str]:

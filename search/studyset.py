@@ -38,6 +38,7 @@ from rich.console import Console
 from fbp.errors import InputError
 from fbp.files import write_atomic
 from search.callbacks import Progress
+from search.console import duration
 from search.results import ResultsDir
 from search.spec import StudySpec
 from search.trainable import StudyContext, train_trial
@@ -227,7 +228,7 @@ class SetProgress(Progress):
                          + (f" best {objective.key} {best:.4f}" if best is not None else ""))
             counts.append((finished, running, failed))
         # a line per study: joined into one, a set of 17 studies ran past 400 columns
-        return tuple(counts), "\n".join([f"set of {len(self.studies)} studies · {elapsed:.0f} s elapsed", *parts])
+        return tuple(counts), "\n".join([f"set of {len(self.studies)} studies · {duration(elapsed)} elapsed", *parts])
 
     def _poll(self, force: bool = False) -> None:
         """The running trials' states from every study's board; epoch lines into their logs."""
