@@ -48,7 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fbp.metrics import NAMES
+from fbp.loss_names import COMBO_TERMS, TOTAL, train_name
+from fbp.metrics import NAMES, VAL_NAMES, curve_name, val_name
 from fbp.records import FoldResult, TrainProgress
 from search.processes import descendants, end, stat_fields
 
@@ -92,11 +93,14 @@ def fold_metrics(config, fold: int) -> dict[str, float]:
     The same config and fold give the same numbers, as a seeded fold on the CPU does."""
     rng = np.random.default_rng(zlib.crc32(json.dumps([*_knobs(config), fold, config.train.seed]).encode()))
     pc, val_pc = surface(config) + FOLD_OFFSET.get(fold, 0.0) + rng.normal(0, NOISE, 2)
-    out = {"pc": float(pc), "val_pc": float(val_pc)}
-    for prefix, value in (("", pc), ("val_", val_pc)):
-        out[f"{prefix}mae"] = float(0.2 + 0.8 * (1 - value))
-        out[f"{prefix}rmse"] = float(1.3 * out[f"{prefix}mae"])
-    return out
+    test, val = _figures(pc), _figures(val_pc)
+    return test | {val_name(m): v for m, v in val.items()}
+
+
+def _figures(pc: float) -> dict[str, float]:
+    """Every metric of a simulated fold from its PC: MAE and RMSE fall as PC rises."""
+    mae = float(0.2 + 0.8 * (1 - pc))
+    return {"mae": mae, "rmse": float(1.3 * mae), "pc": float(pc)}
 
 
 def simulated_kfold(config, on_fold=None, skip=frozenset(), on_progress=None, keep_models=False) -> list[FoldResult]:
@@ -112,9 +116,9 @@ def simulated_kfold(config, on_fold=None, skip=frozenset(), on_progress=None, ke
         started = time.time()
         time.sleep(float(os.environ.get(FOLD_MS, "30")) / 1000 * rng.lognormal(0.0, 0.5))
         curve = np.linspace(1.5, 0.4, epochs) + rng.normal(0, 0.01, epochs)
-        curves = [{"epoch": e + 1, "lr": config.train.lr, "train_loss": float(curve[e]), "train_l1": float(curve[e] / 2),
-                   "train_exp": float(curve[e] / 4), "train_ce": float(curve[e] / 4), **{f"test_{m}": metrics[m] for m in NAMES},
-                   **{f"val_{m}": metrics[f"val_{m}"] for m in NAMES}} for e in range(epochs)]
+        curves = [{"epoch": e + 1, "lr": config.train.lr, train_name(TOTAL): float(curve[e]),
+                   **{train_name(term): float(curve[e] * share) for term, share in zip(COMBO_TERMS, (1 / 2, 1 / 4, 1 / 4))}, **{curve_name(m): metrics[m] for m in NAMES},
+                   **{m: metrics[m] for m in VAL_NAMES}} for e in range(epochs)]
         y_true = rng.uniform(1, 5, images)
         y_pred = y_true + rng.normal(0, metrics["rmse"], images)
         predictions = {"image": [f"sim{i:05d}.jpg" for i in range(images)], "subset": [("AF", "AM", "CF", "CM")[i % 4] for i in range(images)],

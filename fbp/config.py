@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fbp.errors import InputError
+from fbp.loss_names import LOSS_NAMES
 
 
 class Section(BaseModel):
@@ -60,14 +61,12 @@ AUTO = "auto"
 
 
 def _losses() -> dict:
-    from fbp.losses import LOSSES
-
-    return LOSSES
+    return dict.fromkeys(LOSS_NAMES)  # the names fbp.losses registers, without importing torch
 
 
 REGISTRIES: dict[str, Callable[[], dict]] = {"dataset": _datasets, "loss": _losses, "discretization rule": _rules}
-"""The registries some fields name an entry of, each imported when first asked (their modules
-import torch)."""
+"""The registries some fields name an entry of, each imported when first asked (the datasets'
+and rules' modules import torch)."""
 
 
 def registry(what: str) -> dict:

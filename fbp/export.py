@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -32,6 +31,8 @@ import yaml
 from safetensors import SafetensorError, safe_open
 
 from fbp.errors import InputError
+from fbp.files import atomic_path, write_atomic
+from fbp.metrics import NAMES, REPORTED, val_name
 
 if TYPE_CHECKING:  # torch is imported by whoever trains, not by a reader of the formats
     from fbp.config import TrialConfig
@@ -72,7 +73,7 @@ def save_fold_model(folder: Path, result: FoldResult, config: TrialConfig, name:
         "selected_epoch": result.selected_epoch, "epochs_run": result.epochs_run, "select": result.select,
         "backbone": config.model.backbone, "class_values": list(m.class_values), "mean": list(m.mean), "std": list(m.std),
         "n_train": result.n_train, "n_test": result.n_test,
-        "metrics": {k: _finite(getattr(result, k)) for k in ("mae", "rmse", "pc", "val_mae", "val_rmse", "val_pc")},
+        "metrics": {k: _finite(getattr(result, k)) for k in REPORTED},
     }
     file = f"{name}.safetensors"
     save_weights(m.state, Path(folder) / file, metadata={METADATA_KEY: json.dumps(info)})
@@ -110,16 +111,7 @@ def fold_model_info(path: Path) -> dict:
 
 def write_config(folder: Path, config: TrialConfig) -> None:
     """The trial's resolved config as folder/config.yaml, atomically."""
-    write_text_atomic(Path(folder) / CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(Path(folder) / CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
 # --- the model folder ---------------------------------------------------------------------
@@ -144,7 +136,7 @@ def build_manifest(config: TrialConfig, members: list[dict], origin: dict[str, A
 
     first = members[0]
     cv = refit["kfold_members"] if refit else members
-    metrics = {k: _spread([m["metrics"].get(k) for m in cv]) for k in ("mae", "rmse", "pc", "val_mae", "val_rmse", "val_pc")}
+    metrics = {k: _spread([m["metrics"].get(k) for m in cv]) for k in REPORTED}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -183,18 +175,13 @@ def write_model_folder(out: Path, manifest: dict, config: TrialConfig, member_fi
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise InputError(f"--out {out}: exists and is not an empty directory; choose a new one")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_path(out) as tmp:  # an empty `out` is replaced; anything else was refused above
+        tmp.mkdir()
         for name, source in member_files.items():
             shutil.copyfile(source, tmp / name)
         write_config(tmp, config)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         (tmp / CARD).write_text(model_card(manifest), encoding="utf-8")
-        os.replace(tmp, out)  # an empty `out` is replaced; anything else was refused above
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_manifest(folder: Path) -> dict:
@@ -317,12 +304,12 @@ def model_card(manifest: dict) -> str:
                      f"{'validation parts held out of the training folds' if chosen_on == 'val' else 'the test folds (optimistic)'}): {params}.")
     lines += ["", "## Metrics", "", f"Mean ± sample std over the {k} test folds (each fold model on its own test fold):", "",
               "| | MAE | RMSE | PC |", "|---|---|---|---|",
-              "| test folds | " + " | ".join(_figure(metrics[m]) for m in ("mae", "rmse", "pc")) + " |"]
-    if metrics["val_pc"]["mean"] is not None:
-        lines.append("| validation parts | " + " | ".join(_figure(metrics[f"val_{m}"]) for m in ("mae", "rmse", "pc")) + " |")
+              "| test folds | " + " | ".join(_figure(metrics[m]) for m in NAMES) + " |"]
+    if metrics[val_name("pc")]["mean"] is not None:
+        lines.append("| validation parts | " + " | ".join(_figure(metrics[val_name(m)]) for m in NAMES) + " |")
     if refit:
         fit = refit["fit"]
-        lines.append("| refit model on its own training images (no estimate) | " + " | ".join(f"{fit[m]:.4f}" if fit.get(m) is not None else "-" for m in ("mae", "rmse", "pc")) + " |")
+        lines.append("| refit model on its own training images (no estimate) | " + " | ".join(f"{fit[m]:.4f}" if fit.get(m) is not None else "-" for m in NAMES) + " |")
     lines += [
         "", "## Input and output", "",
         f"- Input: an RGB image, turned upright by its EXIF orientation, decoded and resized to {p['decode_side']} x {p['decode_side']} px "

@@ -34,6 +34,7 @@ from fbp.data import DISCRETIZATION, Dataset, Fold, describe_discretization, loa
 from fbp.data.cache import decoded_images
 from fbp.discretize import Discretization, class_counts, class_weights, fit_discretization
 from fbp.errors import InputError, TrainingError
+from fbp.loss_names import TOTAL, train_name
 from fbp.losses import build_loss
 from fbp.models import FBPNet, build_model
 from fbp.records import FoldResult, SelectedModel, TrainProgress
@@ -383,7 +384,7 @@ def _train_step(
         loss.backward()
         optimizer.step()
         scheduler.step()
-        return {name: value.detach() for name, value in {"loss": loss, **terms}.items()}
+        return {name: value.detach() for name, value in {TOTAL: loss, **terms}.items()}
 
     return step
 
@@ -506,25 +507,25 @@ def _train_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progres
         images_seen += done
         bad = [name for name, v in means.items() if not math.isfinite(v)]
         if bad:
-            term = next((n for n in bad if n != "loss"), "loss")
+            term = next((n for n in bad if n != TOTAL), TOTAL)
             raise TrainingError(f"fold {fold.index + 1}, epoch {epoch}: loss term {term!r} is not finite ({means[term]})")
-        row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in means.items()}}
+        row = {"epoch": epoch, "lr": lr, **{train_name(k): v for k, v in means.items()}}
         test = None
 
         # 5) evaluation and model selection (inner_val judges by the held-out rows, else by the test fold)
         if epoch % t.eval_every == 0 or epoch == t.epochs:
             reg_np, exp_np = evaluate_test(model)
             test = metrics.scores(scores[test_rows], _prediction(config, reg_np, exp_np))
-            row.update({f"test_{k}": v for k, v in test.items()})
+            row.update({metrics.curve_name(k): v for k, v in test.items()})
             val = None
             if evaluate_val is not None:
                 val = metrics.scores(scores[val_rows], _prediction(config, *evaluate_val(model)))
-                row.update({f"val_{k}": v for k, v in val.items()})
+                row.update({metrics.val_name(k): v for k, v in val.items()})
             judge = val["pc"] if config.eval.select == "inner_val" and val is not None else test["pc"]
             if selection.offer(epoch, judge, reg_np, exp_np, val) and keep_model:
                 state = _cpu_copy(model)  # a copy: the next epochs change the weights in place
         curves.append(row)
-        progress.end_epoch(epoch, means["loss"], images_seen, step_seconds, epoch_start, test)
+        progress.end_epoch(epoch, means[TOTAL], images_seen, step_seconds, epoch_start, test)
 
     # 6) the selected epoch's test predictions and metrics
     y_true = scores[test_rows]
@@ -548,7 +549,7 @@ def _train_fold(config: TrialConfig, fold: Fold, data: TrialData | None, progres
         started_at=started_at,
         finished_at=time.time(),
         seed=t.seed,
-        **{f"val_{k}": v for k, v in selection.val.items()},
+        **{metrics.val_name(k): v for k, v in selection.val.items()},
         curves=curves,
         predictions={
             "image": list(fold.test),

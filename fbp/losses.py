@@ -8,16 +8,14 @@ cls (B,) true class index (long).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fbp.config import LossConfig
 from fbp.errors import InputError
-
-if TYPE_CHECKING:  # fbp.config checks loss names against LOSSES: no import back at run time
-    from fbp.config import LossConfig
+from fbp.loss_names import CE, EXP, REG
 
 Terms = dict[str, Tensor]
 
@@ -77,21 +75,21 @@ class ComboLoss(nn.Module):
         terms: Terms = {}
         total = reg.new_zeros(())
         if self.alpha:
-            terms["l1_reg"] = F.l1_loss(reg.float(), score)
-            total = total + self.alpha * terms["l1_reg"]
+            terms[REG] = F.l1_loss(reg.float(), score)
+            total = total + self.alpha * terms[REG]
         if self.beta or self.gamma:
             probs = logits.float().softmax(dim=1)  # (B, K)
         if self.beta:
             expectation = probs @ self.class_values  # (B,)
-            terms["l1_exp"] = F.l1_loss(expectation, score)
-            total = total + self.beta * terms["l1_exp"]
+            terms[EXP] = F.l1_loss(expectation, score)
+            total = total + self.beta * terms[EXP]
         if self.gamma:
             ce_in = logits.float() if self.ce_input == "logits" else probs
             if self.ce_reduction == "weighted_mean":
-                terms["ce"] = F.cross_entropy(ce_in, cls, weight=self.class_weights)
+                terms[CE] = F.cross_entropy(ce_in, cls, weight=self.class_weights)
             else:  # eq. 3: w_{c_i} CE_i per sample (reduction none applies the weight), over N
-                terms["ce"] = F.cross_entropy(ce_in, cls, weight=self.class_weights, reduction="none").mean()
-            total = total + self.gamma * terms["ce"]
+                terms[CE] = F.cross_entropy(ce_in, cls, weight=self.class_weights, reduction="none").mean()
+            total = total + self.gamma * terms[CE]
         return total, terms
 
 
@@ -145,8 +143,8 @@ def smooth_huber(delta: float, variant: str = "paper") -> Callable[[Tensor], Ten
     return rho
 
 
-LossFactory = Callable[["LossConfig", Tensor, "Tensor | None"], nn.Module]
-LOSSES: dict[str, LossFactory] = {
+LossFactory = Callable[[LossConfig, Tensor, "Tensor | None"], nn.Module]
+LOSSES: dict[str, LossFactory] = {  # keyed by fbp.loss_names.LOSS_NAMES, in its order (tests/fbp/test_losses.py)
     "combo": lambda c, values, weights: ComboLoss(c.alpha, c.beta, c.gamma, values, weights, c.ce_input, c.ce_reduction),
     "l1": lambda c, values, weights: RegressionLoss("l1", l1),
     "mse": lambda c, values, weights: RegressionLoss("mse", mse),

@@ -53,6 +53,44 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 
 NAMES = tuple(METRICS)
 
+VAL = "val_"
+"""The prefix of a validation-part metric (`val_pc`): measured on rows held out of the training
+folds (eval.holdout), beside the test fold's metric of the same name."""
+
+
+def val_name(metric: str) -> str:
+    """The column of `metric` on the validation part: `pc` -> `val_pc`."""
+    return f"{VAL}{metric}"
+
+
+TEST_CURVE = "test_"
+"""The prefix of the test fold's metric in the per-epoch rows (`test_pc`), where the training
+loss terms (`train_<term>`) sit beside it; a fold's row names it plainly (`pc`)."""
+
+
+def curve_name(metric: str) -> str:
+    """The per-epoch column of `metric` on the test fold: `pc` -> `test_pc` (`val_name` names the
+    validation part's, in the epoch rows as in the fold rows)."""
+    return f"{TEST_CURVE}{metric}"
+
+
+def base_name(column: str) -> str:
+    """The metric a column measures, wherever it was measured: `val_pc`, `test_pc`, `pc` -> `pc`."""
+    for prefix in (VAL, TEST_CURVE):
+        if column.startswith(prefix) and column.removeprefix(prefix) in METRICS:
+            return column.removeprefix(prefix)
+    return column
+
+
+VAL_NAMES = tuple(val_name(m) for m in NAMES)
+"""The validation part's metrics, in table order (NaN in a row without eval.holdout)."""
+
+REPORTED = (*NAMES, *VAL_NAMES)
+"""Every metric a fold carries: the test fold's, then the validation part's."""
+
+TEST_CURVES = tuple(curve_name(m) for m in NAMES)
+"""The test fold's metrics in the per-epoch rows, in table order."""
+
 
 def scores(y_true, y_pred) -> dict[str, float]:
     """Every metric of `y_pred` against `y_true`."""

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from fbp.config import ModelConfig
 from fbp.errors import InputError
+from fbp.files import atomic_path
 
 PROBE_SECONDS = 3.0
 """The longest the hub (or a weights URL) is waited for when asked whether weights are there."""
@@ -293,12 +294,8 @@ def save_weights(module: nn.Module | dict[str, Tensor], path: Path, metadata: di
     # own contiguous copies: safetensors refuses tensors that share storage or are strided views
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path.stat().st_size
 
 

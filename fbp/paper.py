@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fbp.metrics import NAMES
+
 PAPER = "Xu & Xiang 2020 (arXiv:2010.10721)"
 README = "github.com/lucasxlu/ComboLoss README @006c2f4"
 SOURCE = f"{PAPER}, Tables 1-5; rows marked README: {README}"
@@ -69,7 +71,7 @@ REFERENCES: dict[str, str] = {
 
 TABLE_NUMBERS = (1, 2, 3, 4, 5)
 
-METRICS = ("mae", "rmse", "pc")
+METRICS = NAMES
 """The metrics a row may print, by their `fbp.metrics` names, in the tables' column order."""
 
 

@@ -285,11 +285,11 @@ def _results(folder: Path, name: str, spec: StudySpec | None, folds: pd.DataFram
 
 
 def _best(outcome: Outcome, folds: pd.DataFrame, key: str, paths: StudyPaths) -> BestTrial | None:
-    from fbp.metrics import NAMES
+    from fbp.metrics import REPORTED
 
     if outcome.best is None:
         return None
     trial_id, value, params = outcome.best
     rows = folds[(folds["trial_id"] == trial_id) & (folds["status"] == "COMPLETE")]
-    metrics = {m: float(rows[m].mean()) for m in (*NAMES, *(f"val_{n}" for n in NAMES)) if m in rows and rows[m].notna().any()}
+    metrics = {m: float(rows[m].mean()) for m in REPORTED if m in rows and rows[m].notna().any()}
     return BestTrial(trial_id, key, value, params, metrics, paths.model_dir(trial_id).is_dir())

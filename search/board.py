@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import ray
 
+from search.console import duration, fold_text, progress_line
+
 MIN_SECONDS_BETWEEN_POSTS = 2.0  # per trial, for mid-epoch posts; epoch ends always post
 
 
@@ -56,18 +58,6 @@ def close_board(name: str) -> None:
         pass
 
 
-def epoch_line(p) -> str:
-    """One whole line per epoch for a trial's log: `fold 2 (2/5) epoch 7/10: loss 0.8123, ...`."""
-    parts = [f"fold {p.fold} ({p.fold_position}/{p.folds_total}) epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}"]
-    if p.images_per_second:
-        parts.append(f"{p.images_per_second:.0f} images/s")
-    if p.test:
-        parts.append("test " + " ".join(f"{k} {v:.4f}" for k, v in p.test.items()))
-    if p.seconds_left is not None:
-        parts.append(f"{p.seconds_left:.0f} s left")
-    return ", ".join(parts)
-
-
 def poster(name: str | None, trial_id: str) -> Callable | None:
     """The `on_progress` hook of a trial: posts to the study's board (none: no hook)."""
     if name is None:
@@ -87,7 +77,7 @@ def poster(name: str | None, trial_id: str) -> Callable | None:
                  "epoch": p.epoch, "epochs": p.epochs, "step": p.step, "steps": p.steps,
                  "images_per_second": p.images_per_second, "seconds_left": p.seconds_left, "message": p.message}
         try:
-            board.post.remote(trial_id, state, epoch_line(p) if p.event == "epoch" else None)
+            board.post.remote(trial_id, state, progress_line(p) if p.event == "epoch" else None)
         except Exception:  # the board is gone (the driver stopped): training goes on
             pass
 
@@ -98,15 +88,7 @@ def describe(state: dict) -> str:
     """`fold 2/5 epoch 7/200` (or what it is doing before its first epoch)."""
     if state.get("event") in ("prepare", "ready") or not state.get("epochs"):
         return state.get("message") or "starting"
-    text = f"fold {state['fold']} ({state['fold_position']}/{state['folds_total']}) epoch {state['epoch']}/{state['epochs']}"
+    text = f"{fold_text(state['fold'], state['fold_position'], state['folds_total'])} epoch {state['epoch']}/{state['epochs']}"
     if state.get("seconds_left") is not None:
-        text += f", ~{_duration(state['seconds_left'])} left"
+        text += f", ~{duration(state['seconds_left'])} left"
     return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

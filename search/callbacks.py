@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +18,7 @@ from rich.live import Live
 from rich.text import Text
 
 from search import board, keep
-from search.console import command_console, print_lines
+from search.console import command_console, duration, print_lines
 from search.results import DiskFull, ResultsDir, disk_full_in, is_disk_full, marks_frame
 from search.spec import StudySpec
 from search.trainable import DISK_FULL, MODELS_KEY, ROWS, StudyContext
@@ -143,6 +144,35 @@ class ParquetWriter(tune.Callback):
         self._close(trial, "FAIL", error_line(text))
 
 
+@dataclass
+class Tally:
+    """One study's trials as the console counts them: finished (ended or failed), pruned among
+    the ended, running, and the best complete trial by `metric`."""
+
+    metric: str  # the objective's key: pc, or val_pc
+    mode: str  # max or min
+    num_folds: int  # a trial that ended with fewer folds was pruned
+    running: int = 0
+    terminated: int = 0
+    pruned: int = 0
+    failed: int = 0
+    best: tuple[float, str] | None = None  # (value, trial_id)
+
+    @property
+    def finished(self) -> int:
+        return self.terminated + self.failed
+
+    def ended(self, trial) -> None:
+        self.terminated += 1
+        last = trial.last_result or {}
+        if last.get("folds_done", 0) < self.num_folds:
+            self.pruned += 1
+        value = last.get(self.metric)
+        if value is not None and not math.isnan(value) and last.get("folds_done") == self.num_folds:
+            if self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0]):
+                self.best = (value, trial.trial_id)
+
+
 class Progress(tune.Callback):
     """What the console shows while a study runs.
 
@@ -173,9 +203,16 @@ class Progress(tune.Callback):
     def _forget_counts(self) -> None:
         self.counted = False  # the next step counts every trial (a run starts, or a restored one)
         self.running: dict[str, None] = {}  # trial ids, in the order they started
-        self.terminated = self.pruned = self.failed = 0
-        self.best: tuple[float, str] | None = None
+        self.tallies = self._new_tallies()
         self._board_handle = None
+
+    def _new_tallies(self) -> dict[str, Tally]:
+        """A tally per study the line counts: this study's."""
+        return {"": Tally(self.metric, self.mode, self.num_folds)}
+
+    def _tally(self, trial) -> Tally:
+        """The tally `trial` counts in."""
+        return self.tallies[""]
 
     def __getstate__(self):
         # Tune pickles its callbacks with the experiment state; a console holds locks, an actor
@@ -192,37 +229,37 @@ class Progress(tune.Callback):
         self._forget_counts()
         for t in trials:
             if t.status == "RUNNING":
-                self.running[t.trial_id] = None
+                self._started(t)
             elif t.status == "TERMINATED":
-                self._ended(t)
+                self._tally(t).ended(t)
             elif t.status == "ERROR":
-                self.failed += 1
+                self._tally(t).failed += 1
         self.counted = True
 
-    def _ended(self, trial) -> None:
-        self.terminated += 1
-        last = trial.last_result or {}
-        if last.get("folds_done", 0) < self.num_folds:
-            self.pruned += 1
-        value = last.get(self.metric)
-        if value is not None and not math.isnan(value) and last.get("folds_done") == self.num_folds:
-            if self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0]):
-                self.best = (value, trial.trial_id)
+    def _started(self, trial) -> None:
+        if trial.trial_id not in self.running:  # a restarted trial starts again: counted once
+            self.running[trial.trial_id] = None
+            self._tally(trial).running += 1
+
+    def _stopped(self, trial) -> None:
+        if trial.trial_id in self.running:
+            del self.running[trial.trial_id]
+            self._tally(trial).running -= 1
 
     # --- what is shown
 
     def _status(self, trials) -> tuple[tuple, str]:
         """(what the line counts, the line): a line is printed again, without a terminal, when
         its counts change."""
-        finished = self.terminated + self.failed
+        t = self.tallies[""]
         elapsed = time.monotonic() - self.started
-        eta = elapsed / finished * (self.num_trials - finished) if finished else float("nan")
-        best_text = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
-        left = f"~{eta:.0f} s left" if not math.isnan(eta) else "? left"
-        counts = (finished, len(self.running), self.pruned, self.failed)
+        eta = elapsed / t.finished * (self.num_trials - t.finished) if t.finished else float("nan")
+        best_text = f"{t.best[0]:.4f} ({t.best[1]})" if t.best else "-"
+        left = f"~{duration(eta)} left" if not math.isnan(eta) else "? left"
+        counts = (t.finished, t.running, t.pruned, t.failed)
         return counts, (
-            f"trials {finished}/{self.num_trials} · running {len(self.running)} · done {self.terminated - self.pruned}"
-            f" · pruned {self.pruned} · failed {self.failed} · best {self.metric} {best_text} · {elapsed:.0f} s elapsed, {left}"
+            f"trials {t.finished}/{self.num_trials} · running {t.running} · done {t.terminated - t.pruned}"
+            f" · pruned {t.pruned} · failed {t.failed} · best {self.metric} {best_text} · {duration(elapsed)} elapsed, {left}"
         )
 
     def _running(self, trials) -> list[str]:
@@ -285,19 +322,19 @@ class Progress(tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if self.counted:
-            self.running[trial.trial_id] = None
+            self._started(trial)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if self.counted:
-            self.running.pop(trial.trial_id, None)
-            self._ended(trial)
+            self._stopped(trial)
+            self._tally(trial).ended(trial)
         if self.board is not None:
             self._forget(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if self.counted:
-            self.running.pop(trial.trial_id, None)
-            self.failed += 1
+            self._stopped(trial)
+            self._tally(trial).failed += 1
         if self.board is not None:
             self._forget(trial)
         line = error_line(_error_text(trial))

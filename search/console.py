@@ -13,12 +13,62 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fbp.metrics import METRICS
+
+if TYPE_CHECKING:
+    from fbp.records import TrainProgress
+
 CONTINUED = "  "  # a wrapped line's continuation is indented this much more than its first line
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+def duration(seconds: float) -> str:
+    """`1:02:33`: every elapsed and left time a command prints, as rich's bar shows its clock."""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def fold_text(fold: int, position: int, total: int) -> str:
+    """`fold 2/5`, or `fold 4 (2/5)` where the folds run are not 1..k (data.folds: [2, 4])."""
+    return f"fold {position}/{total}" if fold == position else f"fold {fold} ({position}/{total})"
+
+
+def progress_parts(p: TrainProgress, loss: float | None = None, elapsed: bool = True) -> list[str]:
+    """The pieces of a progress line: fold, epoch, (step,) loss, test metrics, images/s, time.
+    `loss` stands in for a step event's (the last epoch's mean)."""
+    if p.event in ("prepare", "ready"):
+        return [p.message]
+    parts = [fold_text(p.fold, p.fold_position, p.folds_total), f"epoch {p.epoch}/{p.epochs}"]
+    if p.event == "step":
+        parts.append(f"step {p.step}/{p.steps}")
+    loss = p.loss if p.loss is not None else loss
+    if loss is not None:
+        parts.append(f"loss {loss:.4f}")
+    if p.test:
+        parts.append("test " + " ".join(f"{m.label} {p.test[name]:.4f}" for name, m in METRICS.items()))
+    if p.images_per_second is not None:
+        parts.append(f"{p.images_per_second:.0f} images/s")
+    if elapsed:
+        parts.append(f"{duration(p.seconds)} elapsed")
+    parts.append(f"~{duration(p.seconds_left)} left" if p.seconds_left is not None else "time left: after the first epoch")
+    return parts
+
+
+def progress_line(p: TrainProgress) -> str:
+    """One whole line for a log (`fbp-search train` off a terminal, a trial's log):
+    `fold 1/5  epoch 3/200  loss 0.4123  ...  ~1:02:33 left`."""
+    return "  ".join(progress_parts(p))
+
+
+# --- the console ---------------------------------------------------------------------------------
 
 
 def command_console(stderr: bool = False) -> Console:

@@ -24,6 +24,7 @@ import shutil
 
 import pandas as pd
 
+from fbp.files import atomic_path
 from search.results import ResultsDir, params_of, trial_status
 from search.spec import StudySpec
 
@@ -144,12 +145,8 @@ def collect(results: ResultsDir, trial_id: str, filesystem, source: str, names: 
     folder.mkdir(parents=True, exist_ok=True)
     local = pafs.LocalFileSystem()
     for name in names:
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        try:
+        with atomic_path(folder / name) as tmp:
             pafs.copy_files(f"{source}/{name}", str(tmp), source_filesystem=filesystem, destination_filesystem=local)
-            os.replace(tmp, folder / name)
-        finally:
-            tmp.unlink(missing_ok=True)
     for name in names:  # only once all are here: a copy that failed leaves its source for a retry
         filesystem.delete_file(f"{source}/{name}")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from fbp.metrics import METRICS
+from fbp.metrics import METRICS, base_name
 from search.results import ResultsDir, params_of, trial_status
 
 NO_ERROR = "(no error message)"
@@ -70,7 +70,7 @@ def outcome_of(folds: pd.DataFrame, num_folds: int, metric: str) -> Outcome:
         rows = folds[folds["trial_id"].isin(complete) & (folds["status"] == "COMPLETE")]
         means = rows.groupby("trial_id")[metric].mean().dropna() if metric in rows else pd.Series(dtype=float)
         if len(means):
-            test = metric.removeprefix("val_")
+            test = base_name(metric)
             best = means.idxmax() if METRICS[test].direction == "max" else means.idxmin()
             best_rows = rows[rows["trial_id"] == best]
             outcome.best = (str(best), float(means[best]), params_of(best_rows.iloc[0]))
@@ -112,7 +112,7 @@ def closing_lines(outcome: Outcome, results: ResultsDir, metric: str) -> list[st
     trial_id, value, params = outcome.best
     knobs = ", ".join(f"{k}={_value(v)}" for k, v in params.items()) or "the base config"
     if outcome.best_test is not None:  # chosen on the validation parts: its test figure beside
-        figure = f"{metric.removeprefix('val_')} {value:.4f} on validation (test {outcome.best_test:.4f})"
+        figure = f"{base_name(metric)} {value:.4f} on validation (test {outcome.best_test:.4f})"
     else:
         figure = f"{metric} {value:.4f}"
     kept = f"; its fold models are kept, export them: fbp-search export {results.path} --out MODEL_DIR" if trial_id in results.kept_trials() else ""

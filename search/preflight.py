@@ -26,6 +26,8 @@ from pathlib import Path
 from fbp.config import TrialConfig
 from fbp.data import LAYOUTS, load_dataset
 from fbp.errors import InputError
+from fbp.loss_names import COMBO_TERMS, TOTAL, train_name
+from fbp.metrics import TEST_CURVES, VAL_NAMES
 from search.spec import StudySpec
 
 Checked = StudySpec | TrialConfig  # a study, or the one configuration `fbp-search train` trains
@@ -196,7 +198,7 @@ def fold_part_bytes(spec: StudySpec, test_sizes: list[int]) -> dict[str, int]:
 
     folds = pd.DataFrame({c: column(str(t), runs, c) for c, t in FOLD_COLUMNS.items()} | {f"param.{p}": rng.random(runs) for p in spec.search.space})
     predictions = pd.DataFrame({c: column(str(t), n * runs, c) for c, t in PREDICTION_COLUMNS.items()})
-    curve = ["lr", "train_loss", "train_regression", "train_expectation", "train_ce", *(f"{s}_{m}" for s in ("test", "val") for m in ("mae", "rmse", "pc"))]
+    curve = ["lr", *map(train_name, (TOTAL, *COMBO_TERMS)), *TEST_CURVES, *VAL_NAMES]
     epoch_rows = pd.DataFrame({"trial_id": ["x" * 12] * (epochs * runs), "fold": 1, "seed": 0, "epoch": np.arange(epochs * runs)} | {c: rng.random(epochs * runs) for c in curve})
     return {"folds": len(part_bytes("folds", folds)), "epochs": len(part_bytes("epochs", epoch_rows)), "predictions": len(part_bytes("predictions", predictions))}
 

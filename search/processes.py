@@ -17,6 +17,8 @@ import signal
 import time
 from pathlib import Path
 
+from fbp.files import write_atomic
+
 KILLED_WITHIN = 10.0  # seconds a SIGKILLed process is given to exit before `end` returns
 
 Process = tuple[int, str]
@@ -111,10 +113,7 @@ def _machine() -> dict:
 def write_record(folder: Path, processes: list[Process]) -> Path:
     """FOLDER/.ray-processes.json: these processes, by pid and start time, atomically."""
     path = Path(folder) / RECORD
-    tmp = path.with_name(f"{RECORD}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({**_machine(), "driver": os.getpid(), "processes": [list(p) for p in processes]}) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps({**_machine(), "driver": os.getpid(), "processes": [list(p) for p in processes]}) + "\n")
 
 
 def recorded(folder: Path) -> list[Process]:

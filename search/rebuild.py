@@ -26,7 +26,8 @@ import time
 
 import pandas as pd
 
-from fbp.metrics import NAMES, scores
+from fbp.files import write_atomic
+from fbp.metrics import NAMES, TEST_CURVES, curve_name, scores, val_name
 from search.journal import damage
 from search.results import FOLD_COLUMNS, TUNE_TRIAL_ID, ResultsDir, fold_of, marks_frame, params_of, part_name, trial_status
 from search.spec import StudySpec
@@ -82,9 +83,7 @@ def rebuild_journal(results: ResultsDir, spec: StudySpec, num_folds: int) -> str
     os.replace(path, aside)
     with open(aside, "rb") as f:
         good = f.read(offset)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(good)
-    os.replace(tmp, path)
+    write_atomic(path, good)
     added = finish_from_parquet(results, spec, num_folds)
     return f"{path} was damaged (line {number} {what}): moved to {aside.name}; kept its {number - 1} lines before it, {added} finished trials recreated from Parquet"
 
@@ -211,15 +210,15 @@ def fold_row(spec: StudySpec, trial_id: str, fold: int, seed: int, curve: pd.Dat
     the predictions' (what the fold's row held: they were computed from the same predictions),
     the selected epoch the evaluated one whose test metrics those are."""
     test = scores(predicted["y_true"].to_numpy(), predicted["y_pred"].to_numpy())
-    evaluated = curve.dropna(subset=[f"test_{m}" for m in NAMES if f"test_{m}" in curve.columns])
-    gap = sum((evaluated[f"test_{m}"] - test[m]).abs().fillna(0) for m in ("mae", "rmse"))
+    evaluated = curve.dropna(subset=[c for c in TEST_CURVES if c in curve.columns])
+    gap = sum((evaluated[curve_name(m)] - test[m]).abs().fillna(0) for m in ("mae", "rmse"))
     chosen = evaluated.loc[gap.idxmin()] if len(evaluated) else None
     config = spec.trial_config(params)
     row = {c: None for c in FOLD_COLUMNS} | {
         "study": spec.name, "trial_id": trial_id, "fold": fold, "seed": int(seed), "status": "COMPLETE", **test,
         "n_test": len(predicted), "epochs_run": int(curve["epoch"].max()), "select": config.eval.select,
         "selected_epoch": int(chosen["epoch"]) if chosen is not None else None,
-        **{f"val_{m}": _number(chosen.get(f"val_{m}")) if chosen is not None else math.nan for m in NAMES},
+        **{val_name(m): _number(chosen.get(val_name(m))) if chosen is not None else math.nan for m in NAMES},
     }
     return row | {f"param.{p}": v for p, v in params.items()}
 

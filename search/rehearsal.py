@@ -46,6 +46,7 @@ import yaml
 
 from fbp.config import set_path
 from fbp.errors import InputError
+from fbp.files import write_atomic
 from search.spec import SearchSpec
 
 FACES = {"n": 300, "size": 64, "seed": 41}
@@ -195,9 +196,7 @@ def write_record(root: Path) -> None:
         "proposed": PROPOSED,
         "stand_ins": STAND_INS,
     }
-    tmp = root / f".{RECORD}.tmp"
-    tmp.write_text(yaml.safe_dump(record, sort_keys=False))
-    tmp.replace(root / RECORD)
+    write_atomic(root / RECORD, yaml.safe_dump(record, sort_keys=False))
 
 
 def read_record(root: Path) -> dict | None:

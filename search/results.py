@@ -45,7 +45,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from fbp.errors import InputError
+from fbp.files import atomic_path, write_atomic
 from fbp.metrics import NAMES as METRIC_NAMES
+from fbp.metrics import VAL_NAMES
 from search.lock import DRIVER_FILES
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ FOLD_COLUMNS: dict[str, pa.DataType] = {
     "status": pa.string(),  # COMPLETE, PRUNED (the scheduler stopped the trial first), FAIL (it raised)
     "error": pa.string(),  # the exception's line, FAIL rows only
     **{m: pa.float64() for m in METRIC_NAMES},  # the test fold's, at the selected epoch
-    **{f"val_{m}": pa.float64() for m in METRIC_NAMES},  # the validation part's (eval.holdout), else NaN
+    **{m: pa.float64() for m in VAL_NAMES},  # the validation part's (eval.holdout), else NaN
     "n_train": pa.int64(), "n_test": pa.int64(), "epochs_run": pa.int64(), "selected_epoch": pa.int64(), "select": pa.string(),
     "train_seconds": pa.float64(), "images_per_second": pa.float64(), "device": pa.string(),
     "started_at": pa.float64(), "finished_at": pa.float64(),
@@ -410,9 +412,8 @@ def _save_snapshot(path: Path, frame: pd.DataFrame, parts: list[Part]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         t = pa.Table.from_pandas(frame, preserve_index=False)
         t = t.replace_schema_metadata({**(t.schema.metadata or {}), b"fbp_report_cache": _SNAPSHOT_VERSION.encode(), b"fbp_manifest": json.dumps(_manifest(parts)).encode()})
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        pq.write_table(t, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(t, tmp)
     except (OSError, pa.ArrowException, ValueError, TypeError):
         pass
 
@@ -452,17 +453,13 @@ class ResultsDir:
         written, and no reader ever sees a partial one."""
         folder = self.table_dir(table)
         final = folder / f"{part}.parquet"
-        tmp = folder / f".{part}.tmp-{os.getpid()}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, final)
+            write_atomic(final, data)
         except OSError as e:
             if is_disk_full(e):
                 raise DiskFull(final) from None
             raise
-        finally:
-            tmp.unlink(missing_ok=True)
         return final
 
     def write_fold(self, parts: dict[str, bytes], trial_id: str, fold: int) -> None:
@@ -630,9 +627,7 @@ class ResultsDir:
         if marker.exists():
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / f".{self.STUDY}.tmp"
-        tmp.write_text(yaml.safe_dump(study, sort_keys=False))
-        tmp.replace(marker)
+        write_atomic(marker, yaml.safe_dump(study, sort_keys=False))
 
     def read_study(self, strict: bool = True) -> dict | None:
         """study.yaml as plain data; None when there is none (strict: an error)."""
@@ -703,9 +698,7 @@ class ResultsDir:
         """Say in storage.yaml where Tune's state went, when it is not RESULTS/tune (for resume)."""
         if name == "tune" and storage_path == str(self.path.resolve()):
             return
-        tmp = self.path / f".{self.STORAGE}.tmp"
-        tmp.write_text(yaml.safe_dump({"tune": f"{storage_path}/{name}"}))
-        tmp.replace(self.path / self.STORAGE)
+        write_atomic(self.path / self.STORAGE, yaml.safe_dump({"tune": f"{storage_path}/{name}"}))
 
     def tune_state(self) -> str:
         """Where the study's Tune state is."""

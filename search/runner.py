@@ -58,7 +58,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
     to beside the study's own `tracking:` (search.tracking)."""
     import optuna
 
-    from search.trainable import RUN_KFOLD, StudyContext
+    from search.trainable import StudyContext
     from search.tuner import build_tuner
 
     console = console or command_console()
@@ -80,7 +80,7 @@ def run_study(spec: StudySpec, source: str, results: Path, address: str | None =
             results.record_tune_location(*location)
             console.print(f"study {spec.name}: {spec.search.num_trials} trials of {len(fold_numbers)} folds, sampler {spec.search.sampler}, results in {results.path}")
 
-            context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
+            context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds)
             tuner, progress = build_tuner(spec, ResultsDir(results.path.resolve()), context, fold_numbers, location, console, max_failures)
             grid, interrupted = _fit(tuner, results, context, spec, callbacks)
         return _finish(grid, results, spec, interrupted, len(fold_numbers), progress.max_running)
@@ -116,7 +116,7 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
     from ray import tune
 
     from search.repair import repair
-    from search.trainable import RUN_KFOLD, StudyContext
+    from search.trainable import StudyContext
     from search.tuner import restore_tuner
 
     console = console or command_console()
@@ -132,7 +132,7 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
         for line in mend(results, spec, fold_numbers):  # Parquet is the record: a damaged journal or folds part is rebuilt from it
             console.print(line)
         _ray(address, spec, results.path, ray_dashboard, console)
-        context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds or RUN_KFOLD)
+        context = StudyContext(spec.name, digest, str(results.path.resolve()), board_name(digest), run_folds)
         grid, interrupted = _fit(restore_tuner(spec, results, context), results, context, spec, callbacks)
         if interrupted:
             return _finish(grid, results, spec, True, len(fold_numbers))
@@ -315,12 +315,10 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
     """Run studies together in one Ray Tune run that shares the cluster; each writes its own
     results directory under `root`. Returns {"interrupted": bool, "studies": {name: outcome}}."""
     import optuna
-    from ray import tune
 
-    from search.callbacks import ModelKeeper, ParquetWriter
     from search.studyset import Member, MultiScheduler, MultiSearcher, RoutedCallback, SetProgress, record_set, trainable
     from search.trainable import StudyContext
-    from search.tuner import scheduler, searcher
+    from search.tuner import make_tuner, scheduler, searcher, study_callbacks
 
     console = console or command_console()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -363,23 +361,16 @@ def run_set(studies: list[tuple[StudySpec, str]], root: Path, address: str | Non
 
             limits = {n: m.spec.search.num_trials for n, m in members.items()}
             concurrent = [m.spec.resources.max_concurrent for m in members.values()]
-            tuner = tune.Tuner(
+            tuner = make_tuner(
                 trainable(members),
-                tune_config=tune.TuneConfig(
-                    search_alg=MultiSearcher({n: searcher(m.spec, m.results, len(m.fold_numbers)) for n, m in members.items()}, limits),
-                    scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True, results=m.results) for n, m in members.items()}),
-                    num_samples=sum(limits.values()),
-                    max_concurrent_trials=None if 0 in concurrent else sum(concurrent),
-                    reuse_actors=True,
-                ),
-                run_config=tune.RunConfig(
-                    name=location[1], storage_path=location[0],
-                    callbacks=[RoutedCallback({n: [ModelKeeper(m.results, m.spec, len(m.fold_numbers)), ParquetWriter(m.results, m.context, list(m.fold_numbers), list(m.spec.search.space)),
-                                                   tracking.Tracker(m.results.path, n)]
-                                               for n, m in members.items()}),
-                               SetProgress(console, members)],
-                    verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures), checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                ),
+                search_alg=MultiSearcher({n: searcher(m.spec, m.results, len(m.fold_numbers)) for n, m in members.items()}, limits),
+                scheduler=MultiScheduler({n: scheduler(m.spec, len(m.fold_numbers), own_metric=True, results=m.results) for n, m in members.items()}),
+                num_samples=sum(limits.values()),
+                max_concurrent=None if 0 in concurrent else sum(concurrent),
+                callbacks=[RoutedCallback({n: study_callbacks(m.spec, m.results, m.context, list(m.fold_numbers)) for n, m in members.items()}),
+                           SetProgress(console, members)],
+                tune_location=location,
+                max_failures=max_failures,
             )
             grid, interrupted = _fit_set(tuner, root_dir, members)
         return _finish_set(grid, members, interrupted)

@@ -44,7 +44,7 @@ from fbp.config import (
     validate_config,
 )
 from fbp.errors import InputError
-from fbp.metrics import METRICS
+from fbp.metrics import METRICS, val_name
 
 Scalar = float | int | str | bool | None
 
@@ -193,7 +193,7 @@ class Objective(Strict):
     @property
     def key(self) -> str:
         """The reported value it reads: `pc` (test folds) or `val_pc` (validation parts)."""
-        return f"val_{self.metric}" if self.on == "val" else self.metric
+        return val_name(self.metric) if self.on == "val" else self.metric
 
     @model_validator(mode="after")
     def _sensible(self) -> Objective:

@@ -21,7 +21,6 @@ experiment and mends each study as `fbp-search resume` does a single one.
 
 from __future__ import annotations
 
-import math
 import pickle
 import time
 from dataclasses import dataclass
@@ -36,7 +35,9 @@ from ray.tune.search import Searcher
 from rich.console import Console
 
 from fbp.errors import InputError
-from search.callbacks import Progress
+from fbp.files import write_atomic
+from search.callbacks import Progress, Tally
+from search.console import duration
 from search.results import ResultsDir
 from search.spec import StudySpec
 from search.trainable import StudyContext, train_trial
@@ -205,28 +206,29 @@ class RoutedCallback(tune.Callback):
 
 class SetProgress(Progress):
     """The console of a set: the time, then one status line per study (its trials finished,
-    running, failed, its best so far), then a line per running trial."""
+    running, failed, its best so far), then a line per running trial. Each study's counts are
+    kept by Tune's hooks as a single study's are (`Progress`), not recounted at every step."""
 
     def __init__(self, console: Console, members: dict[str, Member], quiet_seconds: float = 30.0):
-        super().__init__(console, sum(m.spec.search.num_trials for m in members.values()), "", "max", 0, None, None, quiet_seconds)
         self.studies = {name: (m.spec.search.num_trials, m.spec.objectives[0], len(m.fold_numbers), m.results, m.context.board) for name, m in members.items()}
+        super().__init__(console, sum(m.spec.search.num_trials for m in members.values()), "", "max", 0, None, None, quiet_seconds)
+
+    def _new_tallies(self) -> dict[str, Tally]:
+        return {name: Tally(objective.key, objective.direction, num_folds) for name, (_, objective, num_folds, _, _) in self.studies.items()}
+
+    def _tally(self, trial) -> Tally:
+        return self.tallies[_study_of(trial)]
 
     def _status(self, trials) -> tuple[tuple, str]:
         elapsed = time.monotonic() - self.started
         parts, counts = [], []
-        for name, (num_trials, objective, num_folds, _, _) in self.studies.items():
-            own = [t for t in trials if t.config.get(STUDY_KEY) == name]
-            finished = sum(t.status in ("TERMINATED", "ERROR") for t in own)
-            running = sum(t.status == "RUNNING" for t in own)
-            failed = sum(t.status == "ERROR" for t in own)
-            values = [t.last_result.get(objective.key) for t in own if t.status == "TERMINATED" and (t.last_result or {}).get("folds_done") == num_folds]
-            values = [v for v in values if v is not None and not math.isnan(v)]
-            best = (max if objective.direction == "max" else min)(values) if values else None
-            parts.append(f"  {name} {finished}/{num_trials}" + (f" ({running} running)" if running else "") + (f" {failed} failed" if failed else "")
-                         + (f" best {objective.key} {best:.4f}" if best is not None else ""))
-            counts.append((finished, running, failed))
+        for name, (num_trials, objective, _, _, _) in self.studies.items():
+            t = self.tallies[name]
+            parts.append(f"  {name} {t.finished}/{num_trials}" + (f" ({t.running} running)" if t.running else "") + (f" {t.failed} failed" if t.failed else "")
+                         + (f" best {objective.key} {t.best[0]:.4f}" if t.best is not None else ""))
+            counts.append((t.finished, t.running, t.failed))
         # a line per study: joined into one, a set of 17 studies ran past 400 columns
-        return tuple(counts), "\n".join([f"set of {len(self.studies)} studies · {elapsed:.0f} s elapsed", *parts])
+        return tuple(counts), "\n".join([f"set of {len(self.studies)} studies · {duration(elapsed)} elapsed", *parts])
 
     def _poll(self, force: bool = False) -> None:
         """The running trials' states from every study's board; epoch lines into their logs."""
@@ -261,9 +263,7 @@ class SetProgress(Progress):
 
 def record_set(root: Path, members: dict[str, Member], sources: dict[str, str]) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{SET}.tmp"
-    tmp.write_text(yaml.safe_dump({"studies": [{"name": n, "source": sources[n], "spec_hash": m.context.spec_hash} for n, m in members.items()]}, sort_keys=False))
-    tmp.replace(root / SET)
+    write_atomic(root / SET, yaml.safe_dump({"studies": [{"name": n, "source": sources[n], "spec_hash": m.context.spec_hash} for n, m in members.items()]}, sort_keys=False))
 
 
 def read_set(root: Path) -> list[str]:

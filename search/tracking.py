@@ -30,7 +30,6 @@ state, holds only the results directory and reads that file when it starts.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import sys
@@ -42,7 +41,9 @@ import pandas as pd
 import yaml
 from ray import tune
 
-from fbp.metrics import NAMES
+from fbp.files import write_atomic
+from fbp.loss_names import TRAIN
+from fbp.metrics import REPORTED, TEST_CURVE, VAL
 
 FOLDER = "tracking"
 CONFIG = "tracking.yaml"
@@ -53,13 +54,6 @@ TRIAL_TAG = "fbp.trial_id"
 STUDY_TAG = "fbp.study"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_config(results: Path, tracking: dict[str, dict], extend: bool = False) -> dict[str, dict]:
     """The trackers of a results directory (name -> options), written; `extend` keeps those it
     has and adds the new (resume --track)."""
@@ -67,7 +61,8 @@ def write_config(results: Path, tracking: dict[str, dict], extend: bool = False)
     have = read_config(results) if extend else {}
     merged = {**have, **{name: options for name, options in tracking.items() if name not in have}}
     if merged or path.exists():
-        _write_atomic(path, yaml.safe_dump(merged, sort_keys=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, yaml.safe_dump(merged, sort_keys=True))
     return merged
 
 
@@ -339,7 +334,7 @@ def log_trial(tracker, name: str, ledger: _Ledger, results: Path, trial_id: str,
     params = {c.removeprefix("param."): v for c, v in folds.iloc[0].items() if c.startswith("param.") and not _missing(v)}
     links = {TRIAL_TAG: trial_id, "fbp.results": str(results.resolve()), "fbp.log": str((results / "logs" / f"{trial_id}.log").resolve()),
              "fbp.models": str((results / "models" / trial_id).resolve())}
-    value_columns = [c for c in complete.columns if c in NAMES or (c.startswith("val_") and c.removeprefix("val_") in NAMES)]
+    value_columns = [c for c in complete.columns if c in REPORTED]
     for fold, runs in per_fold:
         fold = int(fold)
         if ledger.has(name, trial_id, fold):
@@ -360,7 +355,7 @@ def _curves(epochs: pd.DataFrame, fold: int) -> dict[str, list[tuple[int, float]
     if not len(epochs) or "fold" not in epochs.columns:
         return {}
     rows = epochs[epochs["fold"] == fold]
-    columns = [c for c in rows.columns if c.startswith(("train_", "test_", "val_")) or c == "lr"]
+    columns = [c for c in rows.columns if c.startswith((TRAIN, TEST_CURVE, VAL)) or c == "lr"]
     means = rows.groupby("epoch", sort=True)[columns].mean()
     return {c: [(int(e), float(v)) for e, v in means[c].items() if pd.notna(v)] for c in columns}
 
@@ -397,4 +392,5 @@ class _Ledger:
         self._save()
 
     def _save(self) -> None:
-        _write_atomic(self.path, json.dumps(self.data, sort_keys=True))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, json.dumps(self.data, sort_keys=True))

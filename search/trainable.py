@@ -12,9 +12,10 @@ Tune's storage.
 The study arrives validated (the driver checked it once); a trial validates only its own
 params set into the base config, trusting the registered names the driver checked.
 
-What trains the folds is named by the study's context (`StudyContext.run_folds`, by default
-`fbp.kfold:run_kfold`) and imported when a trial starts: a worker imports torch only when it
-trains, and a benchmark can run the whole driver with simulated folds (bench/scale.py).
+What trains the folds is `fbp.kfold.run_kfold`, imported when a trial starts (torch comes with
+it: the driver, which imports this module, never imports torch); a benchmark or a test names a
+stand-in in the study's context (`StudyContext.run_folds`) to run the whole driver with
+simulated folds (bench/scale.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ray import tune
 
 from fbp.config import TRUSTED
 from fbp.export import save_fold_runs
-from fbp.metrics import NAMES
+from fbp.metrics import REPORTED
 from search.board import poster
 from search.results import ResultsDir, fold_frames, fold_parts, free_bytes, is_disk_full
 from search.spec import StudySpec
@@ -42,14 +43,10 @@ from search.spec import StudySpec
 if TYPE_CHECKING:
     from fbp.records import FoldResult
 
-RUN_KFOLD = "fbp.kfold:run_kfold"
 ROWS = "fbp_rows"
 """The key of a fold's report that carries its parts (`search.results.fold_parts`) to the
 driver's Parquet writer."""
 STATE = "folds_done.json"
-REPORTED = (*NAMES, *(f"val_{m}" for m in NAMES))
-"""What a trial reports per fold: the test fold's metrics and the validation part's (NaN
-without eval.holdout). An objective's key is one of them (`Objective.key`)."""
 
 
 DISK_FULL = "fbp_disk_full"
@@ -77,13 +74,18 @@ class StudyContext:
     spec_hash: str
     results: str  # absolute: a resumed driver may run elsewhere
     board: str | None = None
-    run_folds: str = RUN_KFOLD
-    """What trains a trial's folds, as `module:function` with `fbp.kfold.run_kfold`'s signature
-    and results (`fbp.records.FoldResult`); imported in the worker when a trial starts."""
+    run_folds: str | None = None
+    """A stand-in for `fbp.kfold.run_kfold` (None), as `module:function` with its signature and
+    results (`fbp.records.FoldResult`): simulated folds for a benchmark or a test."""
 
 
-def fold_runner(name: str) -> Callable[..., list[FoldResult]]:
-    """The function `StudyContext.run_folds` names."""
+def fold_runner(name: str | None) -> Callable[..., list[FoldResult]]:
+    """What trains a trial's folds: `fbp.kfold.run_kfold`, or the stand-in `name` names.
+    Imported here, in the worker when a trial starts, so that the driver never imports torch."""
+    if name is None:
+        from fbp.kfold import run_kfold
+
+        return run_kfold
     module, _, function = name.partition(":")
     return getattr(importlib.import_module(module), function)
 

@@ -180,31 +180,30 @@ def scheduler(spec: StudySpec, num_folds: int, own_metric: bool = False, results
     return FoldASHA(**record, **options)
 
 
-def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fold_numbers: list[int], tune_location: tuple[str, str],
-                console: Console, max_failures: int) -> tuple[tune.Tuner, Progress]:
-    """The Tuner of a new study, and its progress callback (it counts the trials run at once)."""
-    first = spec.objectives[0]
-    single = len(spec.objectives) == 1
-    progress = Progress(console, spec.search.num_trials, first.key, first.direction, len(fold_numbers), results, context.board)
+def study_callbacks(spec: StudySpec, results: ResultsDir, context: StudyContext, fold_numbers: list[int]) -> list[tune.Callback]:
+    """A study's own callbacks, alone or in a set: the keeper first (a fold's model is in
+    RESULTS/models before its rows are written), then the writer, then the tracker (it logs the
+    rows written)."""
+    return [ModelKeeper(results, spec, len(fold_numbers)), ParquetWriter(results, context, list(fold_numbers), list(spec.search.space)),
+            Tracker(results.path, spec.name)]
+
+
+def make_tuner(trainable, *, search_alg, scheduler: TrialScheduler, num_samples: int, max_concurrent: int | None, callbacks: list,
+               tune_location: tuple[str, str], max_failures: int, metric: str | None = None, mode: str | None = None) -> tune.Tuner:
+    """A new Tune run, of one study (`build_tuner`) or of a set (search.runner.run_set): the
+    settings every run shares are here. `metric`, `mode`: what Tune ranks by (None: the
+    searcher's and the scheduler's own)."""
     storage_path, name = tune_location
-    tuner = tune.Tuner(
-        trainable(spec, context),
+    return tune.Tuner(
+        trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher(spec, results, len(fold_numbers)),
-            scheduler=scheduler(spec, len(fold_numbers), results=results),
-            metric=first.key if single else None,
-            mode=first.direction if single else None,
-            num_samples=spec.search.num_trials,
-            max_concurrent_trials=spec.resources.max_concurrent or None,
+            search_alg=search_alg, scheduler=scheduler, metric=metric, mode=mode, num_samples=num_samples, max_concurrent_trials=max_concurrent,
             reuse_actors=True,  # a new trial reuses a finished one's worker: no second torch import
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage_path,
-            # the keeper first: a fold's model is in RESULTS/models before its rows are written;
-            # the tracker after the writer (it logs the rows written); a Python caller's callbacks last
-            callbacks=[ModelKeeper(results, spec, len(fold_numbers)), ParquetWriter(results, context, fold_numbers, list(spec.search.space)),
-                       Tracker(results.path, spec.name), progress, CallerCallbacks(results)],
+            callbacks=callbacks,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             # every fold's checkpoint is kept (a few hundred bytes each): deleting the previous
@@ -212,6 +211,27 @@ def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fol
             # that no longer exists and the trial cannot be restored
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         ),
+    )
+
+
+def build_tuner(spec: StudySpec, results: ResultsDir, context: StudyContext, fold_numbers: list[int], tune_location: tuple[str, str],
+                console: Console, max_failures: int) -> tuple[tune.Tuner, Progress]:
+    """The Tuner of a new study, and its progress callback (it counts the trials run at once)."""
+    first = spec.objectives[0]
+    single = len(spec.objectives) == 1
+    progress = Progress(console, spec.search.num_trials, first.key, first.direction, len(fold_numbers), results, context.board)
+    tuner = make_tuner(
+        trainable(spec, context),
+        search_alg=searcher(spec, results, len(fold_numbers)),
+        scheduler=scheduler(spec, len(fold_numbers), results=results),
+        num_samples=spec.search.num_trials,
+        max_concurrent=spec.resources.max_concurrent or None,
+        # a Python caller's callbacks last: a fold's rows and model are on disk when it hears of it
+        callbacks=[*study_callbacks(spec, results, context, fold_numbers), progress, CallerCallbacks(results)],
+        tune_location=tune_location,
+        max_failures=max_failures,
+        metric=first.key if single else None,
+        mode=first.direction if single else None,
     )
     return tuner, progress
 

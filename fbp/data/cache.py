@@ -24,6 +24,7 @@ from PIL import Image, ImageOps
 
 from fbp.data.base import Dataset
 from fbp.errors import InputError
+from fbp.files import atomic_path
 
 DECODES: dict[str, bool] = {
     # name: whether a JPEG is decoded in draft mode (libjpeg's DCT scaling by 1/2, 1/4 or 1/8 to
@@ -89,8 +90,7 @@ def decoded_images(dataset: Dataset, side: int, workers: int | None = None) -> n
     path = cache_dir() / "decoded" / f"{dataset.name}-{side}px-{cache_key(dataset, side)}.npy"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(dataset.images), side, side, 3))
             paths = [dataset.image_path(name) for name in dataset.images]
             # PIL releases the GIL while decoding and resizing, so threads scale here.
@@ -99,7 +99,4 @@ def decoded_images(dataset: Dataset, side: int, workers: int | None = None) -> n
                     out[i] = image
             out.flush()
             del out
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
     return np.load(path, mmap_mode="r")

@@ -65,7 +65,6 @@ import json
 import math
 import multiprocessing
 import os
-import shutil
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -75,6 +74,7 @@ from PIL import Image, ImageDraw
 
 from fbp.data.layouts import LAYOUTS, SUBSETS, Faces
 from fbp.data.layouts import largest_remainder as _largest_remainder
+from fbp.files import atomic_path
 
 GENERATOR_VERSION = 1  # bump when drawing or rating changes, so caches invalidate
 
@@ -601,10 +601,7 @@ def generate(out: Path, params: SynthParams | None = None, workers: int | None =
     subsets = [SUBSETS[s] for s, _ in tasks]
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():  # left by a killed process that had our pid
-        shutil.rmtree(tmp)
-    try:
+    with atomic_path(out, publish=_publish) as tmp:
         (tmp / own.image_dir).mkdir(parents=True)
         latent = _draw_all([(s, k, name) for (s, k), name in zip(tasks, names)], params, tmp / own.image_dir, workers)
         scores, spread, raters = _rate(params.seed, tasks, latent, params.raters)
@@ -616,10 +613,6 @@ def generate(out: Path, params: SynthParams | None = None, workers: int | None =
         (tmp / "latent.csv").write_bytes(("image,latent\n" + rows).encode())
         manifest = _manifest(params, layout, counts, labels, latent, raters, extra)
         (tmp / "manifest.json").write_bytes((json.dumps(manifest, indent=2) + "\n").encode())
-        _publish(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 

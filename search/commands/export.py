@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from fbp.errors import InputError
+from fbp.metrics import NAMES, REPORTED
 from search.console import command_console
 
 
@@ -129,8 +130,8 @@ def _refit(config, rows, origin: dict, out: Path, results, console) -> int | Non
         return None
     finally:
         display.close()
-    kfold = [{"fold": int(r["fold"]), "metrics": {k: _number(r.get(k)) for k in ("mae", "rmse", "pc", "val_mae", "val_rmse", "val_pc")}} for _, r in rows.iterrows()]
-    refit = {"n_train": result.n_train, "epochs": result.epochs_run, "fit": {k: _number(getattr(result, k)) for k in ("mae", "rmse", "pc")}, "kfold_members": kfold}
+    kfold = [{"fold": int(r["fold"]), "metrics": {k: _number(r.get(k)) for k in REPORTED}} for _, r in rows.iterrows()]
+    refit = {"n_train": result.n_train, "epochs": result.epochs_run, "fit": {k: _number(getattr(result, k)) for k in NAMES}, "kfold_members": kfold}
     with tempfile.TemporaryDirectory() as staging:
         file = save_fold_model(Path(staging), result, config, REFIT_MEMBER)
         member = {**fold_model_info(Path(staging) / file), "file": file, "fold": None}

@@ -22,7 +22,6 @@ install it and exit code 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 from rich.console import Console
 
 from fbp.errors import InputError
+from fbp.files import atomic_path
 from search.console import command_console
 
 
@@ -94,12 +94,8 @@ class PredictDisplay:
 
 def _write_csv(frame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run_predict(args: argparse.Namespace) -> int:

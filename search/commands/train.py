@@ -23,8 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fbp.metrics import METRICS
-from search.console import command_console, print_table
+from search.console import command_console, print_table, progress_line, progress_parts
 
 if TYPE_CHECKING:  # torch and the trainer are imported when a command trains, not for --help
     from fbp.config import TrialConfig
@@ -40,38 +39,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 # --- progress ----------------------------------------------------------------------------------
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def progress_parts(p: TrainProgress, loss: float | None = None, elapsed: bool = True) -> list[str]:
-    """The pieces of a progress line: fold, epoch, (step,) loss, test metrics, images/s, time.
-    `loss` stands in for a step event's (the last epoch's mean)."""
-    if p.event in ("prepare", "ready"):
-        return [p.message]
-    fold = f"fold {p.fold_position}/{p.folds_total}" if p.fold == p.fold_position else f"fold {p.fold} ({p.fold_position}/{p.folds_total})"
-    parts = [fold, f"epoch {p.epoch}/{p.epochs}"]
-    if p.event == "step":
-        parts.append(f"step {p.step}/{p.steps}")
-    loss = p.loss if p.loss is not None else loss
-    if loss is not None:
-        parts.append(f"loss {loss:.4f}")
-    if p.test:
-        parts.append("test " + " ".join(f"{m.label} {p.test[name]:.4f}" for name, m in METRICS.items()))
-    if p.images_per_second is not None:
-        parts.append(f"{p.images_per_second:.0f} images/s")
-    if elapsed:
-        parts.append(f"{_clock(p.seconds)} elapsed")
-    parts.append(f"~{_clock(p.seconds_left)} left" if p.seconds_left is not None else "time left: after the first epoch")
-    return parts
-
-
-def progress_line(p: TrainProgress) -> str:
-    """One whole line for a log: `fold 1/5  epoch 3/200  loss 0.4123  ...  ~1:02:33 left`."""
-    return "  ".join(progress_parts(p))
 
 
 class TrainDisplay:

@@ -160,6 +160,10 @@ def _verdict(supports, significant) -> str:
     return ("supports" if supports else "contradicts") + (SIGNIFICANT if significant is True else "")
 
 
+ORDERING_METRICS = ("pc", *(m for m in NAMES if m != "pc"))
+"""PC first: the paper's orderings are claims about PC; the others follow in table order."""
+
+
 def ordering_block(result: TableResult, alpha: float, draws: int, seed: int) -> Block | None:
     if result.study.state != "ok" or result.combo is None:
         return None
@@ -169,7 +173,7 @@ def ordering_block(result: TableResult, alpha: float, draws: int, seed: int) -> 
     rows = [{
         "arm": r["arm"], "ComboLoss vs": r["method"], "trial": r["trial_id"] or DASH, "k": _count(r["k"]),
         "ΔPC [95% CI]": ci_cell(r["d_pc"], r["ci_low_pc"], r["ci_high_pc"]), "p t (PC)": _p(r["t_p_pc"]), "p Wilcoxon (PC)": _p(r["wilcoxon_p_pc"]),
-        **{f"order {METRICS[m].label}": _verdict(r[f"supports_{m}"], r[f"significant_{m}"]) for m in ("pc", "mae", "rmse")},
+        **{f"order {METRICS[m].label}": _verdict(r[f"supports_{m}"], r[f"significant_{m}"]) for m in ORDERING_METRICS},
     } for _, r in t.iterrows()]
     block = Block(f"Table {result.number}: does ours support the paper's ordering?", level=3)
     if not trials:

@@ -27,11 +27,10 @@ import pandas as pd
 
 from fbp import paper
 from fbp.errors import InputError
+from fbp.metrics import NAMES, VAL_NAMES
 from search.outcome import distinct_errors
 from search.report import _io
 from search.report._stats import (
-    NAMES,
-    VAL_NAMES,
     bootstrap_pc_differences,
     fold_summary,
     paired_by_fold,

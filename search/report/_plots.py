@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fbp.files import atomic_path
+from fbp.loss_names import TOTAL, train_name
+from fbp.metrics import TEST_CURVES, base_name, curve_name, val_name
 from search.report._build import ORACLE, Report, plural
 from search.report._stats import scores
 
@@ -23,9 +26,8 @@ def _figure(w: float, h: float):
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 
@@ -157,8 +159,8 @@ def curves(report: Report, path: Path) -> Path | None:
         e, runs = e[e["seed"] == seeds[0]], runs[runs["seed"] == seeds[0]]
     e = e.sort_values(["fold", "epoch"])
     selected = runs.set_index("fold")["selected_epoch"] if "selected_epoch" in runs.columns else pd.Series(dtype=float)
-    panels = [c for c in ("train_loss", "test_pc") if c in e.columns and e[c].notna().any()]
-    panels += [c for c in ("test_mae",) if c in e.columns and e[c].notna().any() and len(panels) < 2]
+    panels = [c for c in (train_name(TOTAL), curve_name("pc")) if c in e.columns and e[c].notna().any()]
+    panels += [c for c in (curve_name("mae"),) if c in e.columns and e[c].notna().any() and len(panels) < 2]
     if not panels:
         return None
     from matplotlib.ticker import MaxNLocator
@@ -173,8 +175,8 @@ def curves(report: Report, path: Path) -> Path | None:
             points = g.dropna(subset=[column])
             few = len(points) <= 30  # points visible, and a one-epoch run still shows
             ax.plot(points["epoch"], points[column], color=colour, lw=1.2, marker="." if few else None, label=f"fold {fold}")
-            val = column.replace("test_", "val_")
-            if column.startswith("test_") and val in g.columns and g[val].notna().any():
+            val = val_name(base_name(column))
+            if column in TEST_CURVES and val in g.columns and g[val].notna().any():
                 inner = g.dropna(subset=[val])
                 ax.plot(inner["epoch"], inner[val], color=colour, lw=1, ls=":", marker="." if len(inner) <= 30 else None, label=f"fold {fold} inner val")
             if fold in selected.index and pd.notna(selected[fold]):

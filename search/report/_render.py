@@ -7,7 +7,6 @@ each format from there, so the Markdown, the LaTeX and the terminal always agree
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fbp import paper
+from fbp.files import atomic_path, write_atomic
 from fbp.metrics import METRICS, NAMES
 from search.console import print_table
 from search.report._build import ORACLE, ROW_STATUSES, Report, leaderboard_csv, plural
@@ -433,19 +433,15 @@ def latex(report: Report, secs: list[Section]) -> str:
 
 
 def write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, text)
 
 
 def write_csvs(out: Path, secs: list[Section]) -> list[Path]:
     paths = []
     for s in secs:
         path = out / f"{s.key}.csv"
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        s.csv.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            s.csv.to_csv(tmp, index=False)
         paths.append(path)
     return paths
 

@@ -23,10 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fbp import metrics
-from fbp.metrics import NAMES
-
-VAL_NAMES = tuple(f"val_{m}" for m in NAMES)
-"""The validation part's metrics a row carries beside the test fold's (NaN without eval.holdout)."""
+from fbp.metrics import NAMES, VAL_NAMES
 
 
 def fold_summary(complete: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import torch
 from fbp.config import LossConfig, TrialConfig
 from fbp.discretize import fit_discretization
 from fbp.errors import InputError
+from fbp.loss_names import COMBO_TERMS, LOSS_NAMES
 from fbp.losses import LOSSES, build_loss
 
 VALUES = [1.0, 2.0, 3.0]
@@ -217,3 +218,13 @@ def test_smooth_huber_does_not_overflow_on_large_errors():
 
 def test_registry_lists_the_papers_losses():
     assert set(LOSSES) == {"combo", "l1", "mse", "smooth_l1", "smooth_huber"}
+    assert tuple(LOSSES) == LOSS_NAMES  # what fbp.config validates loss.name against, without torch
+    assert tuple(_combo()(REG, LOGITS, SCORE, CLS)[1]) == COMBO_TERMS  # the train_<term> columns the driver and bench name
+
+
+def test_the_config_reads_the_loss_names_without_importing_the_losses():
+    import subprocess
+    import sys
+
+    code = "import sys, fbp.config; fbp.config.LossConfig(name='mse'); print(sorted({'torch', 'fbp.losses'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -26,3 +26,9 @@ def test_mean_std_over_folds_and_by_subset():
     assert math.isnan(metrics.mean_std(folds[:1])["mae"][1])
     subsets = metrics.by_subset([1, 2, 3, 4], [1, 2, 4, 3], ["AF", "AF", "CM", "CM"])
     assert subsets["AF"]["mae"] == 0 and subsets["CM"]["mae"] == 1 and subsets["CM"]["pc"] == pytest.approx(-1)
+
+
+def test_column_names_of_a_metric_where_it_was_measured():
+    assert metrics.VAL_NAMES == ("val_mae", "val_rmse", "val_pc") and metrics.TEST_CURVES == ("test_mae", "test_rmse", "test_pc")
+    assert metrics.REPORTED == ("mae", "rmse", "pc", "val_mae", "val_rmse", "val_pc")
+    assert [metrics.base_name(c) for c in ("val_pc", "test_mae", "rmse", "val_loss")] == ["pc", "mae", "rmse", "val_loss"]

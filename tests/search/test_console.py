@@ -119,3 +119,37 @@ def test_a_sets_progress_is_a_line_per_study_within_the_width():
     assert lines[0].startswith("set of 17 studies · ")
     assert lines[1] == "  ablation_discretization_00 3/40 (1 running) 1 failed best val_pc 0.5100"
     assert lines[18:] == [f"  {n}_2: starting" for n in names]  # then a line per running trial
+
+
+def test_a_progress_line_and_its_times_are_written_one_way_for_train_and_a_trial_log():
+    from fbp.records import TrainProgress
+    from search.board import describe
+    from search.console import duration, progress_line
+
+    assert [duration(s) for s in (0, 59.9, 61, 3600 * 25 + 62)] == ["0:00:00", "0:00:59", "0:01:01", "25:01:02"]
+    p = TrainProgress("epoch", 4, 2, 3, 7, 10, 40, 40, 0.81234, 512.4, 75.0, 3725.0, test={"mae": 0.25, "rmse": 0.3, "pc": 0.875})
+    assert progress_line(p) == "fold 4 (2/3)  epoch 7/10  loss 0.8123  test MAE 0.2500 RMSE 0.3000 PC 0.8750  512 images/s  0:01:15 elapsed  ~1:02:05 left"
+    state = {"event": "epoch", "fold": 1, "fold_position": 1, "folds_total": 5, "epoch": 7, "epochs": 200, "seconds_left": 95.0}
+    assert describe(state) == "fold 1/5 epoch 7/200, ~0:01:35 left"
+
+
+def test_a_sets_progress_keeps_each_studys_counts_through_tunes_hooks(tmp_path):
+    from search.studyset import STUDY_KEY
+
+    out = io.StringIO()
+    console = Console(file=out, width=120, highlight=False, soft_wrap=True)
+    progress = _set_progress(console, ["a", "b"])
+    trial = {(n, j): SimpleNamespace(trial_id=f"{n}_{j}", config={STUDY_KEY: n}, status="RUNNING", last_result={}) for n in "ab" for j in range(2)}
+    progress.on_step_end(0, list(trial.values()))  # counted once: 2 running in each
+    trial["a", 0].status, trial["a", 0].last_result = "TERMINATED", {"folds_done": 2, "val_pc": 0.61}
+    progress.on_trial_complete(1, [], trial["a", 0])
+    trial["a", 1].status, trial["a", 1].last_result = "TERMINATED", {"folds_done": 1, "val_pc": 0.7}  # pruned: not a best
+    progress.on_trial_complete(2, [], trial["a", 1])
+    trial["b", 1].status, trial["b", 1].error_file = "ERROR", tmp_path / "error.txt"
+    trial["b", 1].error_file.write_text("Traceback ...\nValueError: boom\n")
+    progress.on_trial_error(3, [], trial["b", 1])
+    progress.on_trial_start(4, [], trial["b", 0])  # a restarted trial is counted once
+    out.truncate(0)
+    out.seek(0)
+    progress.on_step_end(5, [])  # the counts come from the hooks, not from the list of trials
+    assert out.getvalue().splitlines()[1:4] == ["  a 2/40 best val_pc 0.6100", "  b 1/40 (1 running) 1 failed", "  b_0: starting"]

@@ -71,7 +71,7 @@ def test_a_writer_killed_mid_write_leaves_no_damaged_part(tmp_path):
         assert len(frame) == (200_000 if parts else 0)  # every visible part whole; keys repeat across parts
     assert parts, "no write finished before the last kill"
     hidden = [p.name for p in (tmp_path / "predictions.parquet").iterdir() if p.name.startswith(".")]
-    assert all(".tmp-" in name for name in hidden)
+    assert all(name.endswith(".tmp") for name in hidden)  # only a killed writer's temporary (fbp.files.temporary)
 
 
 def test_a_trial_is_complete_when_each_fold_is_whatever_its_seeds():

@@ -389,7 +389,8 @@ def test_progress_counts_the_trials_and_the_best_complete_one(tmp_path):
     restored = pickle.loads(pickle.dumps(progress))  # a resumed driver counts again from Tune's trials
     restored.console = Console(file=io.StringIO(), force_terminal=False, width=300)
     restored.on_step_end(0, trials)
-    assert (restored.terminated, restored.pruned, len(restored.running), restored.best) == (3, 1, 1, (0.7, "done"))
+    tally = restored.tallies[""]  # a single study's counts (a set keeps one per study)
+    assert (tally.terminated, tally.pruned, tally.running, len(restored.running), tally.best) == (3, 1, 1, 1, (0.7, "done"))
 
 
 # --- RecentTPESampler --------------------------------------------------------------------------
