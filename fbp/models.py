@@ -388,17 +388,18 @@ def check_model(config: ModelConfig, image_sizes: Iterable[int], timeout: float 
             timm_weights(config.backbone, timeout)
         except WeightsUnavailable as e:
             raise _pretrained_true_error(config.backbone, e) from None
-    if isinstance(pretrained, bool):
-        model = _new_model(config, num_classes=2)  # the heads' size does not matter here
-    else:  # what build_model does; K from the file when it holds the heads, which must fit too
+    state, heads = None, 2  # the heads' size does not matter, unless a weights file holds them
+    if not isinstance(pretrained, bool):  # what build_model does; K from the file when it holds the heads, which must fit too
         path = Path(pretrained)
         state = read_weights(path)
-        heads = state.get("classifier.weight") if any(k.startswith("backbone.") for k in state) else None
-        model = _new_model(config, num_classes=heads.shape[0] if isinstance(heads, Tensor) and heads.ndim == 2 else 2)
-        _load_weights(model, state, path, config.backbone)
-    model.eval()
+        held = state.get("classifier.weight") if any(k.startswith("backbone.") for k in state) else None
+        heads = held.shape[0] if isinstance(held, Tensor) and held.ndim == 2 else 2
     with torch.no_grad():
-        for size in sorted(set(image_sizes)):
+        for size in sorted(set(image_sizes)):  # a backbone built for one input size (a ViT) is built for each
+            model = _new_model(config, num_classes=heads, image_size=size)
+            if state is not None:
+                _load_weights(model, state, path, config.backbone)
+            model.eval()
             try:
                 model(torch.zeros(1, 3, size, size))
             except Exception as e:  # whatever the backbone raises for a size it cannot take

@@ -180,12 +180,13 @@ def test_weights_files_that_do_not_fit_are_refused_naming_the_key(tmp_path):
 
 
 def test_an_image_size_the_backbone_cannot_take_is_found_before_training():
+    # a ViT is built for the input size (fbp.models.create_backbone), but its patches must tile it
     with pytest.raises(InputError) as caught:
-        check_model(ModelConfig(backbone="vit_tiny_patch16_224", pretrained=False), [224, 64])
+        check_model(ModelConfig(backbone="test_vit", pretrained=False), [32, 20])
     assert str(caught.value) == (
-        "data.image_size: 64 does not fit model.backbone 'vit_tiny_patch16_224' (AssertionError: Input height (64) doesn't match model (224).)"
+        "data.image_size: 20 does not fit model.backbone 'test_vit' (AssertionError: Input height (20) should be divisible by patch size (16).)"
     )
-    check_model(ModelConfig(backbone="vit_tiny_patch16_224", pretrained=False), [224])
+    check_model(ModelConfig(backbone="vit_tiny_patch16_224", pretrained=False), [224, 64])
     check_model(ModelConfig(backbone="test_resnet", pretrained=False), [16, 32, 64])
 
 
