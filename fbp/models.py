@@ -368,6 +368,10 @@ def similar_names(name: str, known: Iterable[str], count: int = 8) -> list[str]:
     return [other for *_, other in sorted(scored)[:count]]
 
 
+_FITTED: set[tuple[str, int]] = set()
+"""(a model config without its weights, an image size) that check_model saw run a forward pass."""
+
+
 def check_model(config: ModelConfig, image_sizes: Iterable[int], timeout: float = PROBE_SECONDS) -> None:
     """Raise InputError (one line, naming the key and value) for what would fail every trial:
 
@@ -396,6 +400,11 @@ def check_model(config: ModelConfig, image_sizes: Iterable[int], timeout: float 
         heads = held.shape[0] if isinstance(held, Tensor) and held.ndim == 2 else 2
     with torch.no_grad():
         for size in sorted(set(image_sizes)):  # a backbone built for one input size (a ViT) is built for each
+            # timm's weights or random ones: one architecture, whose fit a size need be shown once
+            # a process (a set of studies, or `validate` of each, shares a few backbones)
+            fitted = (config.model_copy(update={"pretrained": False}).model_dump_json(), size) if state is None else None
+            if fitted in _FITTED:
+                continue
             model = _new_model(config, num_classes=heads, image_size=size)
             if state is not None:
                 _load_weights(model, state, path, config.backbone)
@@ -404,3 +413,5 @@ def check_model(config: ModelConfig, image_sizes: Iterable[int], timeout: float 
                 model(torch.zeros(1, 3, size, size))
             except Exception as e:  # whatever the backbone raises for a size it cannot take
                 raise InputError(f"data.image_size: {size} does not fit model.backbone {config.backbone!r} ({_first_line(e)})") from None
+            if fitted is not None:
+                _FITTED.add(fitted)

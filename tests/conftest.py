@@ -5,6 +5,18 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`-n N`) the workers share the cores: each runs torch on its share of
+    them. Left at torch's default, N workers each start a thread per core and the threads of
+    the tests' small tensors spin against each other; the fast tier took as long on 2 workers
+    as on one. Before torch is imported: OMP_NUM_THREADS sets its intra-op pool, here and in
+    the subprocesses a test starts."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(workers)))
 SCUT5500_LABELS = FIXTURES / "scut-fbp5500-labels" / "train_test_files"
 SCUT_FBP_WORKBOOK = FIXTURES / "scut-fbp-labels" / "SCUT-FBP.xlsx"
 

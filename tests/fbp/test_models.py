@@ -190,6 +190,24 @@ def test_an_image_size_the_backbone_cannot_take_is_found_before_training():
     check_model(ModelConfig(backbone="test_resnet", pretrained=False), [16, 32, 64])
 
 
+def test_a_size_that_fits_is_built_once_a_process_and_one_that_does_not_every_time(monkeypatch):
+    """A set of studies, or validate of each, checks a few backbones many times: the forward
+    pass that shows a size fits runs once for the architecture, whatever its weights."""
+    import fbp.models
+
+    built, build = [], fbp.models._new_model
+    monkeypatch.setattr(fbp.models, "_FITTED", set())
+    monkeypatch.setattr(fbp.models, "_new_model", lambda config, **kw: built.append(kw["image_size"]) or build(config, **kw))
+    for _ in range(2):
+        check_model(ModelConfig(backbone="test_vit", pretrained=False), [32, 48])
+    assert built == [32, 48]
+    for _ in range(2):
+        with pytest.raises(InputError, match="data.image_size: 20 does not fit"):
+            check_model(ModelConfig(backbone="test_vit", pretrained=False), [20])
+    check_model(ModelConfig(backbone="test_vit", pretrained=False, drop_rate=0.5), [32])  # another model: checked
+    assert built == [32, 48, 20, 20, 32]
+
+
 def test_an_unknown_backbone_is_named_with_similar_ones():
     from fbp.errors import InputError
     from fbp.models import check_backbone_name

@@ -19,12 +19,43 @@ from search.console import print_table, wrap
 REPO = Path(__file__).parents[2]
 
 
-def piped(*args: str, columns: str | None) -> list[str]:
-    """`fbp-search ARGS` in its own process, stdout to a pipe; its lines."""
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | ({"COLUMNS": columns} if columns else {})
-    run = subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+RUN_ENDS = "\0 exit "  # a line no command prints (a NUL: splitlines breaks at most other control characters): where a run ends, then its exit code
+
+PIPED_RUNS = {  # name: (COLUMNS or None for unset, the command's arguments)
+    "knobs-80": (None, ["knobs"]),
+    "knobs-60": ("60", ["knobs"]),
+    "validate-80": (None, ["validate", "studies/quickstart.yaml", "--offline"]),
+    "validate-60": ("60", ["validate", "studies/quickstart.yaml", "--offline"]),
+    "validate-one-configuration-60": ("60", ["validate", "studies/paper.yaml", "--offline"]),
+}
+
+
+@pytest.fixture(scope="module")
+def piped() -> dict[str, list[str]]:
+    """Each of PIPED_RUNS as `fbp-search ARGS` with stdout to a pipe, in a process of its own;
+    each run's lines. One interpreter runs them all (torch's import is paid once), each
+    command's console built afresh under its own COLUMNS, as in a process of its own."""
+    driver = (
+        "import os\n"
+        "from search.cli import main\n"
+        f"for columns, args in {list(PIPED_RUNS.values())!r}:\n"
+        "    os.environ.pop('COLUMNS', None)\n"
+        "    os.environ.update({'COLUMNS': columns} if columns else {})\n"
+        f"    print({RUN_ENDS!r} + str(main(args)), flush=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    run = subprocess.run([sys.executable, "-c", driver], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    return run.stdout.splitlines()
+    outputs, lines = [], []
+    for line in run.stdout.splitlines():
+        if line.startswith(RUN_ENDS):
+            assert line == RUN_ENDS + "0", f"{list(PIPED_RUNS)[len(outputs)]} exited {line[len(RUN_ENDS):]}: {run.stderr}"
+            outputs.append(lines)
+            lines = []
+        else:
+            lines.append(line)
+    assert len(outputs) == len(PIPED_RUNS) and not lines, run.stdout[-2000:]
+    return dict(zip(PIPED_RUNS, outputs))
 
 
 def assert_plain(lines: list[str], width: int) -> None:
@@ -35,10 +66,11 @@ def assert_plain(lines: list[str], width: int) -> None:
     assert not padded, f"trailing spaces: {padded[0]!r}"
 
 
-@pytest.mark.parametrize("columns, width", [(None, 80), ("60", 60)])
-def test_knobs_piped_is_plain_lines_a_knob_each(columns, width):
-    lines = piped("knobs", columns=columns)
+@pytest.mark.parametrize("width", [80, 60])
+def test_knobs_piped_is_plain_lines_a_knob_each(piped, width):
+    lines = piped[f"knobs-{width}"]
     assert_plain(lines, width)
+    assert max(map(len, lines)) > width - 5  # each run's own COLUMNS was the width it filled
     assert lines[0].endswith("knobs of a trial config")
     # each knob starts a line of its own; its continuation lines are indented
     alpha = next(i for i, line in enumerate(lines) if line.startswith("loss.alpha · "))
@@ -46,16 +78,16 @@ def test_knobs_piped_is_plain_lines_a_knob_each(columns, width):
     assert lines[alpha + 1].startswith("  ") or lines[alpha + 1].startswith("loss.beta · ")
 
 
-@pytest.mark.parametrize("columns, width", [(None, 80), ("60", 60)])
-def test_validate_piped_is_plain_lines(columns, width):
-    lines = piped("validate", "studies/quickstart.yaml", "--offline", columns=columns)
+@pytest.mark.parametrize("width", [80, 60])
+def test_validate_piped_is_plain_lines(piped, width):
+    lines = piped[f"validate-{width}"]
     assert_plain(lines, width)
     assert "loss.alpha · distribution: float [0.0, 4.0]" in lines
     assert "objective: max pc on val" in lines and "baseline points: 1" in lines
 
 
-def test_validate_of_one_configuration_gives_each_command_a_line():
-    lines = piped("validate", "studies/paper.yaml", "--offline", columns="60")
+def test_validate_of_one_configuration_gives_each_command_a_line(piped):
+    lines = piped["validate-one-configuration-60"]
     assert_plain(lines, 60)
     assert lines[-4:] == ["one configuration, no search. Train it here with:", "  fbp-search train studies/paper.yaml",
                           "or as one trial on Ray with:", "  fbp-search run studies/paper.yaml"]
