@@ -40,6 +40,16 @@ def init_options(address: str | None, dashboard: bool = False) -> dict:
     return {**options, "include_dashboard": True, "dashboard_host": DASHBOARD_HOST}
 
 
+def dashboard_line(url: str) -> str:
+    """What run and resume print for the dashboard they started. Ray 2.60's `ray.init` starts a
+    local cluster with token authentication unless RAY_AUTH_MODE says otherwise, and then sets
+    RAY_AUTH_MODE=token in this process: the dashboard's page asks for the token, which
+    `ray get-auth-token` prints (its file: ~/.ray/auth_token)."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return f"Ray dashboard: {url} (it asks for Ray's token: `ray get-auth-token` prints it)"
+    return f"Ray dashboard: {url}"
+
+
 def check_dashboard() -> None:
     """Refuse `--ray-dashboard` where Ray's dashboard cannot run, before Ray starts: without
     the packages of `ray[default]`, `ray.init` fails with a bare Exception and a log of causes.

@@ -30,7 +30,7 @@ from rich.text import Text
 from fbp.errors import InputError
 from search import tracking
 from search.board import board_name, close_board, open_board
-from search.cluster import start_ray
+from search.cluster import dashboard_line, start_ray
 from search.console import command_console
 from search.lock import DRIVER_FILES, hold
 from search.outcome import study_outcome
@@ -144,7 +144,7 @@ def _ray(address: str | None, spec: StudySpec, record: Path, dashboard: bool, co
     """Ray for the study (search.cluster.start_ray), and the address of its dashboard when one
     was asked for."""
     if (url := start_ray(address, spec, record=record, dashboard=dashboard)) is not None:
-        console.print(Text(f"Ray dashboard: {url}"))
+        console.print(Text(dashboard_line(url)))
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import pytest
 
 from fbp.errors import InputError
 from search.cli import build_parser, main
-from search.cluster import check_dashboard, init_options
+from search.cluster import check_dashboard, dashboard_line, init_options
 
 QUICKSTART = Path(__file__).parents[2] / "studies" / "quickstart.yaml"
 
@@ -16,6 +16,13 @@ def test_a_local_ray_starts_without_its_dashboard_unless_asked_and_then_only_on_
     assert init_options(None) == {"address": "local", "include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     assert init_options("auto") == {**init_options(None), "address": "auto"}
     assert init_options(None, dashboard=True) == {**init_options(None), "include_dashboard": True, "dashboard_host": "127.0.0.1"}
+
+
+def test_the_dashboard_line_says_how_to_get_past_rays_token(monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # what ray.init leaves set when it turned token authentication on
+    assert dashboard_line("http://127.0.0.1:8265") == "Ray dashboard: http://127.0.0.1:8265 (it asks for Ray's token: `ray get-auth-token` prints it)"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert dashboard_line("http://127.0.0.1:8265") == "Ray dashboard: http://127.0.0.1:8265"
 
 
 def test_the_dashboard_flag_is_refused_for_a_cluster_joined_by_address():
