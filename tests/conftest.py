@@ -1,4 +1,5 @@
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,13 @@ def pytest_configure(config):
     the tests' small tensors spin against each other; the fast tier took as long on 2 workers
     as on one. Before torch is imported: OMP_NUM_THREADS sets its intra-op pool, here and in
     the subprocesses a test starts."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        # Ray 2.60 starts a local cluster with token authentication and, where no token is
+        # found, writes a new one to ~/.ray/auth_token: two workers starting their first Ray at
+        # once on a fresh machine could each write their own under the other's cluster. One
+        # token for the whole run, in the environment every worker and subprocess inherits;
+        # nothing written into the home directory.
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers and "OMP_NUM_THREADS" not in os.environ:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
