@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
+from fbp.data.cache import cannot_decode, open_image, to_rgb
 from fbp.errors import InputError
 
 if TYPE_CHECKING:
@@ -106,15 +107,12 @@ def open_photo(photo: str | Path | Image.Image | np.ndarray) -> Image.Image:
             raise InputError(f"an array photo must be (H, W, 3) uint8 RGB, got {photo.shape} {photo.dtype}")
         return Image.fromarray(photo).convert("RGB")
     if isinstance(photo, Image.Image):
-        return ImageOps.exif_transpose(photo).convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(photo))
     path = Path(photo)
     if not path.is_file():
         raise InputError(f"{path}: {'is not a file' if path.exists() else 'no such file'}")
-    try:
-        with Image.open(path) as im:
-            return ImageOps.exif_transpose(im).convert("RGB")
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot decode the image ({e})") from None
+    with open_image(path) as im:
+        return cannot_decode(path, lambda: to_rgb(ImageOps.exif_transpose(im)))
 
 
 def detect_faces(photo: Image.Image) -> list[Box]:

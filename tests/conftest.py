@@ -44,6 +44,20 @@ def write_stand_in_images(folder: Path, names, side: int = 8) -> None:
         Image.new("RGB", (side, side), (i % 256, (i // 256) % 256, 128)).save(folder / name, quality=95)
 
 
+def write_broken_png(path: Path) -> Path:
+    """A PNG whose second image-data chunk has a type no PNG has: PIL raises SyntaxError."""
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)  # 270 kB: several IDAT chunks
+    Image.fromarray(noise).save(path)
+    data = bytearray(path.read_bytes())
+    second = data.find(b"IDAT", data.find(b"IDAT") + 4)
+    data[second:second + 4] = b"\x00\x01\x02\x03"
+    path.write_bytes(bytes(data))
+    return path
+
+
 REVIEW_Z = (-2.0, -0.5, 0.0, 0.7, 1.2)
 """HotOrNot-like z-scores from a review: the paper's 1..5 rule ceil(s - 1/2) puts all five in
 class 0; HotOrNot's own three intervals (edges -1, 1) give classes 0, 1, 1, 1, 2."""

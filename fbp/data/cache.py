@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,20 +67,60 @@ def decode_image(path: Path, side: int, decode: str = RESIZE) -> np.ndarray:
     mode when `decode` says so: libjpeg's DCT scaling, not the bilinear filter, makes the first
     halvings, which changes pixels by about one grey level on average (hence a new RESIZE name).
     `fbp.predict` decodes new faces with it, with the `decode` its model was trained with."""
+    with open_image(path) as im:
+        if DECODES[decode]:
+            im.draft("RGB", (side, side))  # a no-op on other formats and on a JPEG under 2 x side
+        return cannot_decode(path, resize_image, im, side)
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """PIL's lazy open of `path`, where a file that is no image is an InputError naming it."""
+    im = cannot_decode(path, Image.open, path)
     try:
-        with Image.open(path) as im:
-            if DECODES[decode]:
-                im.draft("RGB", (side, side))  # a no-op on other formats and on a JPEG under 2 x side
-            return resize_image(im, side)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot decode the image ({e})") from None
+        yield im
+    finally:
+        im.close()
+
+
+def cannot_decode(path: Path, fn: Callable, *args):
+    """`fn(*args)`, where anything a decoder raises is an InputError naming `path`: a damaged
+    file raises more than OSError and ValueError in PIL (SyntaxError for a broken PNG chunk,
+    DecompressionBombError past its pixel limit, struct.error, EOFError, ...), and one bad file
+    among thousands must be a line, not the end of the run."""
+    try:
+        return fn(*args)
+    except InputError as e:  # an image the decoding refuses (to_rgb): named here
+        raise InputError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - what a decoder raises for a damaged file is open-ended
+        why = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise InputError(f"{path}: cannot decode the image ({why if isinstance(e, (OSError, ValueError)) else f'{type(e).__name__}: {why}'})") from None
+
+
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """RGB, 8 bits a channel. PIL's convert clips a 16-bit grey image where it should scale
+    it (a 16-bit PNG face became all white): 16-bit grey is scaled by 255/65535, as is 32-bit
+    integer grey holding 16-bit values (how older PIL opens such PNGs). Float grey (mode F)
+    has no range to scale from: refused, as integer grey outside 0..65535 is. Only these modes
+    change; an 8-bit image converts as before (so the decoding's name stays)."""
+    if im.mode in SIXTEEN_BIT or im.mode == "I":
+        grey = np.asarray(im).astype(np.float64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise InputError(f"{im.mode} image with values {grey.min():g}..{grey.max():g}: not 16-bit grey; save it with 8 or 16 bits a channel")
+        return Image.fromarray(np.rint(grey * (255 / 65535)).astype(np.uint8), "L").convert("RGB")
+    if im.mode == "F":
+        raise InputError("a 32-bit float image (mode F) has no range to scale from: save it with 8 or 16 bits a channel")
+    return im.convert("RGB")
 
 
 def resize_image(im: Image.Image, side: int) -> np.ndarray:
     """An opened PIL image as `decode_image` makes it, the draft mode aside (a loaded image is
     resized from its full pixels). The caller's image is left as it was."""
     im = ImageOps.exif_transpose(im)  # a copy, upright; the orientation is in the EXIF of JPEGs, PNGs, TIFFs and WebPs
-    im = im.convert("RGB")
+    im = to_rgb(im)
     if im.size != (side, side):
         im = im.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(im, dtype=np.uint8)

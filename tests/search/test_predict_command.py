@@ -10,6 +10,7 @@ import pytest
 from fbp.export import MANIFEST
 from fbp.predict import load_model
 from search.cli import main
+from tests.conftest import write_broken_png
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +54,18 @@ def test_bad_inputs_exit_2_one_line_each_and_the_good_images_are_still_scored(mo
     images = sorted((faces / "Images").glob("*.jpg"))[:3]
     text = tmp_path / "notes.txt"
     text.write_text("not a face")
+    broken = write_broken_png(tmp_path / "broken.png")  # PIL raises SyntaxError for it, not OSError
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "scores.csv"
-    argv = ["predict", str(model), str(images[0]), str(text), str(tmp_path / "gone.jpg"), str(empty), *map(str, images[1:]), "--out", str(out)]
+    argv = ["predict", str(model), str(images[0]), str(text), str(broken), str(tmp_path / "gone.jpg"), str(empty), *map(str, images[1:]), "--out", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3
+    assert len(err) == 4
     assert err[0].startswith(f"error: {tmp_path / 'gone.jpg'}: no such file or folder")
     assert err[1].startswith(f"error: {empty}: a folder with no images")
     assert err[2].startswith(f"error: {text}: cannot decode the image")
+    assert err[3].startswith(f"error: {broken}: cannot decode the image (SyntaxError: broken PNG file")
     assert list(pd.read_csv(out)["image"]) == [str(p) for p in images]
 
 

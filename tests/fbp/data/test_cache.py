@@ -123,3 +123,36 @@ def test_a_jpeg_twice_the_side_is_decoded_in_draft_mode_close_to_the_full_decode
     draft = decode_image(path, 37, RESIZE).astype(int)
     assert draft.shape == (37, 37, 3) and not np.array_equal(draft, whole)
     assert np.abs(draft - whole).mean() < 2.0, np.abs(draft - whole).mean()
+
+
+def test_a_16_bit_grey_image_decodes_as_its_8_bit_twin(tmp_path):
+    """PIL's convert clips 16-bit grey (a 16-bit face came out all white): it is scaled."""
+    from fbp.data.cache import decode_image
+
+    grey = np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "g8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 255 * 257 = 65535
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    for side in (40, 20):
+        assert np.array_equal(decode_image(tmp_path / "g16.png", side), decode_image(tmp_path / "g8.png", side))
+
+
+def test_an_image_no_decoder_takes_is_an_error_naming_it(tmp_path, monkeypatch):
+    """Whatever PIL raises for a file (a broken PNG chunk: SyntaxError; past its pixel limit:
+    DecompressionBombError; float grey with no range), one InputError naming the file."""
+    import pytest
+
+    from fbp.data.cache import decode_image
+    from fbp.errors import InputError
+    from tests.conftest import write_broken_png
+
+    broken = write_broken_png(tmp_path / "broken.png")
+    with pytest.raises(InputError, match=r"broken\.png: cannot decode the image \(SyntaxError: broken PNG file"):
+        decode_image(broken, 32)
+    Image.fromarray(np.ones((8, 8), np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(InputError, match=r"float\.tif: a 32-bit float image \(mode F\) has no range"):
+        decode_image(tmp_path / "float.tif", 32)
+    Image.new("RGB", (20, 20)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 400 pixels: past twice the limit, PIL's bomb error
+    with pytest.raises(InputError, match=r"big\.png: cannot decode the image \(DecompressionBombError: "):
+        decode_image(tmp_path / "big.png", 32)
