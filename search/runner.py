@@ -137,6 +137,8 @@ def resume_study(results: Path, address: str | None = None, max_failures: int = 
         if interrupted:
             return _finish(grid, results, spec, True, len(fold_numbers))
         retrained = repair(grid, results, spec, context, fold_numbers)
+        if retrained:
+            tracking.catch_up(results.path, spec.name)  # folds trained outside Tune's run, which its Tracker never saw
         return {**_finish(grid, results, spec, False, len(fold_numbers)), "retrained": retrained}
 
 
@@ -414,7 +416,9 @@ def resume_set(root: Path, address: str | None = None, max_failures: int = 0, co
         for name, m in members.items():  # each study's own results, as `resume` mends a single one
             own = [SimpleNamespace(config={k: v for k, v in r.config.items() if k != STUDY_KEY}, metrics=r.metrics, checkpoint=r.checkpoint)
                    for r in grid if (r.config or {}).get(STUDY_KEY) == name]
-            retrained += repair(own, m.results, m.spec, m.context, list(m.fold_numbers))
+            if again := repair(own, m.results, m.spec, m.context, list(m.fold_numbers)):
+                tracking.catch_up(m.results.path, name)  # folds trained outside Tune's run, which its Tracker never saw
+            retrained += again
         return {**_finish_set(grid, members, False), "retrained": retrained}
 
 

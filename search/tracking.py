@@ -88,8 +88,15 @@ def track(results: Path, spec, names=(), extend: bool = False) -> dict[str, dict
 
 
 def read_config(results: Path) -> dict[str, dict]:
+    """The trackers in tracking.yaml, name -> options; written by hand as a study's `tracking:`
+    is (a list of names, a name with no options), it reads the same."""
     path = Path(results) / FOLDER / CONFIG
-    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    held = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    if isinstance(held, list):
+        held = {name: {} for name in held}
+    if not isinstance(held, dict) or not all(isinstance(options, dict | None) for options in held.values()):
+        raise ValueError(f"{path}: expected tracker names, each with its options, got {held!r}")
+    return {str(name): options or {} for name, options in held.items()}
 
 
 # --- the trackers ---------------------------------------------------------------------------
@@ -165,13 +172,23 @@ class WandbTracker:
             self.runs[trial_id] = self.wandb.init(project=self.project, group=self.study, name=trial_id, id=run_id, resume="allow", dir=str(self.dir),
                                                   mode=self.mode, config=params or {}, reinit="create_new", settings=self.wandb.Settings(silent=True))
             self.runs[trial_id].define_metric("fold")
-            self.runs[trial_id].define_metric("*", step_metric="fold")
+            self.runs[trial_id].define_metric("epoch")
         return self.runs[trial_id]
 
     def fold(self, trial_id: str, params: dict, links: dict, fold: int, metrics: dict, curves: dict[str, list[tuple[int, float]]]) -> None:
         run = self._trial(trial_id, params)
         run.config.update(links, allow_val_change=True)
-        run.log({"fold": fold, **metrics, **{f"fold{fold}/{k}": [v for _, v in points][-1] for k, points in curves.items() if points}})
+        # W&B's own step only grows: the fold and the epoch are x-axes of their own (its define_metric)
+        for name in metrics:
+            run.define_metric(name, step_metric="fold")
+        run.define_metric(f"fold{fold}/*", step_metric="epoch")
+        by_epoch: dict[int, dict[str, float]] = {}
+        for name, points in curves.items():
+            for epoch, value in points:
+                by_epoch.setdefault(epoch, {})[f"fold{fold}/{name}"] = value
+        for epoch in sorted(by_epoch):
+            run.log({"epoch": epoch, **by_epoch[epoch]})
+        run.log({"fold": fold, **metrics})
 
     def end(self, trial_id: str, status: str, models: Path | None) -> None:
         run = self._trial(trial_id)
@@ -239,7 +256,11 @@ def _now_ms() -> int:
 
 class Tracker(tune.Callback):
     """Hands each fold Parquet holds, and each trial's end, to the study's trackers, on a thread
-    of its own (a slow tracker never holds the driver's loop)."""
+    of its own: a slow or unreachable tracker never holds the driver's loop, not even while it
+    is set up (MLflow retries a server that is down for minutes). The thread first catches up
+    on what Parquet holds and the ledger says a tracker lacks (a resumed driver: the trials a
+    killed one finished, the folds it had not logged), and does so again at the end of the
+    study (an end whose rows could not be read when it came)."""
 
     def __init__(self, results: Path, study: str):
         self.results, self.study = Path(results), study
@@ -256,16 +277,16 @@ class Tracker(tune.Callback):
         if not self._started:
             self._started = True
             self.trackers, self.queue = {}, queue.Queue()
-            for name, options in read_config(self.results).items():
-                try:
-                    self.trackers[name] = TRACKERS[name](self.results, self.study, **(options or {}))
-                except Exception as e:  # noqa: BLE001 - a tracker that cannot start never stops the study
-                    _warn(name, e)
-            self.ledger = _Ledger(self.results / FOLDER / LEDGER)
+            try:
+                self.config = read_config(self.results)
+            except Exception as e:  # noqa: BLE001 - a damaged tracking.yaml never stops the study
+                _warn("tracking", e)
+                self.config = {}
             self.thread = threading.Thread(target=self._work, name="fbp-tracking", daemon=True)
-            if self.trackers:
+            if self.config:
+                self.queue.put(("sweep", None))
                 self.thread.start()
-        return bool(self.trackers)
+        return bool(self.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "fold" in result and self._start():
@@ -280,33 +301,107 @@ class Tracker(tune.Callback):
             self.queue.put(("end", trial.trial_id))
 
     def on_experiment_end(self, trials, **info):
-        if self._started and self.trackers:
+        if self._start():
+            self.queue.put(("sweep", None))
             self.queue.put(("close", None))
             self.thread.join(FLUSH_SECONDS)
             if self.thread.is_alive():
                 print(f"warning: tracking: still logging after {FLUSH_SECONDS:.0f} s; what is left is logged on the next resume", file=sys.stderr, flush=True)
 
     def _work(self) -> None:
+        self.trackers = open_trackers(self.results, self.study, self.config)
+        self.ledger = _Ledger(self.results / FOLDER / LEDGER)
         while True:
             kind, trial_id = self.queue.get()
             if kind == "close":
                 for name, tracker in list(self.trackers.items()):
-                    self._guard(name, tracker.close)
+                    _guarded(self.trackers, name, tracker.close)
                 return
+            if not self.trackers:
+                continue
             try:
-                rows = _trial_rows(self.results, trial_id)
-            except Exception as e:  # noqa: BLE001 - the record stays in Parquet; the next event tries again
+                pending = _unlogged(self.results) if kind == "sweep" else [(trial_id, _trial_rows(self.results, trial_id), kind == "end")]
+            except Exception as e:  # noqa: BLE001 - the record stays in Parquet; the sweep at the end tries again
                 _warn("tracking", e)
                 continue
-            for name, tracker in list(self.trackers.items()):
-                self._guard(name, log_trial, tracker, name, self.ledger, self.results, trial_id, rows, kind == "end")
+            for trial, rows, ended in pending:
+                for name, tracker in list(self.trackers.items()):
+                    _guarded(self.trackers, name, log_trial, tracker, name, self.ledger, self.results, trial, rows, ended)
 
-    def _guard(self, name: str, call, *args) -> None:
+
+def open_trackers(results: Path, study: str, config: dict[str, dict]) -> dict[str, Any]:
+    """The trackers `config` names, each set up; one that cannot start is a warning line."""
+    trackers = {}
+    for name, options in config.items():
         try:
-            call(*args)
-        except Exception as e:  # noqa: BLE001 - tracking never stops a study
+            trackers[name] = TRACKERS[name](results, study, **options)
+        except Exception as e:  # noqa: BLE001 - a tracker that cannot start never stops the study
             _warn(name, e)
-            self.trackers.pop(name, None)
+    return trackers
+
+
+def catch_up(results: Path, study: str) -> None:
+    """Log what Parquet holds and the trackers lack, then close them: after what a driver wrote
+    outside Tune's run (the folds `resume` trains again for missing rows). On a thread, waited
+    for at most FLUSH_SECONDS: a tracker that hangs never holds the command's end."""
+    try:
+        config = read_config(results)
+    except Exception as e:  # noqa: BLE001
+        _warn("tracking", e)
+        return
+    if not config:
+        return
+
+    def work() -> None:
+        trackers = open_trackers(results, study, config)
+        ledger = _Ledger(Path(results) / FOLDER / LEDGER)
+        try:
+            pending = _unlogged(Path(results)) if trackers else []
+        except Exception as e:  # noqa: BLE001
+            _warn("tracking", e)
+            pending = []
+        for trial, rows, ended in pending:
+            for name, tracker in list(trackers.items()):
+                _guarded(trackers, name, log_trial, tracker, name, ledger, Path(results), trial, rows, ended)
+        for name, tracker in list(trackers.items()):
+            _guarded(trackers, name, tracker.close)
+
+    thread = threading.Thread(target=work, name="fbp-tracking-catch-up", daemon=True)
+    thread.start()
+    thread.join(FLUSH_SECONDS)
+    if thread.is_alive():
+        print(f"warning: tracking: still logging after {FLUSH_SECONDS:.0f} s; what is left is logged on the next resume", file=sys.stderr, flush=True)
+
+
+def _guarded(trackers: dict[str, Any], name: str, call, *args) -> None:
+    """`call(*args)`; a tracker that fails is closed (its files and threads) and left out."""
+    try:
+        call(*args)
+    except Exception as e:  # noqa: BLE001 - tracking never stops a study
+        _warn(name, e)
+        tracker = trackers.pop(name, None)
+        if tracker is not None and call != tracker.close:
+            try:
+                tracker.close()
+            except Exception:  # noqa: BLE001, S110 - it already failed once: said above
+                pass
+
+
+def _unlogged(results: Path) -> list[tuple[str, tuple[pd.DataFrame, pd.DataFrame], bool]]:
+    """Every trial Parquet holds, with its rows and whether it has ended (COMPLETE, PRUNED or
+    FAIL; an INCOMPLETE one, stopped by a kill or Ctrl-C, continues on resume): log_trial and
+    the ledger give each tracker only what it lacks."""
+    from search.results import ResultsDir, expected_folds, trial_status
+
+    r = ResultsDir(results)
+    folds, epochs = r.read("folds"), r.read("epochs")
+    if not len(folds):
+        return []
+    study = yaml.safe_load((results / r.STUDY).read_text()) or {}
+    status = trial_status(folds, expected_folds(study, folds))
+    by_trial = dict(tuple(epochs.groupby("trial_id", sort=False))) if len(epochs) and "trial_id" in epochs.columns else {}
+    return [(str(trial), (rows, by_trial.get(trial, epochs.iloc[0:0])), status.get(trial) != "INCOMPLETE")
+            for trial, rows in folds.groupby("trial_id", sort=False)]
 
 
 def _warn(name: str, e: Exception) -> None:

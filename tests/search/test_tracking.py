@@ -118,16 +118,21 @@ def test_a_tracked_study_logs_each_trial_as_parquet_holds_it_and_resume_logs_not
         for (_, fold), row in per_trial.iterrows():
             assert scalars["pc"][fold] == pytest.approx(row["pc"], abs=1e-6)  # TensorBoard keeps float32
 
-    # W&B offline: a run file per trial, each fold's metrics in its history rows
-    logged = {}
+    # W&B offline: a run file per trial, each fold's metrics in its history rows, its epoch curves at their epoch
+    logged, curves = {}, {}
     for path in (results / "tracking" / "wandb").glob("offline-run-*/run-*.wandb"):
         history = [row for kind, row in _wandb_records(path) if kind == "history"]
         config = {k: v for kind, row in _wandb_records(path) if kind == "config" for k, v in row.items()}
         trial = json.loads(config[tracking.TRIAL_TAG])
-        logged[trial] = {int(row["fold"]): row["pc"] for row in history}
+        logged[trial] = {int(row["fold"]): row["pc"] for row in history if "fold" in row}
+        curves[trial] = {int(row["epoch"]): row["fold2/test_pc"] for row in history if "fold2/test_pc" in row}
     assert set(logged) == set(folds["trial_id"])
     for (trial, fold), row in means.iterrows():
         assert logged[trial][fold] == pytest.approx(row["pc"], abs=1e-9)
+    epochs = read_table(results, "epochs")
+    for trial in logged:
+        curve = epochs[(epochs["trial_id"] == trial) & (epochs["fold"] == 2)].groupby("epoch")["test_pc"].mean()
+        assert curves[trial] == pytest.approx(curve.to_dict(), abs=1e-9)
 
     # resume (nothing left to train) and a catch-up by a new driver: no second run, no second value
     assert resume_study(results)["interrupted"] is False
@@ -146,8 +151,13 @@ def test_a_tracker_that_fails_is_one_warning_line_and_the_rest_go_on(tmp_path, c
     other trackers get the folds; the ledger records only what was logged."""
 
     class Down:
+        closed = False
+
         def fold(self, *args):
             raise ConnectionError("API request to http://127.0.0.1:9/api/2.0/mlflow/runs/create failed: connection refused")
+
+        def close(self):
+            self.closed = True
 
     class Kept:
         def __init__(self):
@@ -167,20 +177,84 @@ def test_a_tracker_that_fails_is_one_warning_line_and_the_rest_go_on(tmp_path, c
 
     make_results(tmp_path / "r", [T("t1", {"loss.alpha": 2.0})], space={"loss.alpha": {"float": [0.0, 4.0]}}, k=2, name="r", journal=False)
     results = tmp_path / "r"
-    callback = tracking.Tracker(results, "r")
-    callback._started, callback.ledger = True, tracking._Ledger(results / "tracking" / tracking.LEDGER)
-    kept = Kept()
-    callback.trackers = {"mlflow": Down(), "tensorboard": kept}
+    ledger = tracking._Ledger(results / "tracking" / tracking.LEDGER)
+    down, kept = Down(), Kept()
+    trackers = {"mlflow": down, "tensorboard": kept}
     rows = tracking._trial_rows(results, "t1")
-    for name, tracker in list(callback.trackers.items()):
-        callback._guard(name, tracking.log_trial, tracker, name, callback.ledger, results, "t1", rows, True)
+    for name, tracker in list(trackers.items()):
+        tracking._guarded(trackers, name, tracking.log_trial, tracker, name, ledger, results, "t1", rows, True)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "warning: tracking: mlflow failed (API request to http://127.0.0.1:9" in err and "the study goes on" in err
-    assert list(callback.trackers) == ["tensorboard"]
+    assert list(trackers) == ["tensorboard"] and down.closed  # left out, its files and threads closed
     pcs = ResultsDir(results).read("folds").sort_values("fold")["pc"].tolist()
     assert kept.folds == [("t1", 1, pytest.approx(pcs[0])), ("t1", 2, pytest.approx(pcs[1])), ("t1", "COMPLETE")]
-    assert callback.ledger.data["tensorboard"] == {"t1": {"folds": [1, 2], "ended": "COMPLETE"}}
-    assert callback.ledger.data["mlflow"]["t1"] == {"folds": [], "ended": None}  # the next driver gives it all
+    assert ledger.data["tensorboard"] == {"t1": {"folds": [1, 2], "ended": "COMPLETE"}}
+    assert ledger.data["mlflow"]["t1"] == {"folds": [], "ended": None}  # the next driver gives it all
+
+
+def _finished_study(tmp_path: Path, tracking_yaml: str) -> Path:
+    from tests.search.report.make_results import T, make_results
+
+    results = make_results(tmp_path / "r", [T("t1", {"loss.alpha": 2.0}), T("t2", {"loss.alpha": 1.0})], space={"loss.alpha": {"float": [0.0, 4.0]}},
+                           k=2, name="r", journal=False)
+    (results / "tracking").mkdir(exist_ok=True)
+    (results / "tracking" / tracking.CONFIG).write_text(tracking_yaml)
+    return results
+
+
+def test_a_resumed_driver_logs_the_trials_a_killed_one_finished_without_an_event_for_them(tmp_path):
+    """Tune gives a restored, finished trial no event: the Tracker's thread finds in Parquet what
+    the ledger says is missing (here: all of it), as does catch_up after resume's repairs."""
+    results = _finished_study(tmp_path, "- tensorboard\n")  # written by hand, as a study's list
+    means = _fold_means(read_table(results, "folds"))
+    callback = tracking.Tracker(results, "r")
+    callback.on_experiment_end([])  # all a restored Tune with nothing left to run calls
+    for trial, per_trial in means.groupby(level="trial_id"):
+        scalars = _tensorboard_scalars(results / "tracking" / "tensorboard" / trial)
+        assert {fold: scalars["pc"][fold] for (_, fold) in per_trial.index} == pytest.approx({f: v for (_, f), v in per_trial["pc"].items()}, abs=1e-6)
+    ledger = json.loads((results / "tracking" / tracking.LEDGER).read_text())
+    assert ledger["tensorboard"] == {t: {"folds": [1, 2], "ended": "COMPLETE"} for t in ("t1", "t2")}
+    before = sorted(p.stat().st_size for p in (results / "tracking" / "tensorboard").rglob("events.*"))
+    tracking.catch_up(results, "r")  # nothing missing: nothing written again
+    assert sorted(p.stat().st_size for p in (results / "tracking" / "tensorboard").rglob("events.*")) == before
+
+
+def test_trackers_start_on_the_tracking_thread_and_a_broken_tracking_yaml_never_stops_the_study(tmp_path, monkeypatch, capsys):
+    """MLflow retries a server that is down for minutes while it sets up: that happens on the
+    tracking thread, and Tune's callback returns at once."""
+    import threading
+    from types import SimpleNamespace
+
+    release, built = threading.Event(), []
+
+    class Slow:
+        def __init__(self, results, study):
+            release.wait(60)  # a server that does not answer
+            built.append(threading.current_thread().name)
+
+        def fold(self, *args):
+            pass
+
+        def end(self, *args):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(tracking.TRACKERS, "tensorboard", Slow)
+    results = _finished_study(tmp_path, "tensorboard: {}\n")
+    callback = tracking.Tracker(results, "r")
+    callback.on_trial_result(0, [], SimpleNamespace(trial_id="t1"), {"fold": 1})  # returns while Slow waits
+    assert built == [] and callback.thread.is_alive()
+    release.set()
+    callback.on_experiment_end([])
+    assert built == ["fbp-tracking"]
+
+    (results / "tracking" / tracking.CONFIG).write_text("tensorboard: [not, options]\n")
+    broken = tracking.Tracker(results, "r")
+    broken.on_trial_result(0, [], SimpleNamespace(trial_id="t1"), {"fold": 1})
+    broken.on_experiment_end([])
+    assert "warning: tracking: tracking failed" in capsys.readouterr().err
 
 
 def test_tracking_in_a_study_file_and_on_the_command_line(tmp_path, capsys):
