@@ -37,7 +37,7 @@ READS = ("GET", "HEAD")
 def register(commands: argparse._SubParsersAction) -> None:
     dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard on a study's Optuna journal, read-only (needs the dashboard extra)")
     dashboard.add_argument("results", type=Path, help="a study's results directory, e.g. results/quickstart")
-    dashboard.add_argument("--port", type=int, default=PORT, help="port to listen on (default %(default)s; 0: a free one)")
+    dashboard.add_argument("--port", type=_port, default=PORT, help="port to listen on (default %(default)s; 0: a free one)")
     dashboard.add_argument("--host", default=LOOPBACK, help="address to listen on (default %(default)s, this machine only: the dashboard has no login)")
     dashboard.set_defaults(run=dashboard_command)
 
@@ -54,6 +54,12 @@ def dashboard_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
 def serve(results: Path, host: str = LOOPBACK, port: int = PORT) -> WSGIServer:
     """A server of optuna-dashboard on the results' journal, bound and not yet serving: the
     caller runs `serve_forever()` (in a thread, if it likes) and ends it with `shutdown()`.
@@ -66,7 +72,7 @@ def serve(results: Path, host: str = LOOPBACK, port: int = PORT) -> WSGIServer:
         import optuna_dashboard
     except ImportError:
         raise InputError('fbp-search dashboard needs optuna-dashboard: pip install optuna-dashboard (in a checkout: pip install -e ".[dashboard]")') from None
-    app = read_only(optuna_dashboard.wsgi(journal_storage(results)))
+    app = read_only(optuna_dashboard.wsgi(journal_storage(results)), loopback=host in LOOPBACK_HOSTS)
     server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
     try:
         return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
@@ -89,21 +95,44 @@ def journal_storage(results: Path):
     if not journal.is_file():
         what = "a study that has not started" if (directory / directory.STUDY).is_file() else "not a results directory of fbp-search run"
         raise InputError(f"{results}: no {directory.JOURNAL} ({what}; fbp-search train writes no Optuna study)")
-    if (damage := describe_damage(str(journal))) is not None:
+    try:
+        damage = describe_damage(str(journal))
+    except OSError as e:
+        raise InputError(f"{journal}: cannot be read ({e.strerror or e})") from None
+    if damage is not None:
         raise InputError(f"{damage}; fbp-search resume {results} rebuilds it from the Parquet tables")
     return directory.journal()
 
 
-def read_only(app):
-    """The WSGI app, answering 405 to every method but GET and HEAD."""
+def read_only(app, loopback: bool = True):
+    """The WSGI app, answering 405 to every method but GET and HEAD, and, served on loopback,
+    403 to a request whose Host is not this machine's own name: a web page that rebinds its
+    domain name to 127.0.0.1 (DNS rebinding) would otherwise read the study from the user's
+    browser while the dashboard runs."""
     def guarded(environ, start_response):
+        if loopback and _host_name(environ.get("HTTP_HOST", "")) not in LOCAL_NAMES:
+            return _refuse(start_response, "403 Forbidden", "served on loopback: ask it as localhost or 127.0.0.1")
         if environ.get("REQUEST_METHOD", "GET") in READS:
             return app(environ, start_response)
-        body = json.dumps({"reason": "read-only: fbp-search dashboard shows the study; its driver alone writes the journal"}).encode()
-        start_response("405 Method Not Allowed", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Allow", ", ".join(READS))])
-        return [body]
+        return _refuse(start_response, "405 Method Not Allowed", "read-only: fbp-search dashboard shows the study; its driver alone writes the journal", [("Allow", ", ".join(READS))])
 
     return guarded
+
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _host_name(host: str) -> str:
+    """`127.0.0.1:8080` -> `127.0.0.1`, `[::1]:8080` -> `::1`."""
+    host = host.strip().lower()
+    return host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _refuse(start_response, status: str, reason: str, headers: list | None = None):
+    body = json.dumps({"reason": reason}).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(headers or [])])
+    return [body]
 
 
 def url(server: WSGIServer) -> str:

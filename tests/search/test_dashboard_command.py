@@ -79,6 +79,12 @@ def test_the_dashboard_serves_the_studys_trials_with_their_tune_ids_logs_and_mod
             urllib.request.urlopen(urllib.request.Request(f"{base}/api/studies/{summary['study_id']}", method="DELETE"))
         assert refused.value.code == 405
         assert (results / "optuna.journal").read_bytes() == journal
+
+        # served on loopback, it answers this machine's names only: a page rebinding its domain to 127.0.0.1 reads nothing
+        assert _get(f"http://localhost:{found.group(1)}/api/studies")["study_summaries"]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/studies", headers={"Host": "attacker.example"}))
+        assert refused.value.code == 403
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C
         code = server.wait()
@@ -125,3 +131,13 @@ def test_a_port_in_use_is_refused_in_one_line(tmp_path, capsys):
         taken.listen()
         assert main(["dashboard", str(tmp_path), "--port", str(taken.getsockname()[1])]) == 2
     assert "cannot listen there" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_that_is_none_is_refused_as_the_command_line_refuses(tmp_path, capsys, port):
+    from search.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["dashboard", str(tmp_path), "--port", port])
+    assert stopped.value.code == 2
+    assert f"argument --port: {port!r} is not a port (0 to 65535)" in capsys.readouterr().err
