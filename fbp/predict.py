@@ -254,7 +254,11 @@ def load_model(folder: str | Path, device: str = "auto", members: Sequence[str] 
     try:
         target = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     except RuntimeError:
-        raise InputError(f"device {device!r}: not a device; use auto, cpu, cuda or cuda:N") from None
+        target = None
+    if target is None or target.type not in ("cpu", "cuda"):  # torch names more (mps, meta, ...) than predict runs on
+        raise InputError(f"device {device!r}: not a device predict runs on; use auto, cpu, cuda or cuda:N")
+    if target.type == "cuda" and target.index is not None and target.index >= torch.cuda.device_count():
+        raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     q = manifest["prediction"]
     if manifest["preprocessing"].get("decode") not in DECODES:
         raise InputError(f"{folder / 'model.json'}: preprocessing.decode {manifest['preprocessing'].get('decode')!r} is not a decoding this fbp-search knows "

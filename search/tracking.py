@@ -115,7 +115,10 @@ class MLflowTracker:
         self.client = MlflowClient(tracking_uri=self.uri)
         name = experiment or study
         found = self.client.get_experiment_by_name(name)
-        self.experiment = found.experiment_id if found else self.client.create_experiment(name)
+        # beside the default store, its artifacts (the kept models) too: MLflow's own default for a
+        # SQLite store is ./mlruns of whatever directory the driver runs in; a server has its own
+        artifacts = None if uri else (Path(results) / FOLDER / "mlflow-artifacts").resolve().as_uri()
+        self.experiment = found.experiment_id if found else self.client.create_experiment(name, artifact_location=artifacts)
         self.study = study
         self.parent = self._run({STUDY_TAG: study, "fbp.kind": "study"}, f"tags.`fbp.kind` = 'study' and tags.`{STUDY_TAG}` = '{study}'", study)
         self.runs: dict[str, str] = {}

@@ -68,6 +68,9 @@ def test_load_model_refuses_what_it_cannot_load(exported, tmp_path):
         load_model(tmp_path, device="cpu")
     with pytest.raises(InputError, match="does not exist"):
         load_model(tmp_path / "nowhere", device="cpu")
+    for device in ("mps", "meta", "gpu"):  # torch knows the first two; predict runs on neither
+        with pytest.raises(InputError, match=rf"device '{device}': not a device predict runs on; use auto, cpu, cuda or cuda:N"):
+            load_model(exported.folder, device=device)
 
 
 def _on_the_bf16_grid(values) -> np.ndarray:

@@ -112,6 +112,12 @@ def test_a_tracked_study_logs_each_trial_as_parquet_holds_it_and_resume_logs_not
         logged = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "fold2/test_pc")}
         assert logged == pytest.approx(curve.to_dict(), abs=1e-9)
 
+    # the kept models, beside the store in the results directory (MLflow's default: ./mlruns of the driver's directory)
+    assert client.get_experiment_by_name("tracked").artifact_location == (results / "tracking" / "mlflow-artifacts").resolve().as_uri()
+    kept = [r for r in runs if (results / "models" / r.data.tags[tracking.TRIAL_TAG]).is_dir()]
+    assert kept and all({a.path for a in client.list_artifacts(r.info.run_id, "models")} >= {"models/fold1.safetensors", "models/fold2.safetensors"} for r in kept)
+    assert list((results / "tracking" / "mlflow-artifacts").rglob("fold1.safetensors"))
+
     # TensorBoard: a folder per trial, the same fold metrics at step = fold
     for trial, per_trial in means.groupby(level="trial_id"):
         scalars = _tensorboard_scalars(results / "tracking" / "tensorboard" / trial)
