@@ -164,9 +164,12 @@ def predict_faces(model: Model, photos: Iterable[str | Path | Image.Image | np.n
     after `image` (the crop's score, as `Model.predict_frame` gives it). A photo with no face is
     one row, its label alone, empty box and score, warning `NO_FACE`. A photo that cannot be
     read raises an InputError naming it, unless `errors` is a list: then (photo, message) is
-    appended and the other photos are scored. `on_batch(done, total)` counts faces."""
+    appended and the other photos are scored. Faces are scored as about `batch_size` of them are
+    found, so only their crops are held (a crop of a large photo is megabytes);
+    `on_batch(done, total)` counts photos."""
     cascade()  # no OpenCV: say so before the first photo is decoded
-    labels, faces = [], []  # one entry per row; a None face is a photo without one
+    photos = list(photos)
+    frames, labels, faces = [], [], []  # one entry of labels and faces per row; a None face is a photo without one
     for i, photo in enumerate(photos):
         label = str(photo) if isinstance(photo, (str, Path)) else f"<photo {i}>"
         try:
@@ -175,11 +178,21 @@ def predict_faces(model: Model, photos: Iterable[str | Path | Image.Image | np.n
             if errors is None:
                 raise
             errors.append((label, str(e)))
-            continue
-        labels += [f"{label}#{k}" for k in range(1, len(found) + 1)] or [label]
-        faces += found or [None]
-    crops = [face.crop for face in faces if face is not None]
-    scored = model.predict_frame(crops, batch_size, on_batch=on_batch).drop(columns="image")
+            found = None
+        if found is not None:
+            labels += [f"{label}#{k}" for k in range(1, len(found) + 1)] or [label]
+            faces += found or [None]
+        if sum(face is not None for face in faces) >= batch_size or i == len(photos) - 1:
+            frames.append(_scored(model, labels, faces, batch_size))
+            labels, faces = [], []
+            if on_batch is not None:
+                on_batch(i + 1, len(photos))
+    return pd.concat(frames, ignore_index=True) if frames else _scored(model, [], [], batch_size)
+
+
+def _scored(model: Model, labels: list[str], faces: list[Face | None], batch_size: int) -> pd.DataFrame:
+    """The rows of `faces` (predict_faces' columns), each face's crop scored."""
+    scored = model.predict_frame([face.crop for face in faces if face is not None], batch_size).drop(columns="image")
     rows = iter(scored.to_dict("records"))
     empty = {column: np.nan for column in scored.columns} | {"warning": NO_FACE}
     frame = pd.DataFrame([next(rows) if face is not None else empty for face in faces], columns=scored.columns)

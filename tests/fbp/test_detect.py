@@ -119,8 +119,9 @@ def test_predict_faces_a_row_per_face_each_scored_as_its_crop_alone(exported, as
     Image.fromarray(np.concatenate([np.asarray(astronaut)] * 2, axis=1)).save(two)
     Image.fromarray(skimage_data.coffee()).save(none)
     bad.write_text("not a photo")
-    errors = []
-    frame = predict_faces(model, [one, bad, two, none], batch_size=2, errors=errors)
+    errors, progress = [], []
+    frame = predict_faces(model, [one, bad, two, none], batch_size=2, errors=errors, on_batch=lambda done, total: progress.append((done, total)))
+    assert progress == [(3, 4), (4, 4)]  # photos; the first 3 faces scored once 2 or more were found, before the last photo was read
     assert list(frame.columns) == ["image", *BOX_COLUMNS, *FIXED_COLUMNS[1:], "fold1", "fold2"]
     assert list(frame["image"]) == [f"{one}#1", f"{two}#1", f"{two}#2", str(none)]
     assert [label for label, _ in errors] == [str(bad)]
