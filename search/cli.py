@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.markup import escape
-
 from fbp.errors import InputError
 from search.commands import dashboard, data, export, knobs, paper, predict, report, study, train, weights
-from search.console import command_console
+from search.console import command_console, styled
 
 COMMANDS = (study, train, export, predict, report, paper, dashboard, knobs, data, weights)  # the order --help lists them in
 
@@ -33,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except InputError as e:
-        command_console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}")  # a path or value with [brackets] stays as written
+        command_console(stderr=True).print(styled("error:", "bold red", str(e)))
         return 2
     except KeyboardInterrupt:
         command_console(stderr=True).print("interrupted")
@@ -44,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         full = disk_full_in(e)
         if full is None:
             raise
-        command_console(stderr=True).print(f"[bold red]error:[/] {escape(str(full))}")
+        command_console(stderr=True).print(styled("error:", "bold red", str(full)))
         return 1
 
 

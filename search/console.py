@@ -72,8 +72,14 @@ def progress_line(p: TrainProgress) -> str:
 
 
 def command_console(stderr: bool = False) -> Console:
-    # rich takes its width off a terminal from COLUMNS, else 80
-    return Console(highlight=False, soft_wrap=True, stderr=stderr)
+    # rich takes its width off a terminal from COLUMNS, else 80. No markup: a path or value with
+    # [brackets] prints as written; a styled word is a Text (`styled`)
+    return Console(highlight=False, soft_wrap=True, stderr=stderr, markup=False)
+
+
+def styled(label: str, style: str, rest: str) -> Text:
+    """`label rest`, the label in `style` (`error:` in bold red), the rest as written."""
+    return Text.assemble((label, style), " ", rest)
 
 
 def wrap(line: str, width: int) -> list[str]:

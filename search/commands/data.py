@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.text import Text
 
 from fbp.data import DATASETS, DISCRETIZATION, Dataset, load_dataset
 from fbp.data.faces import SynthParams, generate, layout_params
@@ -75,7 +76,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     console = command_console()
     images = dataset.images
-    console.print(f"[bold]{dataset.name}[/] at {dataset.root}: {len(images)} images, all present")
+    console.print(Text.assemble((dataset.name, "bold"), f" at {dataset.root}: {len(images)} images, all present"))
     subsets = dataset.subsets(images)
     names = sorted(set(subsets))
     console.print("subsets: " + ", ".join(f"{s} {subsets.count(s)}" for s in names))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fbp.errors import InputError
 from fbp.metrics import NAMES, REPORTED
-from search.console import command_console
+from search.console import command_console, styled
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -126,7 +126,7 @@ def _refit(config, rows, origin: dict, out: Path, results, console) -> int | Non
     try:
         result = fit_all(config, on_progress=display)
     except TrainingError as e:
-        console.print(f"[bold red]training failed:[/] {e}")
+        console.print(styled("training failed:", "bold red", str(e)))
         return None
     finally:
         display.close()

@@ -31,7 +31,7 @@ from rich.text import Text
 
 from fbp.errors import InputError
 from fbp.files import atomic_path
-from search.console import command_console
+from search.console import command_console, styled
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -140,15 +140,13 @@ def run_predict(args: argparse.Namespace) -> int:
         console.print(Text(f"scored {len(frame)} of {len(images)} images in {seconds:.1f} s ({rate:.0f} images/s on {model.device}){where}"))  # text: a path may hold [ ]
     for image, warning in zip(frame["image"], frame["warning"]) if len(frame) else ():
         if warning:
-            errors.print(f"[yellow]warning:[/] {_one_line(image, warning)}")
+            errors.print(styled("warning:", "yellow", _one_line(image, warning)))
     for argument, why in bad:
-        errors.print(f"[bold red]error:[/] {_one_line(argument, why)}")
+        errors.print(styled("error:", "bold red", _one_line(argument, why)))
     return 2 if bad else 0
 
 
 def _one_line(argument: str, why: str) -> str:
     """`path: why`, once: fbp's messages already begin with the path."""
-    from rich.markup import escape
-
     text = why if why.startswith(argument) else f"{argument}: {why}"
-    return escape(" ".join(text.split()))
+    return " ".join(text.split())

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from search.console import command_console, print_table, progress_line, progress_parts
+from search.console import command_console, print_table, progress_line, progress_parts, styled
 
 if TYPE_CHECKING:  # torch and the trainer are imported when a command trains, not for --help
     from fbp.config import TrialConfig
@@ -145,7 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
         try:
             run_kfold(config, on_fold=on_fold, on_progress=on_progress, keep_models=True)
         except TrainingError as e:
-            console.print(f"[bold red]training failed:[/] {e}")
+            console.print(styled("training failed:", "bold red", str(e)))
             return 1
         finally:
             display.close()

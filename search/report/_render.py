@@ -7,7 +7,6 @@ each format from there, so the Markdown, the LaTeX and the terminal always agree
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,11 +15,12 @@ import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from fbp import paper
 from fbp.files import atomic_path, write_atomic
 from fbp.metrics import METRICS, NAMES
-from search.console import print_table
+from search.console import print_table, styled
 from search.report._build import ORACLE, ROW_STATUSES, Report, leaderboard_csv, plural
 
 DAGGER, DDAGGER, SECTION, PILCROW = "†", "‡", "§", "¶"
@@ -448,7 +448,8 @@ def write_csvs(out: Path, secs: list[Section]) -> list[Path]:
 
 def summary(console: Console, report: Report, written: list[Path], out: Path) -> None:
     for line in header_lines(report):
-        console.print(re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/]", line.replace("`", "")))
+        parts = line.replace("`", "").split("**")  # **bold** as bold, the rest as written
+        console.print(Text.assemble(*((part, "bold") if i % 2 else part for i, part in enumerate(parts))))
     board = report.leaderboard
     table = Table(title=f"{report.study.name}: best and baseline", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     labels = [*([_objective_label(report)] if report.on_val else []), *(m.label for m in METRICS.values())]
@@ -483,6 +484,6 @@ def summary(console: Console, report: Report, written: list[Path], out: Path) ->
     if len(imp):
         console.print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in zip(imp["knob"].head(5), imp["importance"].head(5))))
     for n in report.notes:
-        console.print(f"[yellow]note:[/] {n}", soft_wrap=True)
+        console.print(styled("note:", "yellow", n), soft_wrap=True)
     names = ", ".join(p.name for p in written)
     console.print(f"wrote {plural(len(written), 'file')} to {out}: {names}", soft_wrap=True)

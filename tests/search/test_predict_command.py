@@ -149,3 +149,15 @@ def test_detect_faces_without_opencv_says_how_to_install_it(model, faces, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'pip install "fbp-search[faces]"' in err[0]
     assert not out.exists()
+
+
+def test_paths_with_brackets_print_as_written(model, faces, tmp_path, capsys):
+    """The command consoles take no markup: `[final]` and `[/x]` in a path are a path's characters
+    (rich's markup ate the first and raised on the second, after the CSV was written)."""
+    image = sorted((faces / "Images").glob("*.jpg"))[0]
+    for folder in ("[final]", "[/x]"):
+        out = tmp_path / folder / "s.csv"
+        assert main(["predict", str(model), str(image), "--out", str(out)]) == 0
+        assert f"; wrote {out}" in capsys.readouterr().out.replace("\n", "") and out.is_file()  # with --out, the summary is on stdout
+    assert main(["predict", str(model), str(tmp_path / "[/gone].jpg")]) == 2
+    assert f"error: {tmp_path / '[/gone].jpg'}: no such file" in capsys.readouterr().err.replace("\n", "")
