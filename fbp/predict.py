@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import ExifTags, Image
 
 from fbp.augment import eval_view
 from fbp.data.cache import DECODES, decode_image, resize_image
@@ -211,17 +211,23 @@ def tiny_image(size: tuple[int, int] | None, image_size: int) -> str | None:
 
 
 def _size(image: ImageLike) -> tuple[int, int] | None:
-    """(width, height) of an image as given, before any resizing; None if it cannot be read
-    (the decoding already said what is wrong)."""
+    """(width, height) of an image as given, before any resizing, as shown upright (an EXIF
+    orientation of 5 to 8 turns it a quarter); None if it cannot be read (the decoding already
+    said what is wrong)."""
     if isinstance(image, (str, Path)):
         try:
             with Image.open(image) as im:  # the header only: the pixels were decoded already
-                return im.size
+                return _upright_size(im)
         except (OSError, ValueError):
             return None
     if isinstance(image, Image.Image):
-        return image.size
+        return _upright_size(image)
     return (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) and image.ndim >= 2 else None
+
+
+def _upright_size(im: Image.Image) -> tuple[int, int]:
+    width, height = im.size
+    return (height, width) if im.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8) else (width, height)
 
 
 def _label(image: ImageLike, index: int) -> str:

@@ -110,11 +110,16 @@ def test_a_tiny_image_is_scored_with_a_warning_naming_it(exported, tmp_path):
     face = _test_paths(exported, exported.results[0])[0]
     strip = np.zeros((40, 15, 3), np.uint8)  # 15 px wide
     square = np.zeros((16, 16, 3), np.uint8)  # just big enough
+    sideways = tmp_path / "sideways.png"  # stored 40 wide, 15 high; shown upright (orientation 6) 15 wide, 40 high
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(strip).transpose(Image.Transpose.ROTATE_90).save(sideways, exif=exif)
     model = load_model(exported.folder, device="cpu")
-    frame = model.predict_frame([dot, face, strip, square])
+    frame = model.predict_frame([dot, face, strip, square, sideways])
     assert list(frame["warning"]) == [
         "tiny image, 1x1 px: the model sees 32 px faces and a side under 16 px leaves no face to see; its score means little", "",
-        "tiny image, 15x40 px: the model sees 32 px faces and a side under 16 px leaves no face to see; its score means little", ""]
+        "tiny image, 15x40 px: the model sees 32 px faces and a side under 16 px leaves no face to see; its score means little", "",
+        "tiny image, 15x40 px: the model sees 32 px faces and a side under 16 px leaves no face to see; its score means little"]
     assert frame["score"].notna().all()  # still scored
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
