@@ -314,14 +314,16 @@ class Tracker(tune.Callback):
     def _work(self) -> None:
         self.trackers = open_trackers(self.results, self.study, self.config)
         self.ledger = _Ledger(self.results / FOLDER / LEDGER)
+        swept = False  # a sweep with no event since the last one would read the tables again for nothing
         while True:
             kind, trial_id = self.queue.get()
             if kind == "close":
                 for name, tracker in list(self.trackers.items()):
                     _guarded(self.trackers, name, tracker.close)
                 return
-            if not self.trackers:
+            if not self.trackers or (kind == "sweep" and swept):
                 continue
+            swept = kind == "sweep"
             try:
                 pending = _unlogged(self.results) if kind == "sweep" else [(trial_id, _trial_rows(self.results, trial_id), kind == "end")]
             except Exception as e:  # noqa: BLE001 - the record stays in Parquet; the sweep at the end tries again
@@ -345,35 +347,9 @@ def open_trackers(results: Path, study: str, config: dict[str, dict]) -> dict[st
 
 def catch_up(results: Path, study: str) -> None:
     """Log what Parquet holds and the trackers lack, then close them: after what a driver wrote
-    outside Tune's run (the folds `resume` trains again for missing rows). On a thread, waited
-    for at most FLUSH_SECONDS: a tracker that hangs never holds the command's end."""
-    try:
-        config = read_config(results)
-    except Exception as e:  # noqa: BLE001
-        _warn("tracking", e)
-        return
-    if not config:
-        return
-
-    def work() -> None:
-        trackers = open_trackers(results, study, config)
-        ledger = _Ledger(Path(results) / FOLDER / LEDGER)
-        try:
-            pending = _unlogged(Path(results)) if trackers else []
-        except Exception as e:  # noqa: BLE001
-            _warn("tracking", e)
-            pending = []
-        for trial, rows, ended in pending:
-            for name, tracker in list(trackers.items()):
-                _guarded(trackers, name, log_trial, tracker, name, ledger, Path(results), trial, rows, ended)
-        for name, tracker in list(trackers.items()):
-            _guarded(trackers, name, tracker.close)
-
-    thread = threading.Thread(target=work, name="fbp-tracking-catch-up", daemon=True)
-    thread.start()
-    thread.join(FLUSH_SECONDS)
-    if thread.is_alive():
-        print(f"warning: tracking: still logging after {FLUSH_SECONDS:.0f} s; what is left is logged on the next resume", file=sys.stderr, flush=True)
+    outside Tune's run (the folds `resume` trains again for missing rows). A Tracker's own
+    start and end: its thread's sweep, waited for at most FLUSH_SECONDS."""
+    Tracker(results, study).on_experiment_end([])
 
 
 def _guarded(trackers: dict[str, Any], name: str, call, *args) -> None:

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.text import Text
 
 from fbp.errors import InputError
 from fbp.files import atomic_path
@@ -115,7 +114,7 @@ def run_predict(args: argparse.Namespace) -> int:
     # the CSV may be stdout: then everything said goes to stderr
     console = command_console(stderr=args.out is None)
     errors = command_console(stderr=True)
-    console.print(Text(f"{model}: scoring {len(images)} images{' (faces found in them)' if args.detect_faces else ''}"))
+    console.print(f"{model}: scoring {len(images)} images{' (faces found in them)' if args.detect_faces else ''}")
     display = PredictDisplay(console)
     started = time.perf_counter()
     try:
@@ -135,9 +134,9 @@ def run_predict(args: argparse.Namespace) -> int:
     where = f"; wrote {args.out}" if args.out is not None and len(frame) else ""
     if args.detect_faces:  # a row is a face or a photo without one: count the faces
         faces = int(frame["score"].notna().sum()) if len(frame) else 0
-        console.print(Text(f"scored {faces} faces found in {len(images)} images in {seconds:.1f} s on {model.device}{where}"))
+        console.print(f"scored {faces} faces found in {len(images)} images in {seconds:.1f} s on {model.device}{where}")
     else:
-        console.print(Text(f"scored {len(frame)} of {len(images)} images in {seconds:.1f} s ({rate:.0f} images/s on {model.device}){where}"))  # text: a path may hold [ ]
+        console.print(f"scored {len(frame)} of {len(images)} images in {seconds:.1f} s ({rate:.0f} images/s on {model.device}){where}")
     for image, warning in zip(frame["image"], frame["warning"]) if len(frame) else ():
         if warning:
             errors.print(styled("warning:", "yellow", _one_line(image, warning)))
