@@ -72,7 +72,7 @@ def serve(results: Path, host: str = LOOPBACK, port: int = PORT) -> WSGIServer:
         import optuna_dashboard
     except ImportError:
         raise InputError('fbp-search dashboard needs optuna-dashboard: pip install optuna-dashboard (in a checkout: pip install -e ".[dashboard]")') from None
-    app = read_only(optuna_dashboard.wsgi(journal_storage(results)), loopback=host in LOOPBACK_HOSTS)
+    app = read_only(optuna_dashboard.wsgi(journal_storage(results)), loopback=host in LOCAL_NAMES)
     server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
     try:
         return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
@@ -119,8 +119,8 @@ def read_only(app, loopback: bool = True):
     return guarded
 
 
-LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+"""This machine's names: the loopback hosts it may be served on, and the Host it then answers."""
 
 
 def _host_name(host: str) -> str:
